@@ -1,0 +1,282 @@
+//! `keel demo`: a deterministic synthetic world, into the store or into files.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_core::{Date, EntityKind};
+use keel_demo::{AccountHistory, DemoConfig};
+use keel_import::Exporter;
+use keel_store::{ImportLog, WriteCounts};
+use tokio::sync::mpsc;
+
+/// Accounts per transaction when writing the world into the store.
+const ACCOUNTS_PER_TX: usize = 250;
+/// Events per append call.
+const EVENTS_PER_APPEND: usize = 20_000;
+const ATTRIBUTES: [&str; 5] = ["tier", "touch", "region", "timezone", "industry"];
+
+/// Fill a workspace with a deterministic synthetic world.
+///
+/// Enterprise, mid-market and SMB accounts with contracts, champions who
+/// sometimes leave, usage that ramps up or slides, tickets, NPS, the
+/// touchpoints CSMs do or skip, and renewals, expansions and churn that
+/// depend on that behaviour (docs/demo.md). The same --seed and --end give
+/// the same world; running it twice changes nothing.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// How many accounts.
+    #[arg(long, default_value_t = 500)]
+    accounts: usize,
+    /// Months of history.
+    #[arg(long, default_value_t = 24)]
+    months: u32,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The day after the history ends, YYYY-MM-DD (default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    end: Option<Date>,
+    /// Write the world as import files (CSV, events as JSONL) plus the
+    /// generator's ground truth into this directory instead of the store.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+}
+
+fn parse_date(raw: &str) -> Result<Date, String> {
+    keel_core::parse_date(raw).map_err(|e| e.to_string())
+}
+
+pub(crate) async fn run(db: &str, workspace: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.accounts > 0, "--accounts must be at least 1");
+    anyhow::ensure!((1..=120).contains(&args.months), "--months must be between 1 and 120");
+    let config = DemoConfig {
+        accounts: args.accounts,
+        months: args.months,
+        seed: args.seed,
+        end: args.end.unwrap_or_else(|| crate::now().date_naive()),
+    };
+    let bar = ProgressBar::new(config.accounts as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} accounts {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message("generating");
+    if let Some(dir) = &args.export {
+        let events = export(&config, dir, &bar)?;
+        bar.finish_and_clear();
+        say!(
+            "wrote {} accounts and {events} events from {} to {} into {} (seed {})",
+            config.accounts,
+            config.start(),
+            config.end,
+            dir.display(),
+            config.seed
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let ws = crate::open_workspace(db, workspace).await?;
+    let (send, mut recv) = mpsc::channel::<Vec<AccountHistory>>(2);
+    let generator = {
+        let config = config.clone();
+        std::thread::spawn(move || {
+            let mut chunk = Vec::with_capacity(ACCOUNTS_PER_TX);
+            for history in keel_demo::generate(&config) {
+                chunk.push(history);
+                if chunk.len() == ACCOUNTS_PER_TX && send.blocking_send(std::mem::take(&mut chunk)).is_err() {
+                    return;
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = send.blocking_send(chunk);
+            }
+        })
+    };
+    let mut events = WriteCounts::default();
+    while let Some(chunk) = recv.recv().await {
+        events.add(write_chunk(&ws, &chunk).await?);
+        bar.inc(chunk.len() as u64);
+    }
+    generator.join().map_err(|_| anyhow::anyhow!("the demo generator panicked"))?;
+    let mut tx = ws.store.begin(ws.id).await?;
+    tx.record_import(&ImportLog {
+        kind: EntityKind::Events,
+        source: format!(
+            "keel demo --accounts {} --months {} --seed {} --end {}",
+            config.accounts, config.months, config.seed, config.end
+        ),
+        finished_at: crate::now(),
+        counts: events,
+        rejected: 0,
+    })
+    .await?;
+    tx.commit().await?;
+    bar.finish_and_clear();
+    say!(
+        "demo world: {} accounts, {} months from {} to {}, seed {}: {} new events ({} already there)",
+        config.accounts,
+        config.months,
+        config.start(),
+        config.end,
+        config.seed,
+        events.inserted,
+        events.unchanged
+    );
+    crate::status::run(db, workspace, crate::status::StatusArgs::default()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn write_chunk(ws: &crate::Workspace, chunk: &[AccountHistory]) -> anyhow::Result<WriteCounts> {
+    let mut tx = ws.store.begin(ws.id).await?;
+    let accounts: Vec<_> = chunk.iter().map(|h| h.account.clone()).collect();
+    tx.upsert_accounts(&accounts).await?;
+    tx.upsert_contracts(&chunk.iter().flat_map(|h| h.contracts.iter().cloned()).collect::<Vec<_>>()).await?;
+    tx.upsert_contacts(&chunk.iter().flat_map(|h| h.contacts.iter().cloned()).collect::<Vec<_>>()).await?;
+    tx.upsert_tickets(&chunk.iter().flat_map(|h| h.tickets.iter().cloned()).collect::<Vec<_>>()).await?;
+    tx.upsert_surveys(&chunk.iter().flat_map(|h| h.surveys.iter().cloned()).collect::<Vec<_>>()).await?;
+    tx.upsert_touchpoints(&chunk.iter().flat_map(|h| h.touchpoints.iter().cloned()).collect::<Vec<_>>())
+        .await?;
+    tx.upsert_opportunities(&chunk.iter().flat_map(|h| h.opportunities.iter().cloned()).collect::<Vec<_>>())
+        .await?;
+    let mut counts = WriteCounts::default();
+    let events: Vec<_> = chunk.iter().flat_map(|h| h.events.iter().cloned()).collect();
+    for slice in events.chunks(EVENTS_PER_APPEND) {
+        counts.add(tx.append_events(slice).await?.counts);
+    }
+    tx.commit().await?;
+    Ok(counts)
+}
+
+struct Files {
+    accounts: Exporter<BufWriter<File>>,
+    contracts: Exporter<BufWriter<File>>,
+    contacts: Exporter<BufWriter<File>>,
+    events: Exporter<BufWriter<File>>,
+    tickets: Exporter<BufWriter<File>>,
+    surveys: Exporter<BufWriter<File>>,
+    touchpoints: Exporter<BufWriter<File>>,
+    opportunities: Exporter<BufWriter<File>>,
+    truth: csv::Writer<BufWriter<File>>,
+    renewals: csv::Writer<BufWriter<File>>,
+}
+
+fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
+    let path = dir.join(name);
+    Ok(BufWriter::with_capacity(
+        1 << 20,
+        File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+    ))
+}
+
+fn export(config: &DemoConfig, dir: &Path, bar: &ProgressBar) -> anyhow::Result<u64> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let attrs: Vec<String> = ATTRIBUTES.iter().map(|s| (*s).to_owned()).collect();
+    let csv_file = |kind: EntityKind| -> anyhow::Result<Exporter<BufWriter<File>>> {
+        Ok(Exporter::csv(kind, create(dir, &format!("{kind}.csv"))?, &attrs)?)
+    };
+    let mut f = Files {
+        accounts: csv_file(EntityKind::Accounts)?,
+        contracts: csv_file(EntityKind::Contracts)?,
+        contacts: csv_file(EntityKind::Contacts)?,
+        events: Exporter::jsonl(EntityKind::Events, create(dir, "events.jsonl")?),
+        tickets: csv_file(EntityKind::Tickets)?,
+        surveys: csv_file(EntityKind::Surveys)?,
+        touchpoints: csv_file(EntityKind::Touchpoints)?,
+        opportunities: csv_file(EntityKind::Opportunities)?,
+        truth: csv::Writer::from_writer(create(dir, "truth_accounts.csv")?),
+        renewals: csv::Writer::from_writer(create(dir, "truth_renewals.csv")?),
+    };
+    f.truth.write_record([
+        "account_id",
+        "segment",
+        "internal_kickoff",
+        "ttv_days",
+        "champion_left",
+        "champion_replaced",
+        "usage_decline_from",
+        "unresolved_sev1",
+        "mobile_rate",
+        "churned_on",
+    ])?;
+    f.renewals.write_record([
+        "account_id",
+        "date",
+        "p_renew",
+        "renewed",
+        "seat_factor",
+        "no_first_value_by_day_60",
+        "champion_gone",
+        "usage_declining",
+        "unresolved_sev1",
+        "broad_adoption",
+    ])?;
+    let opt = |d: Option<Date>| d.map(|d| d.to_string()).unwrap_or_default();
+    let mut events = 0u64;
+    for h in keel_demo::generate(config) {
+        f.accounts.account(&h.account, &attrs)?;
+        for c in &h.contracts {
+            f.contracts.contract(c)?;
+        }
+        for c in &h.contacts {
+            f.contacts.contact(c)?;
+        }
+        for e in &h.events {
+            f.events.event(e)?;
+        }
+        events += h.events.len() as u64;
+        for t in &h.tickets {
+            f.tickets.ticket(t)?;
+        }
+        for s in &h.surveys {
+            f.surveys.survey(s)?;
+        }
+        for t in &h.touchpoints {
+            f.touchpoints.touchpoint(t)?;
+        }
+        for o in &h.opportunities {
+            f.opportunities.opportunity(o)?;
+        }
+        let t = &h.truth;
+        f.truth.write_record([
+            h.account.id.to_string(),
+            t.segment.as_str().to_owned(),
+            t.internal_kickoff.to_string(),
+            t.ttv_days.map(|d| d.to_string()).unwrap_or_default(),
+            opt(t.champion_left),
+            opt(t.champion_replaced),
+            opt(t.usage_decline_from),
+            t.unresolved_sev1.len().to_string(),
+            format!("{:.4}", t.mobile_rate),
+            opt(t.churned_on),
+        ])?;
+        for r in &t.renewals {
+            f.renewals.write_record([
+                h.account.id.to_string(),
+                r.date.to_string(),
+                format!("{:.4}", r.p_renew),
+                r.renewed.to_string(),
+                format!("{:.3}", r.seat_factor),
+                r.no_first_value_by_day_60.to_string(),
+                r.champion_gone.to_string(),
+                r.usage_declining.to_string(),
+                r.unresolved_sev1.to_string(),
+                r.broad_adoption.to_string(),
+            ])?;
+        }
+        bar.inc(1);
+    }
+    for e in
+        [f.accounts, f.contracts, f.contacts, f.events, f.tickets, f.surveys, f.touchpoints, f.opportunities]
+    {
+        e.finish()?;
+    }
+    f.truth.flush()?;
+    f.renewals.flush()?;
+    Ok(events)
+}

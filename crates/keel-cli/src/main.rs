@@ -1,0 +1,108 @@
+//! The `keel` command: glue between the terminal and Keel's crates.
+//!
+//! Exit codes: 0 success; 1 failure (for imports: nothing was stored);
+//! 2 `--allow-partial` import that stored the good rows and rejected others.
+
+/// Prints a line to stdout; a closed pipe (`keel status | head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod demo;
+mod import;
+mod status;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keel_store::{DbUrl, Store, WorkspaceId};
+
+/// Keel — the post-sale customer journey engine.
+///
+/// Keel keeps your customers' accounts, contracts, contacts, product usage,
+/// tickets, surveys, touchpoints and opportunities in one workspace, so the
+/// journey you designed can be run and measured.
+///
+/// Start with `keel demo` for a workspace full of realistic history, or load
+/// your own exports with `keel import accounts accounts.csv` (then contracts,
+/// contacts, events, ...). `keel status` shows what a workspace holds.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// The database: an SQLite file path or a sqlite:// URL.
+    #[arg(long, global = true, env = "KEEL_DB", default_value = "keel.db")]
+    db: String,
+
+    /// The workspace inside the database.
+    #[arg(long, global = true, env = "KEEL_WORKSPACE", default_value = "default")]
+    workspace: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load records from CSV or JSONL files (see docs/import.md for the columns).
+    Import(import::ImportArgs),
+    /// Fill a workspace with a deterministic synthetic world of B2B customers.
+    Demo(demo::DemoArgs),
+    /// Show what the workspace holds: counts, date ranges, the last import.
+    Status(status::StatusArgs),
+}
+
+/// An open store and the workspace commands work in.
+pub(crate) struct Workspace {
+    pub store: Box<dyn Store>,
+    pub id: WorkspaceId,
+    pub name: String,
+    pub url: DbUrl,
+}
+
+pub(crate) async fn open_workspace(db: &str, workspace: &str) -> anyhow::Result<Workspace> {
+    let url = DbUrl::parse(db)?;
+    let store = keel_store::open(&url).await.with_context(|| format!("opening {url}"))?;
+    let id = store.workspace(workspace).await.with_context(|| format!("opening workspace {workspace:?}"))?;
+    Ok(Workspace { store, id, name: workspace.to_owned(), url })
+}
+
+/// The one place the CLI reads the wall clock: import times and the demo's default end date.
+#[allow(clippy::disallowed_methods, reason = "the CLI is an edge; it owns the clock")]
+pub(crate) fn now() -> keel_core::Timestamp {
+    chrono::Utc::now()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("KEEL_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Import(args) => import::run(&cli.db, &cli.workspace, args).await,
+            Command::Demo(args) => demo::run(&cli.db, &cli.workspace, args).await,
+            Command::Status(args) => {
+                status::run(&cli.db, &cli.workspace, args).await.map(|()| ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Uniform, typed access to one input row, whether it came from CSV or JSONL.
+
+use std::borrow::Cow;
+
+use csv::StringRecord;
+use keel_core::{Date, ExternalId, Timestamp, ValueError};
+use serde_json::{Map, Value};
+
+/// A problem with one column of one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The column (or JSON key) at fault.
+    pub column: String,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// The cells of one row, looked up by column name.
+pub(crate) enum Fields<'a> {
+    /// A CSV record and the header it is read against.
+    Csv { header: &'a [String], record: &'a StringRecord },
+    /// A JSON object (after alias resolution).
+    Json(&'a Map<String, Value>),
+}
+
+/// Collects every field error of a row instead of stopping at the first.
+pub(crate) struct RowReader<'a> {
+    fields: Fields<'a>,
+    pub errors: Vec<FieldError>,
+}
+
+impl<'a> RowReader<'a> {
+    pub fn new(fields: Fields<'a>) -> Self {
+        Self { fields, errors: Vec::new() }
+    }
+
+    fn raw(&self, column: &str) -> Option<Cow<'a, str>> {
+        match &self.fields {
+            Fields::Csv { header, record } => {
+                let i = header.iter().position(|h| h == column)?;
+                let cell = record.get(i)?;
+                if cell.trim().is_empty() { None } else { Some(Cow::Borrowed(cell)) }
+            }
+            Fields::Json(map) => match map.get(column)? {
+                Value::Null => None,
+                Value::String(s) if s.trim().is_empty() => None,
+                Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+                Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                other => Some(Cow::Owned(other.to_string())),
+            },
+        }
+    }
+
+    /// The JSON value of a column: parsed from text in CSV, as-is in JSONL.
+    pub fn json(&mut self, column: &str) -> Option<Value> {
+        match &self.fields {
+            Fields::Json(map) => match map.get(column) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => self.parse_json_text(column, s),
+                Some(v) => Some(v.clone()),
+            },
+            Fields::Csv { .. } => {
+                let raw = self.raw(column)?;
+                self.parse_json_text(column, &raw)
+            }
+        }
+    }
+
+    fn parse_json_text(&mut self, column: &str, text: &str) -> Option<Value> {
+        if text.trim().is_empty() {
+            return None;
+        }
+        match serde_json::from_str(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail(column, format!("is not valid JSON: {e}"));
+                None
+            }
+        }
+    }
+
+    pub fn fail(&mut self, column: &str, reason: impl Into<String>) {
+        self.errors.push(FieldError { column: column.to_owned(), reason: reason.into() });
+    }
+
+    /// An optional text cell.
+    pub fn opt_text(&mut self, column: &str) -> Option<String> {
+        self.raw(column).map(|c| c.trim().to_owned())
+    }
+
+    /// A required text cell.
+    pub fn text(&mut self, column: &str) -> Option<String> {
+        let value = self.opt_text(column);
+        if value.is_none() {
+            self.fail(column, "is required but empty");
+        }
+        value
+    }
+
+    /// Parses an optional cell with `parse`, recording its error.
+    pub fn opt<T>(&mut self, column: &str, parse: impl FnOnce(&str) -> Result<T, ValueError>) -> Option<T> {
+        let raw = self.raw(column)?;
+        match parse(&raw) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail(column, e.0);
+                None
+            }
+        }
+    }
+
+    /// Parses a required cell with `parse`, recording its error.
+    pub fn req<T>(&mut self, column: &str, parse: impl FnOnce(&str) -> Result<T, ValueError>) -> Option<T> {
+        if self.raw(column).is_none() {
+            self.fail(column, "is required but empty");
+            return None;
+        }
+        self.opt(column, parse)
+    }
+
+    pub fn id(&mut self, column: &str) -> Option<ExternalId> {
+        self.req(column, ExternalId::parse)
+    }
+
+    pub fn date(&mut self, column: &str) -> Option<Date> {
+        self.req(column, keel_core::parse_date)
+    }
+
+    pub fn opt_date(&mut self, column: &str) -> Option<Date> {
+        self.opt(column, keel_core::parse_date)
+    }
+
+    pub fn timestamp(&mut self, column: &str) -> Option<Timestamp> {
+        self.req(column, keel_core::parse_timestamp)
+    }
+
+    pub fn opt_timestamp(&mut self, column: &str) -> Option<Timestamp> {
+        self.opt(column, keel_core::parse_timestamp)
+    }
+
+    pub fn int_in(&mut self, column: &str, lo: i64, hi: i64) -> Option<i64> {
+        self.opt(column, |raw| {
+            let v: i64 =
+                raw.trim().parse().map_err(|_| ValueError(format!("{raw:?} is not a whole number")))?;
+            if v < lo || v > hi {
+                return Err(ValueError(format!("{v} is outside {lo}..={hi}")));
+            }
+            Ok(v)
+        })
+    }
+
+    /// Attribute cells: CSV columns named `attr.<name>` (text), or a JSON
+    /// object under `attributes` whose values are scalars.
+    pub fn attributes(&mut self) -> keel_core::Attributes {
+        let mut out = keel_core::Attributes::new();
+        match &self.fields {
+            Fields::Csv { header, .. } => {
+                if header.iter().any(|h| h == "attributes") {
+                    match self.json("attributes") {
+                        None => {}
+                        Some(Value::Object(attrs)) => {
+                            out.extend(attrs.into_iter().filter(|(_, v)| !v.is_null()))
+                        }
+                        Some(_) => self.fail("attributes", "must be a JSON object of name → value"),
+                    }
+                }
+                let Fields::Csv { header, record } = &self.fields else { return out };
+                for (i, h) in header.iter().enumerate() {
+                    if let Some(name) = h.strip_prefix("attr.")
+                        && let Some(cell) = record.get(i).filter(|c| !c.trim().is_empty())
+                    {
+                        out.insert(name.to_owned(), Value::String(cell.trim().to_owned()));
+                    }
+                }
+            }
+            Fields::Json(map) => match map.get("attributes") {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(attrs)) => {
+                    let mut bad = Vec::new();
+                    for (k, v) in attrs {
+                        match v {
+                            Value::Null => {}
+                            Value::Object(_) | Value::Array(_) => bad.push(k.clone()),
+                            scalar => {
+                                out.insert(k.clone(), scalar.clone());
+                            }
+                        }
+                    }
+                    for k in bad {
+                        self.fail(
+                            "attributes",
+                            format!("attribute {k:?} must be a string, number or boolean"),
+                        );
+                    }
+                }
+                Some(_) => self.fail("attributes", "must be a JSON object of name → value"),
+            },
+        }
+        out
+    }
+}

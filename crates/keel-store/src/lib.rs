@@ -1,0 +1,268 @@
+//! Where Keel keeps what it knows: the [`Store`] trait and its backends.
+//!
+//! A store holds workspaces, and in each workspace the eight record kinds of
+//! `keel-core`. All writes go through a [`WriteTx`], one database
+//! transaction: an import either commits whole or leaves the store as it was.
+//! Upserts are keyed by external id and compare a content hash first, so
+//! writing a record that is already stored changes nothing (and costs no
+//! write). Events are appended, deduplicated by message id, and folded into
+//! per-day usage rollups in the same transaction, so evaluation never rescans
+//! raw events.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), keel_store::StoreError> {
+//! use keel_store::{open, DbUrl};
+//!
+//! let store = open(&DbUrl::parse("keel.db")?).await?;
+//! let ws = store.workspace("default").await?;
+//! let mut tx = store.begin(ws).await?;
+//! // tx.upsert_accounts(...), tx.append_events(...)
+//! tx.commit().await?;
+//! println!("{:?}", store.status(ws).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! The SQLite backend is the embedded default. Its schema lives in
+//! `migrations/sqlite`, applied on open.
+
+mod hash;
+mod rollup;
+mod sqlite;
+
+use std::collections::HashSet;
+use std::fmt;
+
+use async_trait::async_trait;
+use keel_core::{
+    Account, Contact, Contract, EntityKind, Event, ExternalId, Opportunity, SurveyResponse, Ticket,
+    Timestamp, Touchpoint,
+};
+use serde::Serialize;
+
+pub use hash::content_hash;
+pub use rollup::{EventDay, UsageRollup, UserDay, day_from_number, day_number};
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// A workspace's internal id. Every query is scoped to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct WorkspaceId(pub i64);
+
+impl fmt::Display for WorkspaceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL could not be understood.
+    #[error("database url {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A record refers to an account the workspace does not hold.
+    #[error("unknown account {0:?}")]
+    UnknownAccount(String),
+    /// Stored data could not be read back into a record.
+    #[error("corrupt {table} row {id}: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        id: String,
+        /// What did not parse.
+        reason: String,
+    },
+    /// Applying the schema failed.
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database refused an operation.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Which database to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    /// An SQLite file (created if missing).
+    Sqlite(String),
+}
+
+impl DbUrl {
+    /// Reads `sqlite://path`, `sqlite:path` or a bare file path.
+    pub fn parse(raw: &str) -> Result<Self, StoreError> {
+        let bad = |reason: &str| StoreError::BadUrl { url: raw.to_owned(), reason: reason.to_owned() };
+        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err(bad("no file path after sqlite:"));
+            }
+            return Ok(Self::Sqlite(path.to_owned()));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Err(bad("PostgreSQL is not supported by this build yet; use an SQLite file"));
+        }
+        if raw.contains("://") {
+            return Err(bad("unknown scheme; use sqlite://FILE or a file path"));
+        }
+        if raw.is_empty() {
+            return Err(bad("empty"));
+        }
+        Ok(Self::Sqlite(raw.to_owned()))
+    }
+}
+
+impl fmt::Display for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbUrl::Sqlite(path) => write!(f, "sqlite://{path}"),
+        }
+    }
+}
+
+/// Opens (and migrates) the store a URL names.
+pub async fn open(url: &DbUrl) -> Result<Box<dyn Store>, StoreError> {
+    match url {
+        DbUrl::Sqlite(path) => Ok(Box::new(SqliteStore::open(path, SqliteOptions::default()).await?)),
+    }
+}
+
+/// How a batch of upserts or appends went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteCounts {
+    /// Records that were new.
+    pub inserted: u64,
+    /// Records that existed with other content and were replaced.
+    pub updated: u64,
+    /// Records already stored exactly so (for events: duplicate message ids).
+    pub unchanged: u64,
+}
+
+impl WriteCounts {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: WriteCounts) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// The outcome of appending events: counts, and which positions of the
+/// batch were duplicates (of stored events or of earlier ones in the batch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Inserted and duplicate counts (`updated` is always 0).
+    pub counts: WriteCounts,
+    /// Indexes into the batch of the events that were duplicates.
+    pub duplicates: Vec<usize>,
+}
+
+/// One finished import, as `keel status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportLog {
+    /// What was imported.
+    pub kind: EntityKind,
+    /// The file (or other source) it came from.
+    pub source: String,
+    /// When it finished.
+    pub finished_at: Timestamp,
+    /// Counts of the written rows.
+    pub counts: WriteCounts,
+    /// Rows rejected as invalid.
+    pub rejected: u64,
+}
+
+/// What a workspace holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Records per kind, in [`EntityKind::ALL`] order.
+    pub counts: Vec<(EntityKind, u64)>,
+    /// The earliest and latest event timestamps.
+    pub events_span: Option<(Timestamp, Timestamp)>,
+    /// The earliest contract start and the latest contract end.
+    pub contracts_span: Option<(String, String)>,
+    /// The most recent import.
+    pub last_import: Option<ImportLog>,
+}
+
+/// Everything a workspace holds, each kind sorted by id (events by account,
+/// timestamp and message id). Two stores with equal snapshots hold the same
+/// data, whatever order it arrived in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// Accounts.
+    pub accounts: Vec<Account>,
+    /// Contracts.
+    pub contracts: Vec<Contract>,
+    /// Contacts.
+    pub contacts: Vec<Contact>,
+    /// Events.
+    pub events: Vec<Event>,
+    /// Tickets.
+    pub tickets: Vec<Ticket>,
+    /// Survey responses.
+    pub surveys: Vec<SurveyResponse>,
+    /// Touchpoints.
+    pub touchpoints: Vec<Touchpoint>,
+    /// Opportunities.
+    pub opportunities: Vec<Opportunity>,
+}
+
+/// A store of workspaces. Backends implement it; callers hold a `dyn Store`.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The id of the workspace with this name, created if missing.
+    async fn workspace(&self, name: &str) -> Result<WorkspaceId, StoreError>;
+
+    /// Starts a write transaction in a workspace. Dropping it without
+    /// [`WriteTx::commit`] rolls it back.
+    async fn begin(&self, ws: WorkspaceId) -> Result<Box<dyn WriteTx>, StoreError>;
+
+    /// Counts, date ranges and the last import.
+    async fn status(&self, ws: WorkspaceId) -> Result<Status, StoreError>;
+
+    /// Every record of the workspace.
+    async fn snapshot(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError>;
+
+    /// The usage rollups of one account, sorted by key.
+    async fn usage(&self, ws: WorkspaceId, account: &ExternalId) -> Result<UsageRollup, StoreError>;
+}
+
+/// One write transaction in one workspace.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// The external ids of the workspace's accounts, including those
+    /// upserted earlier in this transaction.
+    async fn account_ids(&mut self) -> Result<HashSet<ExternalId>, StoreError>;
+
+    /// Inserts or replaces accounts by external id.
+    async fn upsert_accounts(&mut self, rows: &[Account]) -> Result<WriteCounts, StoreError>;
+    /// Inserts or replaces contracts by external id.
+    async fn upsert_contracts(&mut self, rows: &[Contract]) -> Result<WriteCounts, StoreError>;
+    /// Inserts or replaces contacts by external id.
+    async fn upsert_contacts(&mut self, rows: &[Contact]) -> Result<WriteCounts, StoreError>;
+    /// Inserts or replaces tickets by external id.
+    async fn upsert_tickets(&mut self, rows: &[Ticket]) -> Result<WriteCounts, StoreError>;
+    /// Inserts or replaces survey responses by external id.
+    async fn upsert_surveys(&mut self, rows: &[SurveyResponse]) -> Result<WriteCounts, StoreError>;
+    /// Inserts or replaces touchpoints by external id.
+    async fn upsert_touchpoints(&mut self, rows: &[Touchpoint]) -> Result<WriteCounts, StoreError>;
+    /// Inserts or replaces opportunities by external id.
+    async fn upsert_opportunities(&mut self, rows: &[Opportunity]) -> Result<WriteCounts, StoreError>;
+
+    /// Appends events whose message id is new to the workspace and folds
+    /// them into the usage rollups; reports the rest as duplicates.
+    async fn append_events(&mut self, rows: &[Event]) -> Result<AppendOutcome, StoreError>;
+
+    /// Records a finished import for `keel status`.
+    async fn record_import(&mut self, log: &ImportLog) -> Result<(), StoreError>;
+
+    /// Makes everything written durable.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Discards everything written.
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}

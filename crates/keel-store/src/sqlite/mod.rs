@@ -1,0 +1,303 @@
+//! The embedded SQLite backend: WAL, full synchronous commits, a large page cache.
+
+mod rows;
+mod tx;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keel_core::{EntityKind, Event, EventName, ExternalId, MessageId, UserId};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use crate::rollup::{EventDay, UserDay};
+use crate::{ImportLog, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId, WriteCounts, WriteTx};
+use rows::{Entity, from_micros, get};
+pub(crate) use tx::SqliteTx;
+
+/// Tuning knobs of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Page cache per connection, in MiB. SQLite's default is 2 MiB, which
+    /// makes B-tree inserts into anything bigger than that hit the disk;
+    /// Keel defaults to 256 MiB.
+    pub cache_mib: u32,
+    /// Connections in the pool (readers; SQLite allows one writer at a time).
+    pub max_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { cache_mib: 256, max_connections: 4 }
+    }
+}
+
+/// A store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqliteStore {
+    /// Opens the file (creating it if missing) and applies pending migrations.
+    pub async fn open(path: &str, options: SqliteOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before Keel reports it, even across power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", format!("-{}", u64::from(options.cache_mib) * 1024))
+            .pragma("temp_store", "memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for backend-specific tests and benchmarks.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn all<T: Entity>(&self, ws: WorkspaceId) -> Result<Vec<T>, StoreError> {
+        let sql = if T::TABLE == "accounts" {
+            "SELECT * FROM accounts WHERE workspace_id = ? ORDER BY external_id".to_owned()
+        } else {
+            format!(
+                "SELECT t.*, a.external_id AS account_external_id FROM {table} t \
+                 JOIN accounts a ON a.id = t.account_id WHERE t.workspace_id = ? ORDER BY t.external_id",
+                table = T::TABLE
+            )
+        };
+        let rows = sqlx::query(&sql).bind(ws.0).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| decode_entity::<T>(row)).collect()
+    }
+}
+
+fn decode_entity<T: Entity>(row: &SqliteRow) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        table: T::TABLE,
+        id: row.try_get::<String, _>("external_id").unwrap_or_default(),
+        reason,
+    };
+    let account = if T::TABLE == "accounts" {
+        None
+    } else {
+        let raw: String = get(row, "account_external_id").map_err(corrupt)?;
+        Some(ExternalId::parse(&raw).map_err(|e| corrupt(e.to_string()))?)
+    };
+    T::decode(row, account).map_err(corrupt)
+}
+
+fn decode_event(row: &SqliteRow) -> Result<Event, String> {
+    let props: Option<String> = get(row, "properties")?;
+    let properties = match props {
+        Some(raw) => serde_json::from_str(&raw).map_err(|e| e.to_string())?,
+        None => serde_json::Map::new(),
+    };
+    let text = |col: &str| get::<String>(row, col);
+    Ok(Event {
+        message_id: MessageId::parse(&text("message_id")?).map_err(|e| e.to_string())?,
+        account: ExternalId::parse(&text("account_external_id")?).map_err(|e| e.to_string())?,
+        user: UserId::parse(&text("user_id")?).map_err(|e| e.to_string())?,
+        name: EventName::parse(&text("name")?).map_err(|e| e.to_string())?,
+        timestamp: from_micros(get(row, "ts")?)?,
+        received_at: from_micros(get(row, "received_at")?)?,
+        properties,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn workspace(&self, name: &str) -> Result<WorkspaceId, StoreError> {
+        sqlx::query(
+            "INSERT INTO workspaces (name, created_at) VALUES (?, CAST(strftime('%s','now') AS INTEGER)) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM workspaces WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(WorkspaceId(id))
+    }
+
+    async fn begin(&self, ws: WorkspaceId) -> Result<Box<dyn WriteTx>, StoreError> {
+        // IMMEDIATE takes the write lock now, so a second writer waits for it
+        // instead of failing half-way through with SQLITE_BUSY.
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTx::new(tx, ws)))
+    }
+
+    async fn status(&self, ws: WorkspaceId) -> Result<Status, StoreError> {
+        let mut counts = Vec::new();
+        for kind in EntityKind::ALL {
+            let sql = match kind {
+                EntityKind::Events => "SELECT COUNT(*) FROM events e JOIN accounts a ON a.id = e.account_id \
+                     WHERE a.workspace_id = ?"
+                    .to_owned(),
+                other => format!("SELECT COUNT(*) FROM {} WHERE workspace_id = ?", table_of(other)),
+            };
+            let n: i64 = sqlx::query_scalar(&sql).bind(ws.0).fetch_one(&self.pool).await?;
+            counts.push((kind, n as u64));
+        }
+        let span: (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(e.ts), MAX(e.ts) FROM events e JOIN accounts a ON a.id = e.account_id WHERE a.workspace_id = ?",
+        )
+        .bind(ws.0)
+        .fetch_one(&self.pool)
+        .await?;
+        let events_span = match span {
+            (Some(lo), Some(hi)) => {
+                Some((from_micros(lo).map_err(corrupt_events)?, from_micros(hi).map_err(corrupt_events)?))
+            }
+            _ => None,
+        };
+        let contracts_span: (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT MIN(start_on), MAX(COALESCE(end_on, start_on)) FROM contracts WHERE workspace_id = ?",
+        )
+        .bind(ws.0)
+        .fetch_one(&self.pool)
+        .await?;
+        let last = sqlx::query(
+            "SELECT kind, source, finished_at, inserted, updated, unchanged, rejected FROM imports \
+             WHERE workspace_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(ws.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let last_import = last
+            .map(|row| -> Result<ImportLog, String> {
+                let kind: String = get(&row, "kind")?;
+                let kind = EntityKind::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == kind)
+                    .ok_or_else(|| format!("unknown kind {kind}"))?;
+                let n = |col: &str| get::<i64>(&row, col).map(|v| v as u64);
+                Ok(ImportLog {
+                    kind,
+                    source: get(&row, "source")?,
+                    finished_at: from_micros(get(&row, "finished_at")?)?,
+                    counts: WriteCounts {
+                        inserted: n("inserted")?,
+                        updated: n("updated")?,
+                        unchanged: n("unchanged")?,
+                    },
+                    rejected: n("rejected")?,
+                })
+            })
+            .transpose()
+            .map_err(|reason| StoreError::Corrupt { table: "imports", id: "last".into(), reason })?;
+        Ok(Status {
+            counts,
+            events_span,
+            contracts_span: match contracts_span {
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
+            },
+            last_import,
+        })
+    }
+
+    async fn snapshot(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError> {
+        let event_rows = sqlx::query(
+            "SELECT e.*, a.external_id AS account_external_id FROM events e \
+             JOIN accounts a ON a.id = e.account_id WHERE a.workspace_id = ? \
+             ORDER BY a.external_id, e.ts, e.message_id",
+        )
+        .bind(ws.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let events = event_rows
+            .iter()
+            .map(|row| {
+                decode_event(row).map_err(|reason| StoreError::Corrupt {
+                    table: "events",
+                    id: row.try_get::<i64, _>("id").map(|i| i.to_string()).unwrap_or_default(),
+                    reason,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Snapshot {
+            accounts: self.all(ws).await?,
+            contracts: self.all(ws).await?,
+            contacts: self.all(ws).await?,
+            events,
+            tickets: self.all(ws).await?,
+            surveys: self.all(ws).await?,
+            touchpoints: self.all(ws).await?,
+            opportunities: self.all(ws).await?,
+        })
+    }
+
+    async fn usage(&self, ws: WorkspaceId, account: &ExternalId) -> Result<UsageRollup, StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM accounts WHERE workspace_id = ? AND external_id = ?")
+                .bind(ws.0)
+                .bind(account.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        let id = id.ok_or_else(|| StoreError::UnknownAccount(account.to_string()))?;
+        let users: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT day, user_id, known_day, events FROM usage_user_day WHERE account_id = ? \
+             ORDER BY day, user_id, known_day",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let names: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT day, name, known_day, events FROM usage_event_day WHERE account_id = ? \
+             ORDER BY day, name, known_day",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(UsageRollup {
+            users: users
+                .into_iter()
+                .map(|(day, user, known_day, events)| UserDay {
+                    day: day as i32,
+                    user,
+                    known_day: known_day as i32,
+                    events,
+                })
+                .collect(),
+            events: names
+                .into_iter()
+                .map(|(day, name, known_day, events)| EventDay {
+                    day: day as i32,
+                    name,
+                    known_day: known_day as i32,
+                    events,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn corrupt_events(reason: String) -> StoreError {
+    StoreError::Corrupt { table: "events", id: "span".into(), reason }
+}
+
+pub(crate) fn table_of(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Accounts => "accounts",
+        EntityKind::Contracts => "contracts",
+        EntityKind::Contacts => "contacts",
+        EntityKind::Events => "events",
+        EntityKind::Tickets => "tickets",
+        EntityKind::Surveys => "surveys",
+        EntityKind::Touchpoints => "touchpoints",
+        EntityKind::Opportunities => "opportunities",
+    }
+}
