@@ -638,6 +638,11 @@ fn run(sim: &mut Sim<'_>, start: Date) {
     // Nothing is known past the end of the history.
     let end_ts = Utc.from_utc_datetime(&end.and_time(NaiveTime::MIN));
     sim.history.events.retain(|e| e.received_at < end_ts);
+    // A churned customer's access ends with the contract, in UTC terms too.
+    if let Some(churned) = sim.history.truth.churned_on {
+        let cutoff = Utc.from_utc_datetime(&churned.and_time(NaiveTime::MIN));
+        sim.history.events.retain(|e| e.timestamp < cutoff);
+    }
     for t in &mut sim.history.tickets {
         if t.closed.is_some_and(|c| c >= end_ts) {
             t.closed = None;

@@ -408,3 +408,124 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use keel_core::{Account, Event, EventName, ExternalId, MessageId, UserId};
+
+    use crate::hash::message_key;
+    use crate::{SqliteOptions, SqliteStore, Store, WorkspaceId};
+
+    fn event(account: &str, message: &str, minute: i64) -> Event {
+        let t =
+            keel_core::parse_timestamp("2025-03-01T10:00:00Z").unwrap() + chrono::Duration::minutes(minute);
+        Event {
+            message_id: MessageId::parse(message).unwrap(),
+            account: ExternalId::parse(account).unwrap(),
+            user: UserId::parse("u1").unwrap(),
+            name: EventName::parse("login").unwrap(),
+            timestamp: t,
+            received_at: t,
+            properties: serde_json::Map::new(),
+        }
+    }
+
+    async fn store_with_account(dir: &tempfile::TempDir, ws_name: &str) -> (SqliteStore, WorkspaceId) {
+        let store = SqliteStore::open(dir.path().join("k.db").to_str().unwrap(), SqliteOptions::default())
+            .await
+            .unwrap();
+        let ws = store.workspace(ws_name).await.unwrap();
+        let mut tx = store.begin(ws).await.unwrap();
+        let account = Account {
+            id: ExternalId::parse("acme").unwrap(),
+            name: "Acme".into(),
+            attributes: Default::default(),
+            owner: None,
+            parent: None,
+            created: "2025-01-01".parse().unwrap(),
+        };
+        tx.upsert_accounts(&[account]).await.unwrap();
+        tx.commit().await.unwrap();
+        (store, ws)
+    }
+
+    #[tokio::test]
+    async fn a_hash_collision_does_not_swallow_a_new_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let mut tx = store.begin(ws).await.unwrap();
+        let first = tx.append_events(&[event("acme", "m-1", 0)]).await.unwrap();
+        assert_eq!(first.counts.inserted, 1);
+        tx.commit().await.unwrap();
+        // Forge a collision: make m-2's key point at m-1's stored event.
+        let m1_event: i64 =
+            sqlx::query_scalar("SELECT id FROM events").fetch_one(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO event_keys (key, event_id) VALUES (?, ?)")
+            .bind(message_key(ws, "m-2"))
+            .bind(m1_event)
+            .execute(store.pool())
+            .await
+            .unwrap();
+
+        let mut tx = store.begin(ws).await.unwrap();
+        let second = tx.append_events(&[event("acme", "m-2", 1), event("acme", "m-1", 0)]).await.unwrap();
+        assert_eq!((second.counts.inserted, second.duplicates.clone()), (1, vec![1]));
+        let third = tx.append_events(&[event("acme", "m-2", 1)]).await.unwrap();
+        assert_eq!((third.counts.inserted, third.duplicates), (0, vec![0]), "the probed key is found again");
+        tx.commit().await.unwrap();
+        assert_eq!(store.snapshot(ws).await.unwrap().events.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn duplicates_inside_one_batch_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let mut tx = store.begin(ws).await.unwrap();
+        let out = tx
+            .append_events(&[event("acme", "a", 0), event("acme", "b", 1), event("acme", "a", 0)])
+            .await
+            .unwrap();
+        assert_eq!((out.counts.inserted, out.duplicates), (2, vec![2]));
+        tx.commit().await.unwrap();
+        let usage = store.usage(ws, &ExternalId::parse("acme").unwrap()).await.unwrap();
+        assert_eq!(usage.users.iter().map(|u| u.events).sum::<i64>(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_same_message_id_in_two_workspaces_is_two_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws_a) = store_with_account(&dir, "a").await;
+        let ws_b = store.workspace("b").await.unwrap();
+        let mut tx = store.begin(ws_b).await.unwrap();
+        tx.upsert_accounts(&store.snapshot(ws_a).await.unwrap().accounts).await.unwrap();
+        tx.commit().await.unwrap();
+        for ws in [ws_a, ws_b] {
+            let mut tx = store.begin(ws).await.unwrap();
+            assert_eq!(tx.append_events(&[event("acme", "same", 0)]).await.unwrap().counts.inserted, 1);
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(store.snapshot(ws_a).await.unwrap().events.len(), 1);
+        assert_eq!(store.snapshot(ws_b).await.unwrap().events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_event_for_an_unknown_account_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let mut tx = store.begin(ws).await.unwrap();
+        let err = tx.append_events(&[event("initech", "x", 0)]).await.unwrap_err();
+        assert!(matches!(err, crate::StoreError::UnknownAccount(ref a) if a == "initech"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_transaction_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let mut tx = store.begin(ws).await.unwrap();
+        tx.append_events(&[event("acme", "x", 0)]).await.unwrap();
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin(ws).await.unwrap();
+        // The key was released with the rollback, so the event is new again.
+        assert_eq!(tx.append_events(&[event("acme", "x", 0)]).await.unwrap().counts.inserted, 1);
+    }
+}

@@ -1,0 +1,119 @@
+//! End-to-end tests of the `keel` binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn keel(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_WORKSPACE")
+        .output()
+        .expect("the keel binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn counts(db: &Path) -> serde_json::Value {
+    let out = keel(db, &["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["counts"].clone()
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_keel")).arg("--help").output().unwrap();
+    let text = stdout(&out);
+    for command in ["import", "demo", "status"] {
+        assert!(text.contains(command), "{text}");
+    }
+}
+
+#[test]
+fn demo_fills_a_workspace_and_running_it_again_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keel.db");
+    let args = ["demo", "--accounts", "25", "--months", "8", "--end", "2026-01-01"];
+    let first = keel(&db, &args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let before = counts(&db);
+    assert_eq!(before[0], serde_json::json!(["accounts", 25]));
+    assert!(before[3][1].as_u64().unwrap() > 1000, "{before}");
+    let second = keel(&db, &args);
+    assert!(stdout(&second).contains(": 0 new events"), "{}", stdout(&second));
+    assert_eq!(counts(&db), before);
+}
+
+#[test]
+fn an_exported_demo_imports_into_the_same_workspace_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = dir.path().join("direct.db");
+    let files = dir.path().join("files");
+    let imported = dir.path().join("imported.db");
+    let args = ["demo", "--accounts", "15", "--months", "14", "--end", "2026-01-01", "--seed", "5"];
+    assert!(keel(&direct, &args).status.success());
+    let mut export = args.to_vec();
+    export.extend(["--export", files.to_str().unwrap()]);
+    let out = keel(&direct, &export);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (kind, file) in [
+        ("accounts", "accounts.csv"),
+        ("contracts", "contracts.csv"),
+        ("contacts", "contacts.csv"),
+        ("events", "events.jsonl"),
+        ("tickets", "tickets.csv"),
+        ("surveys", "surveys.csv"),
+        ("touchpoints", "touchpoints.csv"),
+        ("opportunities", "opportunities.csv"),
+    ] {
+        let out = keel(&imported, &["import", kind, files.join(file).to_str().unwrap()]);
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        assert!(stdout(&out).contains(": imported:"), "{}", stdout(&out));
+    }
+    assert_eq!(counts(&imported), counts(&direct));
+    assert!(files.join("truth_renewals.csv").exists());
+}
+
+#[test]
+fn a_bad_file_exits_1_and_names_every_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keel.db");
+    let accounts = dir.path().join("accounts.csv");
+    std::fs::write(
+        &accounts,
+        "id,name,created_date\nacme,Acme,2025-01-01\nbad,Bad,2025-02-30\n,Nameless,2025-01-01\n",
+    )
+    .unwrap();
+    let out = keel(&db, &["import", "accounts", accounts.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let file = accounts.display();
+    assert!(err.contains(&format!("{file}:3: created_date: \"2025-02-30\" is not a date")), "{err}");
+    assert!(err.contains(&format!("{file}:4: id: is required but empty")), "{err}");
+    assert!(stdout(&out).contains("rejected, nothing stored"), "{}", stdout(&out));
+    assert_eq!(counts(&db)[0], serde_json::json!(["accounts", 0]));
+
+    let dry = keel(&db, &["import", "accounts", "--dry-run", accounts.to_str().unwrap()]);
+    assert_eq!(dry.status.code(), Some(1));
+
+    let partial = keel(&db, &["import", "accounts", "--allow-partial", accounts.to_str().unwrap()]);
+    assert_eq!(partial.status.code(), Some(2), "{}", stderr(&partial));
+    assert_eq!(counts(&db)[0], serde_json::json!(["accounts", 1]));
+}
+
+#[test]
+fn a_database_url_with_an_unknown_scheme_is_refused() {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_keel")).args(["--db", "mysql://x", "status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown scheme"), "{}", stderr(&out));
+}
