@@ -1,4 +1,5 @@
 //! The demo world is deterministic, consistent, and carries the planted effects.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
 
 use chrono::{NaiveTime, TimeZone, Utc};
 use keel_demo::{AccountHistory, DemoConfig, Segment, generate};

@@ -1,4 +1,5 @@
 //! End-to-end tests of the `keel` binary.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,4 +1,5 @@
 //! Integration tests of `keel-import` against a real SQLite store.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
 
 mod errors;
 mod idempotence;
