@@ -52,7 +52,7 @@ pub const TICKETS_PER_MONTH: [f64; 3] = [1.6, 0.8, 0.3];
 pub const SEV1_STUCK_P: f64 = 0.3;
 
 /// Chance that a user who is provisioned is active on a weekday.
-pub const ACTIVE_WEEKDAY_P: f64 = 0.11;
+pub const ACTIVE_WEEKDAY_P: f64 = 0.14;
 /// Weekend activity relative to weekdays.
 pub const WEEKEND_FACTOR: f64 = 0.25;
 /// Share of events that arrive late (1–3 days after they happened).

@@ -21,6 +21,45 @@ pub(crate) enum Fields<'a> {
     Csv { header: &'a [String], record: &'a StringRecord },
     /// A JSON object (after alias resolution).
     Json(&'a Map<String, Value>),
+    /// A JSON event line read by the fast path (see [`FastEvent`]).
+    Event(&'a FastEvent<'a>),
+}
+
+/// An event line whose keys are exactly Keel's (or their Segment aliases),
+/// with string values. Deserialising into it borrows from the line and
+/// skips building a JSON tree; any line that does not fit goes through the
+/// general path, which gives the precise diagnostics.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FastEvent<'a> {
+    #[serde(borrow, default, alias = "messageId")]
+    message_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "groupId")]
+    account_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "userId")]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default, alias = "receivedAt")]
+    received_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    properties: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'a> FastEvent<'a> {
+    fn get(&self, column: &str) -> Option<&Cow<'a, str>> {
+        match column {
+            "message_id" => self.message_id.as_ref(),
+            "account_id" => self.account_id.as_ref(),
+            "user_id" => self.user_id.as_ref(),
+            "event" => self.event.as_ref(),
+            "timestamp" => self.timestamp.as_ref(),
+            "received_at" => self.received_at.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// Collects every field error of a row instead of stopping at the first.
@@ -49,6 +88,11 @@ impl<'a> RowReader<'a> {
                 Value::Bool(b) => Some(Cow::Owned(b.to_string())),
                 other => Some(Cow::Owned(other.to_string())),
             },
+            Fields::Event(e) => match e.get(column)? {
+                c if c.trim().is_empty() => None,
+                Cow::Borrowed(b) => Some(Cow::Borrowed(b)),
+                Cow::Owned(o) => Some(Cow::Owned(o.clone())),
+            },
         }
     }
 
@@ -64,6 +108,12 @@ impl<'a> RowReader<'a> {
                 let raw = self.raw(column)?;
                 self.parse_json_text(column, &raw)
             }
+            Fields::Event(e) => match (column, e.properties.map(|p| p.get())) {
+                ("properties", Some("{}")) => Some(Value::Object(Map::new())),
+                ("properties", Some("null")) | ("properties", None) => None,
+                ("properties", Some(raw)) => self.parse_json_text(column, raw),
+                _ => self.raw(column).map(|c| Value::String(c.into_owned())),
+            },
         }
     }
 
@@ -174,6 +224,7 @@ impl<'a> RowReader<'a> {
                     }
                 }
             }
+            Fields::Event(_) => {}
             Fields::Json(map) => match map.get("attributes") {
                 None | Some(Value::Null) => {}
                 Some(Value::Object(attrs)) => {

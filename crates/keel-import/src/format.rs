@@ -219,6 +219,12 @@ pub(crate) fn read_jsonl(
                 continue;
             }
         };
+        if kind == EntityKind::Events
+            && let Ok(fast) = serde_json::from_str::<crate::fields::FastEvent<'_>>(text)
+        {
+            on(RowEvent::Row(line, Fields::Event(&fast)));
+            continue;
+        }
         let object: Map<String, Value> = match serde_json::from_str(text) {
             Ok(Value::Object(o)) => o,
             Ok(_) => {
@@ -237,10 +243,13 @@ pub(crate) fn read_jsonl(
                         "this looks like CSV, not JSON lines; name the file .csv or pass --format csv",
                     ));
                 }
+                // serde_json appends "at line 1 column N"; the line is ours to give.
+                let message = e.to_string();
+                let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
                 on(RowEvent::Bad {
                     line,
                     column: None,
-                    reason: format!("invalid JSON at column {}: {e}", e.column()),
+                    reason: format!("invalid JSON at column {}: {message}", e.column()),
                 });
                 continue;
             }

@@ -30,7 +30,12 @@ mod fields;
 mod format;
 mod kinds;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashSet;
+
+/// The accounts a file may refer to.
+type KnownAccounts = FxHashSet<ExternalId>;
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
@@ -190,7 +195,8 @@ pub async fn import_reader(
 ) -> Result<ImportReport, ImportError> {
     let store_err = |source| ImportError::Store { file: file.to_owned(), source };
     let mut tx = store.begin(ws).await.map_err(store_err)?;
-    let known = Arc::new(tx.account_ids().await.map_err(store_err)?);
+    let known: Arc<KnownAccounts> =
+        Arc::new(tx.account_ids().await.map_err(store_err)?.into_iter().collect());
 
     let (send, mut recv) = mpsc::channel::<Batch>(4);
     let parser = {
@@ -296,11 +302,11 @@ fn keep_diagnostics(into: &mut Vec<Diagnostic>, more: Vec<Diagnostic>) {
 /// A parent must be stored already or be defined in the same file.
 fn check_parents(
     pending: &mut Vec<(u64, Record)>,
-    known: &HashSet<ExternalId>,
+    known: &KnownAccounts,
     file: &str,
     report: &mut ImportReport,
 ) {
-    let in_file: HashSet<ExternalId> = pending
+    let in_file: KnownAccounts = pending
         .iter()
         .filter_map(|(_, r)| if let Record::Account(a) = r { Some(a.id.clone()) } else { None })
         .collect();
@@ -381,7 +387,7 @@ fn parse_file(
     format: Format,
     delimiter: u8,
     options: &ImportOptions,
-    known: &HashSet<ExternalId>,
+    known: &KnownAccounts,
     file: &str,
     send: mpsc::Sender<Batch>,
 ) -> Result<(), FileProblem> {

@@ -15,8 +15,8 @@ pub fn content_hash<T: Serialize>(record: &T) -> i64 {
 
 /// The deduplication key of a message id in a workspace.
 pub(crate) fn message_key(ws: WorkspaceId, message_id: &str) -> i64 {
-    let mut buf = Vec::with_capacity(8 + message_id.len());
-    buf.extend_from_slice(&ws.0.to_le_bytes());
-    buf.extend_from_slice(message_id.as_bytes());
-    xxh3_64(&buf) as i64
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(&ws.0.to_le_bytes());
+    hasher.update(message_id.as_bytes());
+    hasher.digest() as i64
 }

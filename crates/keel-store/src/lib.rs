@@ -83,6 +83,9 @@ pub enum StoreError {
     /// The database refused an operation.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database refused a bulk write.
+    #[error("database: {0}")]
+    Bulk(#[from] rusqlite::Error),
 }
 
 /// Which database to use.

@@ -1,6 +1,6 @@
 //! Per-day usage rollups: what evaluation reads instead of raw events.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use chrono::NaiveDate;
 use keel_core::{Date, Event, Timestamp};

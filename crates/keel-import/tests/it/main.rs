@@ -15,13 +15,13 @@ use keel_store::{Snapshot, SqliteOptions, SqliteStore, Store, WorkspaceId};
 use tempfile::TempDir;
 
 /// A fresh store in a temporary directory.
-pub struct Fixture {
-    pub dir: TempDir,
-    pub store: SqliteStore,
-    pub ws: WorkspaceId,
+pub(crate) struct Fixture {
+    pub(crate) dir: TempDir,
+    pub(crate) store: SqliteStore,
+    pub(crate) ws: WorkspaceId,
 }
 
-pub async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keel.db");
     let store =
@@ -33,42 +33,42 @@ pub async fn fixture() -> Fixture {
 }
 
 /// The fixed import time of these tests.
-pub fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     chrono::Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
 }
 
 impl Fixture {
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn write(&self, name: &str, content: &[u8]) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, content: &[u8]) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, content).unwrap();
         path
     }
 
-    pub async fn import_with(&self, path: &Path, options: ImportOptions) -> ImportReport {
+    pub(crate) async fn import_with(&self, path: &Path, options: ImportOptions) -> ImportReport {
         keel_import::import(&self.store, self.ws, path, &options, &|_| {}).await.unwrap()
     }
 
-    pub async fn import(&self, kind: EntityKind, path: &Path) -> ImportReport {
+    pub(crate) async fn import(&self, kind: EntityKind, path: &Path) -> ImportReport {
         self.import_with(path, ImportOptions::new(kind, now())).await
     }
 
-    pub async fn snapshot(&self) -> Snapshot {
+    pub(crate) async fn snapshot(&self) -> Snapshot {
         self.store.snapshot(self.ws).await.unwrap()
     }
 }
 
 /// A small deterministic demo world.
-pub fn world(accounts: usize, months: u32, seed: u64) -> Vec<AccountHistory> {
+pub(crate) fn world(accounts: usize, months: u32, seed: u64) -> Vec<AccountHistory> {
     let config = DemoConfig { accounts, months, seed, end: "2026-05-01".parse().unwrap() };
     keel_demo::generate(&config).collect()
 }
 
 /// What a store holding `world` must return from `snapshot`.
-pub fn expected_snapshot(world: &[AccountHistory]) -> Snapshot {
+pub(crate) fn expected_snapshot(world: &[AccountHistory]) -> Snapshot {
     let mut s = Snapshot::default();
     for h in world {
         s.accounts.push(h.account.clone());
@@ -97,10 +97,10 @@ pub fn expected_snapshot(world: &[AccountHistory]) -> Snapshot {
     s
 }
 
-pub const ATTRIBUTES: [&str; 5] = ["tier", "touch", "region", "timezone", "industry"];
+pub(crate) const ATTRIBUTES: [&str; 5] = ["tier", "touch", "region", "timezone", "industry"];
 
 /// Writes one kind of a world as an import file and returns its path.
-pub fn export_kind(dir: &Path, world: &[AccountHistory], kind: EntityKind, format: Format) -> PathBuf {
+pub(crate) fn export_kind(dir: &Path, world: &[AccountHistory], kind: EntityKind, format: Format) -> PathBuf {
     let ext = if format == Format::Csv { "csv" } else { "jsonl" };
     let path = dir.join(format!("{kind}.{ext}"));
     let file = std::fs::File::create(&path).unwrap();

@@ -1,5 +1,6 @@
 //! The embedded SQLite backend: WAL, full synchronous commits, a large page cache.
 
+mod raw;
 mod rows;
 mod tx;
 
@@ -53,7 +54,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .pragma("cache_size", format!("-{}", u64::from(options.cache_mib) * 1024))
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Keep the WAL from staying gigabytes large after a bulk import.
+            .pragma("journal_size_limit", (64u64 << 20).to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .connect_with(connect)

@@ -1,7 +1,9 @@
 //! One SQLite write transaction: upserts by external id, event appends with
 //! exact message-id deduplication, and rollup maintenance.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use async_trait::async_trait;
 use keel_core::{
@@ -9,6 +11,7 @@ use keel_core::{
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
+use super::raw;
 use super::rows::{Entity, micros};
 use crate::hash::{content_hash, message_key};
 use crate::rollup::RollupDelta;
@@ -25,6 +28,7 @@ pub(crate) struct SqliteTx {
     accounts: Option<HashMap<ExternalId, i64>>,
     hashes: HashMap<&'static str, HashMap<String, i64>>,
     next_event_id: Option<i64>,
+    pending_keys: HashMap<i64, i64>,
 }
 
 fn rows_per_statement(columns: usize) -> usize {
@@ -33,7 +37,14 @@ fn rows_per_statement(columns: usize) -> usize {
 
 impl SqliteTx {
     pub(crate) fn new(tx: Transaction<'static, Sqlite>, ws: WorkspaceId) -> Self {
-        Self { tx, ws, accounts: None, hashes: HashMap::new(), next_event_id: None }
+        Self {
+            tx,
+            ws,
+            accounts: None,
+            hashes: HashMap::default(),
+            next_event_id: None,
+            pending_keys: HashMap::default(),
+        }
     }
 
     async fn load_accounts(&mut self) -> Result<(), StoreError> {
@@ -43,7 +54,7 @@ impl SqliteTx {
                     .bind(self.ws.0)
                     .fetch_all(&mut *self.tx)
                     .await?;
-            let mut map = HashMap::with_capacity(rows.len());
+            let mut map = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
             for (id, ext) in rows {
                 let ext = ExternalId::parse(&ext).map_err(|e| StoreError::Corrupt {
                     table: "accounts",
@@ -68,7 +79,7 @@ impl SqliteTx {
         }
         let Self { tx, ws, accounts, hashes, .. } = self;
         let known = hashes.entry(T::TABLE).or_default();
-        let accounts = accounts.get_or_insert_with(HashMap::new);
+        let accounts = accounts.get_or_insert_with(HashMap::default);
 
         let mut counts = WriteCounts::default();
         let mut todo: Vec<(&T, Option<i64>, i64)> = Vec::new();
@@ -132,150 +143,105 @@ impl SqliteTx {
         Ok(counts)
     }
 
-    /// Reserves a key for each event, inserting into `event_keys`. Returns,
-    /// per event, `Some(event_id)` for a new message or `None` for a duplicate.
+    /// Reserves a key for each event. Returns, per event, `Some(event_id)`
+    /// for a new message or `None` for a duplicate.
     async fn claim_keys(&mut self, rows: &[Event]) -> Result<Vec<Option<i64>>, StoreError> {
         if self.next_event_id.is_none() {
             let max: Option<i64> =
                 sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&mut *self.tx).await?;
             self.next_event_id = Some(max.unwrap_or(0) + 1);
         }
-        let mut next = self.next_event_id.unwrap_or(1);
-        let mut assigned: Vec<Option<i64>> = vec![None; rows.len()];
-        // First occurrence of each key in this batch; later ones with the
-        // same message id are duplicates, different ones are collisions.
-        let mut first: HashMap<i64, usize> = HashMap::with_capacity(rows.len());
-        let mut candidates: Vec<(i64, i64, usize)> = Vec::with_capacity(rows.len());
-        for (i, event) in rows.iter().enumerate() {
-            let mut key = message_key(self.ws, event.message_id.as_str());
-            loop {
-                match first.get(&key) {
-                    None => break,
-                    Some(&j) if rows[j].message_id == event.message_id => {
-                        key = i64::MIN; // marks an in-batch duplicate
-                        break;
-                    }
-                    Some(_) => key = key.wrapping_add(1),
-                }
-            }
-            if key == i64::MIN {
-                continue;
-            }
-            first.insert(key, i);
-            candidates.push((key, next, i));
-            assigned[i] = Some(next);
-            next += 1;
-        }
-        self.next_event_id = Some(next);
-        // Sorted keys walk the B-tree left to right.
-        candidates.sort_unstable();
-        let mut conflicts = Vec::new();
-        for chunk in candidates.chunks(rows_per_statement(2)) {
-            let mut qb: QueryBuilder<'static, Sqlite> =
-                QueryBuilder::new("INSERT INTO event_keys (key, event_id) ");
-            qb.push_values(chunk, |mut b, (key, id, _)| {
-                b.push_bind(*key).push_bind(*id);
-            });
-            qb.push(" ON CONFLICT (key) DO NOTHING");
-            let done = qb.build().execute(&mut *self.tx).await?.rows_affected();
-            if done as usize != chunk.len() {
-                conflicts.extend(self.find_conflicts(chunk).await?);
-            }
-        }
-        for (key, i, stored) in conflicts {
-            assigned[i] = if stored.as_deref() == Some(rows[i].message_id.as_str()) {
-                None
-            } else {
-                // A true 64-bit hash collision: rare enough to take the slow path.
-                self.resolve_conflict(key.wrapping_add(1), &rows[i], assigned[i]).await?
-            };
+        let Self { tx, ws, pending_keys, next_event_id, .. } = self;
+        let mut next = next_event_id.unwrap_or(1);
+        let mut handle = tx.lock_handle().await?;
+        let assigned = raw::with_connection(handle.as_raw_handle(), |conn| {
+            claim(conn, *ws, pending_keys, &mut next, rows)
+        })?;
+        *next_event_id = Some(next);
+        if pending_keys.len() >= MAX_PENDING_KEYS {
+            raw::with_connection(handle.as_raw_handle(), |conn| flush_keys(conn, pending_keys))?;
         }
         Ok(assigned)
     }
 
-    /// The (key, batch index, stored message id) of each event in a chunk
-    /// whose key was already taken. The stored message id is `None` when the
-    /// key's owner is not a stored event of this workspace.
-    async fn find_conflicts(
-        &mut self,
-        chunk: &[(i64, i64, usize)],
-    ) -> Result<Vec<(i64, usize, Option<String>)>, StoreError> {
-        let mut qb: QueryBuilder<'static, Sqlite> = QueryBuilder::new(
-            "SELECT k.key, k.event_id, e.message_id, a.workspace_id FROM event_keys k \
-             LEFT JOIN events e ON e.id = k.event_id LEFT JOIN accounts a ON a.id = e.account_id WHERE k.key IN (",
-        );
-        let mut sep = qb.separated(", ");
-        for (key, _, _) in chunk {
-            sep.push_bind(*key);
+    async fn flush_pending_keys(&mut self) -> Result<(), StoreError> {
+        if !self.pending_keys.is_empty() {
+            let mut handle = self.tx.lock_handle().await?;
+            raw::with_connection(handle.as_raw_handle(), |conn| flush_keys(conn, &mut self.pending_keys))?;
         }
-        qb.push(")");
-        let owners: HashMap<i64, (i64, Option<String>, Option<i64>)> = qb
-            .build_query_as::<(i64, i64, Option<String>, Option<i64>)>()
-            .fetch_all(&mut *self.tx)
-            .await?
-            .into_iter()
-            .map(|(key, id, message, ws)| (key, (id, message, ws)))
-            .collect();
-        Ok(chunk
-            .iter()
-            .filter_map(|(key, id, i)| match owners.get(key) {
-                Some((owner, _, _)) if owner == id => None,
-                Some((_, message, ws)) => {
-                    let stored = message.clone().filter(|_| *ws == Some(self.ws.0));
-                    Some((*key, *i, stored))
-                }
-                None => None,
-            })
-            .collect())
+        Ok(())
     }
+}
 
-    /// A key was taken: either by the same message (a duplicate) or, rarely,
-    /// by another message with the same hash, in which case the next free
-    /// key is claimed.
-    async fn resolve_conflict(
-        &mut self,
-        mut key: i64,
-        event: &Event,
-        id: Option<i64>,
-    ) -> Result<Option<i64>, StoreError> {
-        let Some(id) = id else { return Ok(None) };
+/// Keys claimed in this transaction and not yet written to `event_keys`.
+/// Writing them at the end, sorted, turns one random B-tree insert per event
+/// into a merge that touches each page once.
+const MAX_PENDING_KEYS: usize = 4_000_000;
+
+/// Who holds a deduplication key.
+enum Holder {
+    /// An event earlier in the same batch (not inserted yet).
+    Batch(usize),
+    /// A stored event (or one inserted earlier in this transaction).
+    Event(i64),
+}
+
+fn claim(
+    conn: &rusqlite::Connection,
+    ws: WorkspaceId,
+    pending: &mut HashMap<i64, i64>,
+    next: &mut i64,
+    rows: &[Event],
+) -> rusqlite::Result<Vec<Option<i64>>> {
+    use rusqlite::OptionalExtension;
+    let mut probe = conn.prepare_cached("SELECT event_id FROM event_keys WHERE key = ?1")?;
+    let mut owner = conn.prepare_cached(
+        "SELECT e.message_id, a.workspace_id FROM events e JOIN accounts a ON a.id = e.account_id WHERE e.id = ?1",
+    )?;
+    let mut in_batch: HashMap<i64, usize> = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
+    let mut assigned = vec![None; rows.len()];
+    for (i, event) in rows.iter().enumerate() {
+        let message = event.message_id.as_str();
+        let mut key = message_key(ws, message);
         loop {
-            let owner: Option<(String, i64)> = sqlx::query_as(
-                "SELECT e.message_id, a.workspace_id FROM event_keys k JOIN events e ON e.id = k.event_id \
-                 JOIN accounts a ON a.id = e.account_id WHERE k.key = ?",
-            )
-            .bind(key)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-            match owner {
-                Some((message_id, ws)) if ws == self.ws.0 && message_id == event.message_id.as_str() => {
-                    return Ok(None);
-                }
-                Some(_) => key = key.wrapping_add(1),
+            let holder = match (in_batch.get(&key), pending.get(&key)) {
+                (Some(&j), _) => Some(Holder::Batch(j)),
+                (None, Some(&id)) => Some(Holder::Event(id)),
+                (None, None) => probe.query_row([key], |r| r.get(0)).optional()?.map(Holder::Event),
+            };
+            let same = match holder {
                 None => {
-                    // Either free, or taken by an event of this same
-                    // transaction that is not inserted yet: check the key row.
-                    let taken: Option<i64> =
-                        sqlx::query_scalar("SELECT event_id FROM event_keys WHERE key = ?")
-                            .bind(key)
-                            .fetch_optional(&mut *self.tx)
-                            .await?;
-                    match taken {
-                        Some(owner) if owner == id => return Ok(Some(id)),
-                        Some(_) => key = key.wrapping_add(1),
-                        None => {
-                            sqlx::query("INSERT INTO event_keys (key, event_id) VALUES (?, ?)")
-                                .bind(key)
-                                .bind(id)
-                                .execute(&mut *self.tx)
-                                .await?;
-                            return Ok(Some(id));
-                        }
-                    }
+                    pending.insert(key, *next);
+                    in_batch.insert(key, i);
+                    assigned[i] = Some(*next);
+                    *next += 1;
+                    break;
                 }
+                Some(Holder::Batch(j)) => rows[j].message_id == event.message_id,
+                Some(Holder::Event(id)) => owner
+                    .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .optional()?
+                    .is_some_and(|(m, w)| w == ws.0 && m == message),
+            };
+            if same {
+                break; // a duplicate: assigned[i] stays None
             }
+            // A 64-bit hash collision with another message: probe the next key.
+            key = key.wrapping_add(1);
         }
     }
+    Ok(assigned)
+}
+
+fn flush_keys(conn: &rusqlite::Connection, pending: &mut HashMap<i64, i64>) -> rusqlite::Result<()> {
+    let mut keys: Vec<(i64, i64)> = pending.drain().collect();
+    keys.sort_unstable();
+    let mut insert = conn.prepare_cached("INSERT INTO event_keys (key, event_id) VALUES (?1, ?2)")?;
+    for (key, id) in keys {
+        insert.execute((key, id))?;
+    }
+    pending.shrink_to(0);
+    Ok(())
 }
 
 #[async_trait]
@@ -335,48 +301,40 @@ impl WriteTx for SqliteTx {
         outcome.counts.inserted = fresh.len() as u64;
         outcome.counts.unchanged = outcome.duplicates.len() as u64;
 
-        for chunk in fresh.chunks(rows_per_statement(8)) {
-            let mut qb: QueryBuilder<'static, Sqlite> = QueryBuilder::new(
-                "INSERT INTO events (id, account_id, message_id, user_id, name, ts, received_at, properties) ",
-            );
-            qb.push_values(chunk, |mut b, (id, account, e)| {
-                b.push_bind(*id)
-                    .push_bind(*account)
-                    .push_bind(e.message_id.to_string())
-                    .push_bind(e.user.to_string())
-                    .push_bind(e.name.to_string())
-                    .push_bind(micros(e.timestamp))
-                    .push_bind(micros(e.received_at))
-                    .push_bind(if e.properties.is_empty() {
-                        None
-                    } else {
-                        serde_json::to_string(&e.properties).ok()
-                    });
-            });
-            qb.build().execute(&mut *self.tx).await?;
-        }
-
         let (users, names) = delta.sorted();
-        for (table, key_col, rows) in
-            [("usage_user_day", "user_id", users), ("usage_event_day", "name", names)]
-        {
-            for chunk in rows.chunks(rows_per_statement(5)) {
-                let mut qb: QueryBuilder<'static, Sqlite> = QueryBuilder::new(format!(
-                    "INSERT INTO {table} (account_id, day, {key_col}, known_day, events) "
-                ));
-                qb.push_values(chunk, |mut b, ((account, day, key, known), n)| {
-                    b.push_bind(*account)
-                        .push_bind(i64::from(*day))
-                        .push_bind(key.to_string())
-                        .push_bind(i64::from(*known))
-                        .push_bind(*n);
-                });
-                qb.push(format!(
-                    " ON CONFLICT (account_id, day, {key_col}, known_day) DO UPDATE SET events = events + excluded.events"
-                ));
-                qb.build().execute(&mut *self.tx).await?;
+        let mut handle = self.tx.lock_handle().await?;
+        raw::with_connection(handle.as_raw_handle(), |conn| {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO events (id, account_id, message_id, user_id, name, ts, received_at, properties) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (id, account, e) in &fresh {
+                let properties =
+                    if e.properties.is_empty() { None } else { serde_json::to_string(&e.properties).ok() };
+                insert.execute((
+                    id,
+                    account,
+                    e.message_id.as_str(),
+                    e.user.as_str(),
+                    e.name.as_str(),
+                    micros(e.timestamp),
+                    micros(e.received_at),
+                    properties,
+                ))?;
             }
-        }
+            for (table, key_col, rows) in
+                [("usage_user_day", "user_id", &users), ("usage_event_day", "name", &names)]
+            {
+                let mut upsert = conn.prepare_cached(&format!(
+                    "INSERT INTO {table} (account_id, day, {key_col}, known_day, events) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (account_id, day, {key_col}, known_day) DO UPDATE SET events = events + excluded.events"
+                ))?;
+                for ((account, day, key, known), n) in rows.iter() {
+                    upsert.execute((account, day, key, known, n))?;
+                }
+            }
+            Ok(())
+        })?;
         Ok(outcome)
     }
 
@@ -398,7 +356,8 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.flush_pending_keys().await?;
         self.tx.commit().await?;
         Ok(())
     }
