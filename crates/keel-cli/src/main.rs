@@ -17,6 +17,11 @@ mod status;
 
 use std::process::ExitCode;
 
+/// Import and demo move millions of small strings between threads; mimalloc
+/// handles that pattern far better than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use keel_store::{DbUrl, Store, WorkspaceId};
