@@ -100,8 +100,9 @@ pub(crate) async fn run(db: &str, workspace: &str, args: DemoArgs) -> anyhow::Re
     };
     let mut events = WriteCounts::default();
     while let Some(chunk) = recv.recv().await {
-        events.add(write_chunk(&ws, &chunk).await?);
-        bar.inc(chunk.len() as u64);
+        let n = chunk.len() as u64;
+        events.add(write_chunk(&ws, chunk).await?);
+        bar.inc(n);
     }
     generator.join().map_err(|_| anyhow::anyhow!("the demo generator panicked"))?;
     let mut tx = ws.store.begin(ws.id).await?;
@@ -132,25 +133,45 @@ pub(crate) async fn run(db: &str, workspace: &str, args: DemoArgs) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-async fn write_chunk(ws: &crate::Workspace, chunk: &[AccountHistory]) -> anyhow::Result<WriteCounts> {
+async fn write_chunk(ws: &crate::Workspace, chunk: Vec<AccountHistory>) -> anyhow::Result<WriteCounts> {
     let mut tx = ws.store.begin(ws.id).await?;
-    let accounts: Vec<_> = chunk.iter().map(|h| h.account.clone()).collect();
-    tx.upsert_accounts(&accounts).await?;
-    tx.upsert_contracts(&chunk.iter().flat_map(|h| h.contracts.iter().cloned()).collect::<Vec<_>>()).await?;
-    tx.upsert_contacts(&chunk.iter().flat_map(|h| h.contacts.iter().cloned()).collect::<Vec<_>>()).await?;
-    tx.upsert_tickets(&chunk.iter().flat_map(|h| h.tickets.iter().cloned()).collect::<Vec<_>>()).await?;
-    tx.upsert_surveys(&chunk.iter().flat_map(|h| h.surveys.iter().cloned()).collect::<Vec<_>>()).await?;
-    tx.upsert_touchpoints(&chunk.iter().flat_map(|h| h.touchpoints.iter().cloned()).collect::<Vec<_>>())
-        .await?;
-    tx.upsert_opportunities(&chunk.iter().flat_map(|h| h.opportunities.iter().cloned()).collect::<Vec<_>>())
-        .await?;
+    let mut all = AccountHistoryParts::default();
+    for h in chunk {
+        all.accounts.push(h.account);
+        all.contracts.extend(h.contracts);
+        all.contacts.extend(h.contacts);
+        all.events.extend(h.events);
+        all.tickets.extend(h.tickets);
+        all.surveys.extend(h.surveys);
+        all.touchpoints.extend(h.touchpoints);
+        all.opportunities.extend(h.opportunities);
+    }
+    tx.upsert_accounts(&all.accounts).await?;
+    tx.upsert_contracts(&all.contracts).await?;
+    tx.upsert_contacts(&all.contacts).await?;
+    tx.upsert_tickets(&all.tickets).await?;
+    tx.upsert_surveys(&all.surveys).await?;
+    tx.upsert_touchpoints(&all.touchpoints).await?;
+    tx.upsert_opportunities(&all.opportunities).await?;
     let mut counts = WriteCounts::default();
-    let events: Vec<_> = chunk.iter().flat_map(|h| h.events.iter().cloned()).collect();
-    for slice in events.chunks(EVENTS_PER_APPEND) {
+    for slice in all.events.chunks(EVENTS_PER_APPEND) {
         counts.add(tx.append_events(slice).await?.counts);
     }
     tx.commit().await?;
     Ok(counts)
+}
+
+/// The records of a chunk of accounts, gathered by kind.
+#[derive(Default)]
+struct AccountHistoryParts {
+    accounts: Vec<keel_core::Account>,
+    contracts: Vec<keel_core::Contract>,
+    contacts: Vec<keel_core::Contact>,
+    events: Vec<keel_core::Event>,
+    tickets: Vec<keel_core::Ticket>,
+    surveys: Vec<keel_core::SurveyResponse>,
+    touchpoints: Vec<keel_core::Touchpoint>,
+    opportunities: Vec<keel_core::Opportunity>,
 }
 
 struct Files {

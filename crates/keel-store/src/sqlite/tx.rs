@@ -71,14 +71,34 @@ impl SqliteTx {
     async fn upsert<T: Entity>(&mut self, rows: &[T]) -> Result<WriteCounts, StoreError> {
         let is_account = T::TABLE == "accounts";
         self.load_accounts().await?;
-        if !self.hashes.contains_key(T::TABLE) {
-            let sql = format!("SELECT external_id, content_hash FROM {} WHERE workspace_id = ?", T::TABLE);
-            let known: Vec<(String, i64)> =
-                sqlx::query_as(&sql).bind(self.ws.0).fetch_all(&mut *self.tx).await?;
-            self.hashes.insert(T::TABLE, known.into_iter().collect());
+        // Look up the stored hashes of just the ids in this batch (not the
+        // whole table: a workspace may hold millions of rows of a kind).
+        let known = self.hashes.entry(T::TABLE).or_default();
+        let mut missing: Vec<String> = rows
+            .iter()
+            .map(|r| r.external_id().as_str())
+            .filter(|id| !known.contains_key(*id))
+            .map(str::to_owned)
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let mut found = Vec::new();
+        for chunk in missing.chunks(rows_per_statement(1) - 1) {
+            let mut qb: QueryBuilder<'static, Sqlite> = QueryBuilder::new(format!(
+                "SELECT external_id, content_hash FROM {} WHERE workspace_id = ",
+                T::TABLE
+            ));
+            qb.push_bind(self.ws.0).push(" AND external_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.clone());
+            }
+            qb.push(")");
+            found.extend(qb.build_query_as::<(String, i64)>().fetch_all(&mut *self.tx).await?);
         }
         let Self { tx, ws, accounts, hashes, .. } = self;
         let known = hashes.entry(T::TABLE).or_default();
+        known.extend(found);
         let accounts = accounts.get_or_insert_with(HashMap::default);
 
         let mut counts = WriteCounts::default();
