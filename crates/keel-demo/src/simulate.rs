@@ -372,7 +372,7 @@ fn run(sim: &mut Sim<'_>, start: Date) {
     let mut term_start = start;
     let mut term_seats = seats;
     let mut price = price_cents;
-    let mut platform_line = sim.line("platform", start, start + Months::new(12), seats, price);
+    sim.line("platform", start, start + Months::new(12), seats, price);
     let mut extra_lines: Vec<usize> = Vec::new();
     let mut term = 0u32;
     schedule_touchpoints(sim, term_start, term_start + Months::new(12), ikt, first_value, term == 0);
@@ -569,8 +569,7 @@ fn run(sim: &mut Sim<'_>, start: Date) {
                 price = price * 103 / 100;
                 term_start = term_end;
                 term += 1;
-                platform_line =
-                    sim.line("platform", term_start, term_start + Months::new(12), term_seats, price);
+                sim.line("platform", term_start, term_start + Months::new(12), term_seats, price);
                 extra_lines.clear();
                 if let Some(a) = analytics {
                     let l = sim.line("analytics", term_start, term_start + Months::new(12), a, 2000);
@@ -631,7 +630,6 @@ fn run(sim: &mut Sim<'_>, start: Date) {
         }
         day += days(1);
     }
-    let _ = platform_line;
     if let Some(fv) = first_value.filter(|fv| *fv < end) {
         sim.history.truth.ttv_days = Some((fv - start).num_days());
     }
