@@ -5,6 +5,8 @@ mod rows;
 mod tx;
 
 use std::str::FromStr;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
-use crate::rollup::{EventDay, UserDay};
+use crate::rollup::{EventDay, UserDay, decode_counts};
 use crate::{ImportLog, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId, WriteCounts, WriteTx};
 use rows::{Entity, from_micros, get};
 pub(crate) use tx::SqliteTx;
@@ -110,7 +112,7 @@ fn decode_event(row: &SqliteRow) -> Result<Event, String> {
     Ok(Event {
         message_id: MessageId::parse(&text("message_id")?).map_err(|e| e.to_string())?,
         account: ExternalId::parse(&text("account_external_id")?).map_err(|e| e.to_string())?,
-        user: UserId::parse(&text("user_id")?).map_err(|e| e.to_string())?,
+        user: UserId::parse(&text("user_external_id")?).map_err(|e| e.to_string())?,
         name: EventName::parse(&text("name")?).map_err(|e| e.to_string())?,
         timestamp: from_micros(get(row, "ts")?)?,
         received_at: from_micros(get(row, "received_at")?)?,
@@ -214,8 +216,9 @@ impl Store for SqliteStore {
 
     async fn snapshot(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError> {
         let event_rows = sqlx::query(
-            "SELECT e.*, a.external_id AS account_external_id FROM events e \
-             JOIN accounts a ON a.id = e.account_id WHERE a.workspace_id = ? \
+            "SELECT e.*, a.external_id AS account_external_id, u.external_id AS user_external_id, \
+             n.name AS name FROM events e JOIN accounts a ON a.id = e.account_id \
+             JOIN users u ON u.id = e.user_id JOIN event_names n ON n.id = e.name_id WHERE a.workspace_id = ? \
              ORDER BY a.external_id, e.ts, e.message_id",
         )
         .bind(ws.0)
@@ -251,40 +254,49 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         let id = id.ok_or_else(|| StoreError::UnknownAccount(account.to_string()))?;
-        let users: Vec<(i64, String, i64, i64)> = sqlx::query_as(
-            "SELECT day, user_id, known_day, events FROM usage_user_day WHERE account_id = ? \
-             ORDER BY day, user_id, known_day",
+        let rows: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT day, known_day, users, names FROM usage_day WHERE account_id = ? ORDER BY day, known_day",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let names: Vec<(i64, String, i64, i64)> = sqlx::query_as(
-            "SELECT day, name, known_day, events FROM usage_event_day WHERE account_id = ? \
-             ORDER BY day, name, known_day",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(UsageRollup {
-            users: users
+        let users: HashMap<i64, String> =
+            sqlx::query_as("SELECT id, external_id FROM users WHERE account_id = ?")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
                 .into_iter()
-                .map(|(day, user, known_day, events)| UserDay {
-                    day: day as i32,
-                    user,
-                    known_day: known_day as i32,
-                    events,
-                })
-                .collect(),
-            events: names
+                .collect();
+        let names: HashMap<i64, String> =
+            sqlx::query_as("SELECT id, name FROM event_names WHERE workspace_id = ?")
+                .bind(ws.0)
+                .fetch_all(&self.pool)
+                .await?
                 .into_iter()
-                .map(|(day, name, known_day, events)| EventDay {
-                    day: day as i32,
-                    name,
-                    known_day: known_day as i32,
-                    events,
-                })
-                .collect(),
-        })
+                .collect();
+        let lookup = |map: &HashMap<i64, String>, key: u64, what: &str| {
+            map.get(&(key as i64)).cloned().ok_or_else(|| format!("unknown {what} id {key}"))
+        };
+        let mut rollup = UsageRollup::default();
+        for (day, known_day, user_counts, name_counts) in &rows {
+            let corrupt = |reason| StoreError::Corrupt {
+                table: "usage_day",
+                id: format!("{id}/{day}/{known_day}"),
+                reason,
+            };
+            let (day, known_day) = (*day as i32, *known_day as i32);
+            for (user, events) in decode_counts(user_counts).map_err(corrupt)? {
+                let user = lookup(&users, user, "user").map_err(corrupt)?;
+                rollup.users.push(UserDay { day, user, known_day, events: events as i64 });
+            }
+            for (name, events) in decode_counts(name_counts).map_err(corrupt)? {
+                let name = lookup(&names, name, "event name").map_err(corrupt)?;
+                rollup.events.push(EventDay { day, name, known_day, events: events as i64 });
+            }
+        }
+        rollup.users.sort();
+        rollup.events.sort();
+        Ok(rollup)
     }
 }
 

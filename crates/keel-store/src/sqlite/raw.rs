@@ -14,10 +14,10 @@ use std::ptr::NonNull;
 ///
 /// The caller must hold sqlx's `LockedSqliteHandle` for `handle` for the
 /// whole call, so that nothing else uses the connection meanwhile.
-pub(crate) fn with_connection<T>(
+pub(crate) fn with_connection<T, E: From<rusqlite::Error>>(
     handle: NonNull<libsqlite3_sys::sqlite3>,
-    f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T, E>,
+) -> Result<T, E> {
     // SAFETY: `handle` is a live connection owned by sqlx, locked by the
     // caller for the duration of this call. `from_handle` does not take
     // ownership: dropping the wrapper finalizes the statements it prepared

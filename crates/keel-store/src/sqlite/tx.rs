@@ -14,7 +14,7 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 use super::raw;
 use super::rows::{Entity, micros};
 use crate::hash::{content_hash, message_key};
-use crate::rollup::RollupDelta;
+use crate::rollup::{DayDelta, RollupDelta, decode_counts, encode_counts, merge_counts};
 use crate::{AppendOutcome, ImportLog, StoreError, WorkspaceId, WriteCounts, WriteTx};
 
 /// SQLite's limit on bound parameters per statement in the bundled build.
@@ -28,7 +28,64 @@ pub(crate) struct SqliteTx {
     accounts: Option<HashMap<ExternalId, i64>>,
     hashes: HashMap<&'static str, HashMap<String, i64>>,
     next_event_id: Option<i64>,
-    pending_keys: HashMap<i64, i64>,
+    keys: ClaimedKeys,
+    /// Per account touched by this transaction, the greatest (day, known day)
+    /// stored in `usage_day` (None: no row). Rollup rows past it are new and
+    /// need no lookup — the common case, as event files run forward in time.
+    usage_marks: HashMap<i64, Option<(i32, i32)>>,
+    interned: Interned,
+}
+
+/// The ids of users and event names, as `users` and `event_names` hold them,
+/// loaded on first use and extended as new ones arrive.
+#[derive(Default)]
+struct Interned {
+    /// Event name → id, for the transaction's workspace (None: not loaded).
+    names: Option<HashMap<String, i64>>,
+    /// Per internal account id: user id → users.id.
+    users: HashMap<i64, HashMap<String, i64>>,
+}
+
+impl Interned {
+    fn name(&mut self, conn: &rusqlite::Connection, ws: WorkspaceId, name: &str) -> rusqlite::Result<i64> {
+        if self.names.is_none() {
+            let mut select =
+                conn.prepare_cached("SELECT name, id FROM event_names WHERE workspace_id = ?1")?;
+            let names =
+                select.query_map([ws.0], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            self.names = Some(names);
+        }
+        let names = self.names.get_or_insert_with(HashMap::default);
+        if let Some(&id) = names.get(name) {
+            return Ok(id);
+        }
+        let id = conn
+            .prepare_cached("INSERT INTO event_names (workspace_id, name) VALUES (?1, ?2) RETURNING id")?
+            .query_row((ws.0, name), |r| r.get(0))?;
+        names.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    fn user(&mut self, conn: &rusqlite::Connection, account: i64, user: &str) -> rusqlite::Result<i64> {
+        let users = match self.users.entry(account) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let mut select =
+                    conn.prepare_cached("SELECT external_id, id FROM users WHERE account_id = ?1")?;
+                let users =
+                    select.query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+                slot.insert(users)
+            }
+        };
+        if let Some(&id) = users.get(user) {
+            return Ok(id);
+        }
+        let id = conn
+            .prepare_cached("INSERT INTO users (account_id, external_id) VALUES (?1, ?2) RETURNING id")?
+            .query_row((account, user), |r| r.get(0))?;
+        users.insert(user.to_owned(), id);
+        Ok(id)
+    }
 }
 
 fn rows_per_statement(columns: usize) -> usize {
@@ -43,7 +100,9 @@ impl SqliteTx {
             accounts: None,
             hashes: HashMap::default(),
             next_event_id: None,
-            pending_keys: HashMap::default(),
+            keys: ClaimedKeys::default(),
+            usage_marks: HashMap::default(),
+            interned: Interned::default(),
         }
     }
 
@@ -170,33 +229,157 @@ impl SqliteTx {
             let max: Option<i64> =
                 sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&mut *self.tx).await?;
             self.next_event_id = Some(max.unwrap_or(0) + 1);
+            let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM event_keys)")
+                .fetch_one(&mut *self.tx)
+                .await?;
+            self.keys.probe_table = any;
         }
-        let Self { tx, ws, pending_keys, next_event_id, .. } = self;
+        let Self { tx, ws, keys, next_event_id, .. } = self;
         let mut next = next_event_id.unwrap_or(1);
         let mut handle = tx.lock_handle().await?;
-        let assigned = raw::with_connection(handle.as_raw_handle(), |conn| {
-            claim(conn, *ws, pending_keys, &mut next, rows)
-        })?;
+        let assigned =
+            raw::with_connection(handle.as_raw_handle(), |conn| claim(conn, *ws, keys, &mut next, rows))?;
         *next_event_id = Some(next);
-        if pending_keys.len() >= MAX_PENDING_KEYS {
-            raw::with_connection(handle.as_raw_handle(), |conn| flush_keys(conn, pending_keys))?;
+        if keys.pending.len() >= MAX_PENDING_KEYS {
+            raw::with_connection(handle.as_raw_handle(), |conn| keys.spill(conn))?;
         }
         Ok(assigned)
     }
 
     async fn flush_pending_keys(&mut self) -> Result<(), StoreError> {
-        if !self.pending_keys.is_empty() {
+        if !self.keys.pending.is_empty() || self.keys.held.len() > 0 {
             let mut handle = self.tx.lock_handle().await?;
-            raw::with_connection(handle.as_raw_handle(), |conn| flush_keys(conn, &mut self.pending_keys))?;
+            raw::with_connection(handle.as_raw_handle(), |conn| self.keys.write(conn))?;
         }
         Ok(())
     }
 }
 
-/// Keys claimed in this transaction and not yet written to `event_keys`.
-/// Writing them at the end, sorted, turns one random B-tree insert per event
-/// into a merge that touches each page once.
-const MAX_PENDING_KEYS: usize = 4_000_000;
+/// How many claimed keys are held in the hash map before they move to the
+/// sorted in-memory run, and how many the run holds before it is written to
+/// `event_keys` ahead of the commit (bounding memory to about 0.6 GiB).
+const MAX_PENDING_KEYS: usize = 2_000_000;
+const MAX_HELD_KEYS: usize = 32_000_000;
+
+/// The deduplication keys a transaction has claimed and not yet written to
+/// `event_keys`. They are written at commit, sorted, which turns one random
+/// B-tree insert per event into one ordered pass — and into a plain append
+/// on a first bulk load.
+#[derive(Default)]
+struct ClaimedKeys {
+    /// The newest claims: key → event id.
+    pending: HashMap<i64, i64>,
+    /// Older claims, sorted.
+    held: SortedKeys,
+    /// Whether `event_keys` may hold keys this lookup cannot see in memory:
+    /// it held any when the transaction began, or some claims were already
+    /// written. When false, a key in neither map is new without a probe.
+    probe_table: bool,
+}
+
+impl ClaimedKeys {
+    fn get(&self, key: i64) -> Option<i64> {
+        self.pending.get(&key).copied().or_else(|| self.held.get(key))
+    }
+
+    /// Moves the pending claims to the sorted run, writing everything to the
+    /// table when the run is full.
+    fn spill(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        let mut new: Vec<(u64, i64)> = self.pending.drain().map(|(k, id)| (k as u64, id)).collect();
+        self.pending.shrink_to(0);
+        new.sort_unstable();
+        self.held.merge(new);
+        if self.held.len() >= MAX_HELD_KEYS {
+            self.write(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every claim to `event_keys`, in key order.
+    fn write(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        if !self.pending.is_empty() {
+            let mut new: Vec<(u64, i64)> = self.pending.drain().map(|(k, id)| (k as u64, id)).collect();
+            self.pending.shrink_to(0);
+            new.sort_unstable();
+            self.held.merge(new);
+        }
+        let mut insert = conn.prepare_cached("INSERT INTO event_keys (key, event_id) VALUES (?1, ?2)")?;
+        // Unsigned order is the directory's; write in signed (rowid) order.
+        let pairs = std::mem::take(&mut self.held).into_pairs();
+        let split = pairs.partition_point(|(k, _)| (*k as i64) >= 0);
+        for (key, id) in pairs[split..].iter().chain(&pairs[..split]) {
+            insert.execute((*key as i64, id))?;
+        }
+        self.probe_table = true;
+        Ok(())
+    }
+}
+
+/// A sorted set of hash keys with their event ids, and a directory on the
+/// keys' top 20 bits: the keys are uniformly spread, so a lookup reads one
+/// directory entry and a bucket of a few keys — two or three cache misses
+/// instead of a binary search's twenty-odd over millions of keys.
+#[derive(Default)]
+struct SortedKeys {
+    /// Sorted as unsigned (the order of the directory).
+    keys: Vec<u64>,
+    /// `ids[i]` is the event id of `keys[i]`.
+    ids: Vec<i64>,
+    /// `keys[dir[b]..dir[b + 1]]` are the keys whose top bits are `b`.
+    dir: Vec<u32>,
+}
+
+impl SortedKeys {
+    const BITS: u32 = 20;
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn into_pairs(self) -> Vec<(u64, i64)> {
+        self.keys.into_iter().zip(self.ids).collect()
+    }
+
+    fn get(&self, key: i64) -> Option<i64> {
+        let key = key as u64;
+        let b = (key >> (64 - Self::BITS)) as usize;
+        let (lo, hi) = (*self.dir.get(b)? as usize, *self.dir.get(b + 1)? as usize);
+        self.keys[lo..hi].iter().position(|k| *k == key).map(|i| self.ids[lo + i])
+    }
+
+    /// Adds pairs sorted by key.
+    fn merge(&mut self, new: Vec<(u64, i64)>) {
+        let total = self.keys.len() + new.len();
+        let (mut keys, mut ids) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        let old_keys = std::mem::take(&mut self.keys);
+        let old_ids = std::mem::take(&mut self.ids);
+        let mut old = old_keys.into_iter().zip(old_ids).peekable();
+        let mut new = new.into_iter().peekable();
+        loop {
+            let next = match (old.peek(), new.peek()) {
+                (Some(x), Some(y)) if x.0 <= y.0 => old.next(),
+                (_, Some(_)) => new.next(),
+                (Some(_), None) => old.next(),
+                (None, None) => break,
+            };
+            if let Some((k, id)) = next {
+                keys.push(k);
+                ids.push(id);
+            }
+        }
+        let buckets = 1usize << Self::BITS;
+        let mut dir = Vec::with_capacity(buckets + 1);
+        let mut i = 0;
+        for b in 0..buckets as u64 {
+            while i < keys.len() && (keys[i] >> (64 - Self::BITS)) < b {
+                i += 1;
+            }
+            dir.push(i as u32);
+        }
+        dir.push(keys.len() as u32);
+        (self.keys, self.ids, self.dir) = (keys, ids, dir);
+    }
+}
 
 /// Who holds a deduplication key.
 enum Holder {
@@ -209,7 +392,7 @@ enum Holder {
 fn claim(
     conn: &rusqlite::Connection,
     ws: WorkspaceId,
-    pending: &mut HashMap<i64, i64>,
+    keys: &mut ClaimedKeys,
     next: &mut i64,
     rows: &[Event],
 ) -> rusqlite::Result<Vec<Option<i64>>> {
@@ -218,21 +401,25 @@ fn claim(
     let mut owner = conn.prepare_cached(
         "SELECT e.message_id, a.workspace_id FROM events e JOIN accounts a ON a.id = e.account_id WHERE e.id = ?1",
     )?;
-    let mut in_batch: HashMap<i64, usize> = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
+    // Event ids from `first` on belong to this batch: `batch[id - first]` is
+    // the row that claimed the id.
+    let first = *next;
+    let mut batch: Vec<usize> = Vec::with_capacity(rows.len());
     let mut assigned = vec![None; rows.len()];
     for (i, event) in rows.iter().enumerate() {
         let message = event.message_id.as_str();
         let mut key = message_key(ws, message);
         loop {
-            let holder = match (in_batch.get(&key), pending.get(&key)) {
-                (Some(&j), _) => Some(Holder::Batch(j)),
-                (None, Some(&id)) => Some(Holder::Event(id)),
-                (None, None) => probe.query_row([key], |r| r.get(0)).optional()?.map(Holder::Event),
+            let holder = match keys.get(key) {
+                Some(id) if id >= first => Some(Holder::Batch(batch[(id - first) as usize])),
+                Some(id) => Some(Holder::Event(id)),
+                None if !keys.probe_table => None,
+                None => probe.query_row([key], |r| r.get(0)).optional()?.map(Holder::Event),
             };
             let same = match holder {
                 None => {
-                    pending.insert(key, *next);
-                    in_batch.insert(key, i);
+                    keys.pending.insert(key, *next);
+                    batch.push(i);
                     assigned[i] = Some(*next);
                     *next += 1;
                     break;
@@ -253,14 +440,70 @@ fn claim(
     Ok(assigned)
 }
 
-fn flush_keys(conn: &rusqlite::Connection, pending: &mut HashMap<i64, i64>) -> rusqlite::Result<()> {
-    let mut keys: Vec<(i64, i64)> = pending.drain().collect();
-    keys.sort_unstable();
-    let mut insert = conn.prepare_cached("INSERT INTO event_keys (key, event_id) VALUES (?1, ?2)")?;
-    for (key, id) in keys {
-        insert.execute((key, id))?;
+/// Adds a batch's rollup increments to `usage_day`, one row per account-day.
+fn write_usage(
+    conn: &rusqlite::Connection,
+    marks: &mut HashMap<i64, Option<(i32, i32)>>,
+    days: &[DayDelta],
+) -> Result<(), StoreError> {
+    use rusqlite::OptionalExtension;
+    let mut last = conn.prepare_cached(
+        "SELECT day, known_day FROM usage_day WHERE account_id = ?1 ORDER BY day DESC, known_day DESC LIMIT 1",
+    )?;
+    let mut stored = conn.prepare_cached(
+        "SELECT events, users, names FROM usage_day WHERE account_id = ?1 AND day = ?2 AND known_day = ?3",
+    )?;
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO usage_day (account_id, day, known_day, events, users, names) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (account_id, day, known_day) DO UPDATE SET \
+         events = excluded.events, users = excluded.users, names = excluded.names",
+    )?;
+    let (mut users_buf, mut names_buf) = (Vec::new(), Vec::new());
+    for d in days {
+        let mark = match marks.get(&d.account) {
+            Some(mark) => *mark,
+            None => {
+                let mark = last.query_row([d.account], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+                marks.insert(d.account, mark);
+                mark
+            }
+        };
+        let key = (d.day, d.known_day);
+        let existing: Option<(i64, Vec<u8>, Vec<u8>)> = if mark.is_some_and(|m| key <= m) {
+            stored
+                .query_row((d.account, d.day, d.known_day), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?
+        } else {
+            None
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            table: "usage_day",
+            id: format!("{}/{}/{}", d.account, d.day, d.known_day),
+            reason,
+        };
+        let events = match &existing {
+            Some((events, users, names)) => {
+                encode_counts(
+                    &merge_counts(&decode_counts(users).map_err(corrupt)?, &d.users),
+                    &mut users_buf,
+                );
+                encode_counts(
+                    &merge_counts(&decode_counts(names).map_err(corrupt)?, &d.names),
+                    &mut names_buf,
+                );
+                *events as u64 + d.events
+            }
+            None => {
+                encode_counts(&d.users, &mut users_buf);
+                encode_counts(&d.names, &mut names_buf);
+                d.events
+            }
+        };
+        upsert.execute((d.account, d.day, d.known_day, events as i64, &users_buf, &names_buf))?;
+        if mark.is_none_or(|m| key > m) {
+            marks.insert(d.account, Some(key));
+        }
     }
-    pending.shrink_to(0);
     Ok(())
 }
 
@@ -308,52 +551,41 @@ impl WriteTx for SqliteTx {
         let assigned = self.claim_keys(rows).await?;
         let mut outcome = AppendOutcome::default();
         let mut fresh: Vec<(i64, i64, &Event)> = Vec::with_capacity(rows.len());
-        let mut delta = RollupDelta::default();
         for (i, (event, id)) in rows.iter().zip(&assigned).enumerate() {
             match id {
-                Some(id) => {
-                    fresh.push((*id, account_ids[i], event));
-                    delta.add(account_ids[i], event);
-                }
+                Some(id) => fresh.push((*id, account_ids[i], event)),
                 None => outcome.duplicates.push(i),
             }
         }
         outcome.counts.inserted = fresh.len() as u64;
         outcome.counts.unchanged = outcome.duplicates.len() as u64;
 
-        let (users, names) = delta.sorted();
-        let mut handle = self.tx.lock_handle().await?;
+        let Self { tx, ws, usage_marks, interned, .. } = self;
+        let mut handle = tx.lock_handle().await?;
         raw::with_connection(handle.as_raw_handle(), |conn| {
+            let mut delta = RollupDelta::default();
             let mut insert = conn.prepare_cached(
-                "INSERT INTO events (id, account_id, message_id, user_id, name, ts, received_at, properties) \
+                "INSERT INTO events (id, account_id, message_id, user_id, name_id, ts, received_at, properties) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            for (id, account, e) in &fresh {
+            for &(id, account, e) in &fresh {
+                let user = interned.user(conn, account, e.user.as_str())?;
+                let name = interned.name(conn, *ws, e.name.as_str())?;
+                delta.add(account, e, user as u64, name as u64);
                 let properties =
                     if e.properties.is_empty() { None } else { serde_json::to_string(&e.properties).ok() };
                 insert.execute((
                     id,
                     account,
                     e.message_id.as_str(),
-                    e.user.as_str(),
-                    e.name.as_str(),
+                    user,
+                    name,
                     micros(e.timestamp),
                     micros(e.received_at),
                     properties,
                 ))?;
             }
-            for (table, key_col, rows) in
-                [("usage_user_day", "user_id", &users), ("usage_event_day", "name", &names)]
-            {
-                let mut upsert = conn.prepare_cached(&format!(
-                    "INSERT INTO {table} (account_id, day, {key_col}, known_day, events) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (account_id, day, {key_col}, known_day) DO UPDATE SET events = events + excluded.events"
-                ))?;
-                for ((account, day, key, known), n) in rows.iter() {
-                    upsert.execute((account, day, key, known, n))?;
-                }
-            }
-            Ok(())
+            write_usage(conn, usage_marks, &delta.into_days())
         })?;
         Ok(outcome)
     }
@@ -506,5 +738,62 @@ mod tests {
         let mut tx = store.begin(ws).await.unwrap();
         // The key was released with the rollback, so the event is new again.
         assert_eq!(tx.append_events(&[event("acme", "x", 0)]).await.unwrap().counts.inserted, 1);
+    }
+
+    #[tokio::test]
+    async fn usage_rows_merge_across_batches_transactions_and_late_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let with_user = |mut e: Event, user: &str| {
+            e.user = UserId::parse(user).unwrap();
+            e
+        };
+        let mut tx = store.begin(ws).await.unwrap();
+        // Day 1 (minute 0) and day 2 (minute 1440).
+        tx.append_events(&[event("acme", "a", 0), event("acme", "b", 1440)]).await.unwrap();
+        // The same day 1 again in a later batch: merged into the stored row, not overwritten.
+        tx.append_events(&[with_user(event("acme", "c", 5), "u2"), event("acme", "d", 6)]).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin(ws).await.unwrap();
+        // Day 1 once more, behind the account's newest row, in a new transaction.
+        tx.append_events(&[with_user(event("acme", "e", 7), "u2")]).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let usage = store.usage(ws, &ExternalId::parse("acme").unwrap()).await.unwrap();
+        let users: Vec<(i32, &str, i64)> =
+            usage.users.iter().map(|u| (u.day - usage.users[0].day, u.user.as_str(), u.events)).collect();
+        assert_eq!(users, vec![(0, "u1", 2), (0, "u2", 2), (1, "u1", 1)]);
+        let names: Vec<(i32, i64)> =
+            usage.events.iter().map(|n| (n.day - usage.events[0].day, n.events)).collect();
+        assert_eq!(names, vec![(0, 4), (1, 1)]);
+    }
+
+    #[test]
+    fn spilled_claims_stay_visible_and_are_written_in_rowid_order() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE event_keys (key INTEGER PRIMARY KEY, event_id INTEGER NOT NULL)")
+            .unwrap();
+        let mut keys = super::ClaimedKeys::default();
+        let claims = [(i64::MIN, 1), (-5, 2), (0, 3), (7, 4), (i64::MAX, 5), (1 << 40, 6)];
+        for (key, id) in &claims[..3] {
+            keys.pending.insert(*key, *id);
+        }
+        keys.spill(&conn).unwrap();
+        for (key, id) in &claims[3..] {
+            keys.pending.insert(*key, *id);
+        }
+        for (key, id) in claims {
+            assert_eq!(keys.get(key), Some(id), "key {key}");
+        }
+        assert_eq!(keys.get(8), None);
+        assert!(!keys.probe_table);
+        keys.write(&conn).unwrap();
+        assert!(keys.probe_table, "written claims must be probed for");
+        let mut stmt = conn.prepare("SELECT key, event_id FROM event_keys ORDER BY rowid").unwrap();
+        let stored: Vec<(i64, i64)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+        let mut expected = claims.to_vec();
+        expected.sort();
+        assert_eq!(stored, expected);
     }
 }
