@@ -1,0 +1,65 @@
+//! `journey.toml`: the post-sale journey as code.
+//!
+//! [`check`] parses a journey file, type-checks every CEL expression against
+//! the metrics Keel declares, resolves every reference, and returns either a
+//! [`Journey`] or every [`Diagnostic`] it found, each naming file, line and
+//! column. [`DEFAULT_JOURNEY`] is the journey `keel init` and `keel demo`
+//! install. No I/O happens here.
+
+pub mod catalog;
+mod check;
+mod diagnostic;
+mod expr;
+mod model;
+mod schema;
+
+pub use catalog::{BuiltinMetric, MetricType};
+pub use check::check;
+pub use diagnostic::Diagnostic;
+pub use expr::Expr;
+pub use model::*;
+
+/// The default journey, drawn from the post-sale journey articles Keel was
+/// conceived from (see docs/journey.md).
+pub const DEFAULT_JOURNEY: &str = include_str!("default_journey.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_journey_checks_clean_and_fills_the_map() {
+        let journey = match check("journey.toml", DEFAULT_JOURNEY) {
+            Ok(j) => j,
+            Err(diagnostics) => {
+                panic!("{}", diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+            }
+        };
+        let stages: Vec<&str> = journey.stages.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            stages,
+            ["onboarding", "adoption", "value_realization", "expansion", "renewal", "advocacy"]
+        );
+        for row in catalog::MAP_ROWS {
+            let mut months: Vec<u8> = journey
+                .map
+                .cells
+                .iter()
+                .filter(|c| c.row == *row)
+                .flat_map(|c| c.months.0..=c.months.1)
+                .collect();
+            months.sort_unstable();
+            assert_eq!(months, (1..=12).collect::<Vec<u8>>(), "row {row} covers every month");
+        }
+        for pattern in [
+            "no_internal_kickoff",
+            "first_value_undefined",
+            "no_alignment_meeting",
+            "insights_never_shared",
+            "renewal_without_value_evidence",
+        ] {
+            assert!(journey.moments.iter().any(|m| m.id == pattern), "failure pattern {pattern} is a moment");
+        }
+        assert_eq!(journey.metric_types.get("reports_per_active_user"), Some(&MetricType::Double));
+    }
+}
