@@ -51,7 +51,12 @@ fn parse_date(raw: &str) -> Result<Date, String> {
     keel_core::parse_date(raw).map_err(|e| e.to_string())
 }
 
-pub(crate) async fn run(db: &str, workspace: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    db: &str,
+    workspace: &str,
+    journey: &std::path::Path,
+    args: DemoArgs,
+) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.accounts > 0, "--accounts must be at least 1");
     anyhow::ensure!((1..=120).contains(&args.months), "--months must be between 1 and 120");
     let config = DemoConfig {
@@ -119,6 +124,9 @@ pub(crate) async fn run(db: &str, workspace: &str, args: DemoArgs) -> anyhow::Re
     .await?;
     tx.commit().await?;
     bar.finish_and_clear();
+    if crate::journey::install_default(journey)? {
+        say!("wrote the default journey to {} (`keel journey show` to read it)", journey.display());
+    }
     say!(
         "demo world: {} accounts, {} months from {} to {}, seed {}: {} new events ({} already there)",
         config.accounts,

@@ -13,6 +13,7 @@ macro_rules! say {
 
 mod demo;
 mod import;
+mod journey;
 mod status;
 
 use std::process::ExitCode;
@@ -46,6 +47,10 @@ struct Cli {
     #[arg(long, global = true, env = "KEEL_WORKSPACE", default_value = "default")]
     workspace: String,
 
+    /// The journey file (see docs/journey.md).
+    #[arg(long, global = true, env = "KEEL_JOURNEY", default_value = "journey.toml")]
+    journey: std::path::PathBuf,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +63,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Show what the workspace holds: counts, date ranges, the last import.
     Status(status::StatusArgs),
+    /// Check or show the journey file (stages, moments, health, map).
+    Journey(journey::JourneyArgs),
+    /// Write the default journey file (journey.toml) to start from.
+    Init(journey::InitArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -97,7 +106,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Import(args) => import::run(&cli.db, &cli.workspace, args).await,
-            Command::Demo(args) => demo::run(&cli.db, &cli.workspace, args).await,
+            Command::Demo(args) => demo::run(&cli.db, &cli.workspace, &cli.journey, args).await,
+            Command::Journey(args) => journey::run(&cli.journey, args),
+            Command::Init(args) => journey::init(&cli.journey, args),
             Command::Status(args) => {
                 status::run(&cli.db, &cli.workspace, args).await.map(|()| ExitCode::SUCCESS)
             }

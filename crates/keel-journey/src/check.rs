@@ -234,17 +234,16 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut typed = Vec::new();
         for (name, m) in &raw.metrics {
-            if let (Some(text), false) = (&m.expr, metric_types.contains_key(name.get_ref())) {
-                if let Some((expr, ty)) =
+            if let (Some(text), false) = (&m.expr, metric_types.contains_key(name.get_ref()))
+                && let Some((expr, ty)) =
                     c.compile(&scope, &names, text, None, &format!("metric `{}`", name.get_ref()))
-                {
-                    match ty {
-                        Some(ty) => typed.push((name, m, expr, ty)),
-                        None => c.error(
-                            text.span(),
-                            format!("metric `{}` must be an int, double or bool", name.get_ref()),
-                        ),
-                    }
+            {
+                match ty {
+                    Some(ty) => typed.push((name, m, expr, ty)),
+                    None => c.error(
+                        text.span(),
+                        format!("metric `{}` must be an int, double or bool", name.get_ref()),
+                    ),
                 }
             }
         }

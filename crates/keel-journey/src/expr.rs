@@ -15,8 +15,11 @@ pub struct Expr {
     /// The expression text.
     pub source: String,
     /// The type-checked syntax tree.
-    pub ast: cel_core::Ast,
+    pub ast: Box<cel_core::Ast>,
 }
+
+/// Compilation problems: (byte range within the expression, message).
+pub(crate) type ExprErrors = Vec<(Range<usize>, String)>;
 
 /// What an expression may refer to.
 pub(crate) struct Scope {
@@ -74,7 +77,7 @@ impl Scope {
         source: &str,
         expect: Option<MetricType>,
         names: &[&str],
-    ) -> Result<(Expr, Option<MetricType>), Vec<(Range<usize>, String)>> {
+    ) -> Result<(Expr, Option<MetricType>), ExprErrors> {
         match self.env.compile(source) {
             Ok(ast) => {
                 let ty = match ast.result_type() {
@@ -93,11 +96,14 @@ impl Scope {
                         format!("expected a {expected} expression, found {found}"),
                     )]);
                 }
-                Ok((Expr { source: source.to_owned(), ast }, ty))
+                Ok((Expr { source: source.to_owned(), ast: Box::new(ast) }, ty))
             }
             Err(CompileError::Parse(errors)) => Err(errors
                 .into_iter()
-                .map(|e| (e.span.start..e.span.end, format!("syntax error: {}", e.message)))
+                .map(|e| {
+                    let message = e.message.replace("found None", "found the end of the expression");
+                    (e.span.start..e.span.end, format!("syntax error: {message}"))
+                })
                 .collect()),
             Err(CompileError::Check(errors)) => Err(errors
                 .into_iter()

@@ -11,6 +11,9 @@ fn keel(db: &Path, args: &[&str]) -> Output {
         .args(args)
         .env_remove("KEEL_DB")
         .env_remove("KEEL_WORKSPACE")
+        .env_remove("KEEL_JOURNEY")
+        // `keel demo` installs journey.toml in the working directory.
+        .current_dir(db.parent().unwrap())
         .output()
         .expect("the keel binary runs")
 }
@@ -34,7 +37,7 @@ fn counts(db: &Path) -> serde_json::Value {
 fn help_lists_the_commands() {
     let out = Command::new(env!("CARGO_BIN_EXE_keel")).arg("--help").output().unwrap();
     let text = stdout(&out);
-    for command in ["import", "demo", "status"] {
+    for command in ["import", "demo", "status", "journey", "init"] {
         assert!(text.contains(command), "{text}");
     }
 }
@@ -117,4 +120,39 @@ fn a_database_url_with_an_unknown_scheme_is_refused() {
         Command::new(env!("CARGO_BIN_EXE_keel")).args(["--db", "mysql://x", "status"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("unknown scheme"), "{}", stderr(&out));
+}
+
+#[test]
+fn init_writes_a_journey_that_checks_and_a_broken_one_fails_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let out = keel(&db, &["init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = keel(&db, &["init"]);
+    assert!(!again.status.success(), "init does not overwrite without --force");
+    assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
+
+    let out = keel(&db, &["journey", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("6 stages"), "{}", stdout(&out));
+
+    let path = dir.path().join("journey.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let broken = src
+        .replace("core_features_weekly >= 3 &&", "core_feature_weekly >= 3 &&")
+        .replace("bands = { red = 40.0, yellow = 70.0 }", "bands = { red = 70.0, yellow = 40.0 }");
+    std::fs::write(dir.path().join("broken.toml"), broken).unwrap();
+    let out = keel(&db, &["journey", "check", "broken.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("broken.toml:88:9: stage `adoption` exit: unknown name `core_feature_weekly`"),
+        "{err}"
+    );
+    assert!(err.contains("broken.toml:256:9: bands need"), "{err}");
+    assert!(err.contains("2 problems"), "{err}");
+
+    let out = keel(&db, &["journey", "show"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("renewal_without_value_evidence"), "{}", stdout(&out));
 }
