@@ -525,6 +525,9 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         }
     }
 
+    if raw.journey.core_features.is_empty() {
+        c.error(0..0, "name the product's core features: [journey] core_features = [\"event_name\", …]");
+    }
     let renewal_window_days = c.days(&raw.journey.renewal_window_days, "renewal_window_days").unwrap_or(90);
     Some(Journey {
         name: raw.journey.name,
@@ -545,5 +548,6 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         },
         map: JourneyMap { phases, cells },
         touchpoint_kinds,
+        core_features: raw.journey.core_features.iter().map(|f| f.get_ref().clone()).collect(),
     })
 }

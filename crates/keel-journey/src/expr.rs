@@ -9,13 +9,78 @@ use cel_core::{CelType, CheckErrorKind, CompileError, Env, FunctionDecl, Overloa
 
 use crate::catalog::MetricType;
 
-/// A checked CEL expression and where it was written.
-#[derive(Debug, Clone)]
+/// A checked CEL expression, ready to evaluate.
+#[derive(Clone)]
 pub struct Expr {
     /// The expression text.
     pub source: String,
-    /// The type-checked syntax tree.
-    pub ast: Box<cel_core::Ast>,
+    /// The metrics (and `account`) it reads, sorted.
+    pub reads: Vec<String>,
+    /// For a condition `a && b && …`: each top-level conjunct, checked on
+    /// its own (empty when the expression is not a conjunction).
+    pub conjuncts: Vec<Expr>,
+    program: Arc<cel_core::Program>,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expr")
+            .field("source", &self.source)
+            .field("reads", &self.reads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Expr {
+    /// Evaluates against variable bindings.
+    pub fn eval(&self, vars: &dyn cel_core::Activation) -> cel_core::Value {
+        self.program.eval(vars)
+    }
+}
+
+/// The identifiers an expression mentions that are declared names
+/// (an over-approximation is harmless: it only computes a metric more).
+fn reads(source: &str, declared: &BTreeMap<String, MetricType>) -> Vec<String> {
+    let mut out: Vec<String> = source
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w == &"account" || declared.contains_key(*w))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Splits `a && b && c` at top-level `&&` (outside parentheses, brackets and
+/// string literals). Returns the pieces with their byte offsets.
+pub(crate) fn split_conjuncts(source: &str) -> Vec<&str> {
+    let bytes = source.as_bytes();
+    let (mut depth, mut quote, mut start) = (0i32, None::<u8>, 0);
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => depth -= 1,
+                b'|' | b'?' if depth == 0 => return vec![source],
+                b'&' if depth == 0 && bytes.get(i + 1) == Some(&b'&') => {
+                    parts.push(source[start..i].trim());
+                    start = i + 2;
+                    i += 1;
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    parts.push(source[start..].trim());
+    if parts.len() < 2 { vec![source] } else { parts }
 }
 
 /// Compilation problems: (byte range within the expression, message).
@@ -24,6 +89,7 @@ pub(crate) type ExprErrors = Vec<(Range<usize>, String)>;
 /// What an expression may refer to.
 pub(crate) struct Scope {
     env: Env,
+    declared: BTreeMap<String, MetricType>,
 }
 
 fn cel_type(ty: MetricType) -> CelType {
@@ -68,7 +134,7 @@ impl Scope {
         for (name, ty) in metrics {
             env.add_variable(name.clone(), cel_type(*ty));
         }
-        Self { env }
+        Self { env, declared: metrics.clone() }
     }
 
     /// Compiles `source`. Errors come back as (byte range within `source`, message).
@@ -96,7 +162,29 @@ impl Scope {
                         format!("expected a {expected} expression, found {found}"),
                     )]);
                 }
-                Ok((Expr { source: source.to_owned(), ast: Box::new(ast) }, ty))
+                let program = self.env.program(&ast).map_err(|e| vec![(0..source.len(), e.to_string())])?;
+                let mut conjuncts = Vec::new();
+                if ty == Some(MetricType::Bool) {
+                    let parts = split_conjuncts(source);
+                    if parts.len() > 1 {
+                        for part in parts {
+                            match self.compile(part, Some(MetricType::Bool), names) {
+                                Ok((expr, _)) => conjuncts.push(expr),
+                                Err(_) => {
+                                    conjuncts.clear();
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                let expr = Expr {
+                    source: source.to_owned(),
+                    reads: reads(source, &self.declared),
+                    conjuncts,
+                    program: Arc::new(program),
+                };
+                Ok((expr, ty))
             }
             Err(CompileError::Parse(errors)) => Err(errors
                 .into_iter()
@@ -136,4 +224,18 @@ pub(crate) fn suggest<'a>(name: &str, names: &[&'a str]) -> Option<&'a str> {
         .filter(|(d, n)| *d <= 2.max(n.len() / 4))
         .min()
         .map(|(_, n)| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_conjuncts;
+
+    #[test]
+    fn conjuncts_split_only_at_top_level() {
+        assert_eq!(split_conjuncts("a >= 3 && b < 2 && c"), vec!["a >= 3", "b < 2", "c"]);
+        assert_eq!(split_conjuncts("(a && b) && c"), vec!["(a && b)", "c"]);
+        assert_eq!(split_conjuncts("s == 'x && y' && c"), vec!["s == 'x && y'", "c"]);
+        assert_eq!(split_conjuncts("a && b || c"), vec!["a && b || c"], "a disjunction is one condition");
+        assert_eq!(split_conjuncts("a"), vec!["a"]);
+    }
 }

@@ -32,6 +32,8 @@ pub struct Journey {
     pub map: JourneyMap,
     /// Touchpoint kinds (built-in and declared).
     pub touchpoint_kinds: Vec<String>,
+    /// Event names that count as core features.
+    pub core_features: Vec<String>,
 }
 
 /// How a segment is served.

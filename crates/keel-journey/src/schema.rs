@@ -36,6 +36,9 @@ pub(crate) struct RawHeader {
     pub name: String,
     #[serde(default)]
     pub renewal_window_days: Option<Spanned<i64>>,
+    /// The product's core features (event names).
+    #[serde(default)]
+    pub core_features: Vec<Text>,
     /// Touchpoint kinds beyond the built-in ones.
     #[serde(default)]
     pub touchpoint_kinds: Vec<Text>,

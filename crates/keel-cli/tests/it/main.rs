@@ -146,10 +146,10 @@ fn init_writes_a_journey_that_checks_and_a_broken_one_fails_with_its_place() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("broken.toml:88:9: stage `adoption` exit: unknown name `core_feature_weekly`"),
+        err.contains("broken.toml:90:9: stage `adoption` exit: unknown name `core_feature_weekly`"),
         "{err}"
     );
-    assert!(err.contains("broken.toml:256:9: bands need"), "{err}");
+    assert!(err.contains("broken.toml:258:9: bands need"), "{err}");
     assert!(err.contains("2 problems"), "{err}");
 
     let out = keel(&db, &["journey", "show"]);
