@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 mod demo;
+mod evaluate;
 mod import;
 mod journey;
 mod status;
@@ -67,6 +68,10 @@ enum Command {
     Journey(journey::JourneyArgs),
     /// Write the default journey file (journey.toml) to start from.
     Init(journey::InitArgs),
+    /// Evaluate every account as of a date: stages, health bands, moments.
+    Evaluate(evaluate::EvaluateArgs),
+    /// One account's full state as of a date, with the reasons.
+    Account(evaluate::AccountArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -109,6 +114,8 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Journey(args) => journey::run(&cli.journey, args),
             Command::Init(args) => journey::init(&cli.journey, args),
+            Command::Evaluate(args) => evaluate::run(&cli.db, &cli.workspace, &cli.journey, args).await,
+            Command::Account(args) => evaluate::account(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Status(args) => {
                 status::run(&cli.db, &cli.workspace, args).await.map(|()| ExitCode::SUCCESS)
             }

@@ -26,6 +26,7 @@ mod entity;
 mod id;
 mod money;
 mod time;
+mod usage;
 
 pub use entity::{
     Account, Attributes, BillingPeriod, Contact, Contract, EntityKind, Event, Opportunity, OpportunityKind,
@@ -35,6 +36,7 @@ pub use entity::{
 pub use id::{EventName, ExternalId, Label, MessageId, UserId};
 pub use money::{Currency, Money};
 pub use time::{Date, Timestamp, parse_date, parse_timestamp};
+pub use usage::DayUsage;
 
 /// Why a single value could not be accepted.
 ///

@@ -232,6 +232,27 @@ pub trait Store: Send + Sync {
 
     /// The usage rollups of one account, sorted by key.
     async fn usage(&self, ws: WorkspaceId, account: &ExternalId) -> Result<UsageRollup, StoreError>;
+
+    /// Every record of the workspace except raw events (what evaluation reads
+    /// besides usage).
+    async fn records(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError>;
+
+    /// The usage days of these accounts, sorted by (day, known day) per account.
+    async fn usage_days(
+        &self,
+        ws: WorkspaceId,
+        accounts: &[ExternalId],
+    ) -> Result<Vec<(ExternalId, Vec<keel_core::DayUsage>)>, StoreError>;
+
+    /// Per account: user ids (as `DayUsage::users` uses them) and external user ids.
+    async fn account_users(
+        &self,
+        ws: WorkspaceId,
+        accounts: &[ExternalId],
+    ) -> Result<Vec<(ExternalId, Vec<(u64, String)>)>, StoreError>;
+
+    /// Event name ids (as `DayUsage::names` uses them) and names.
+    async fn event_names(&self, ws: WorkspaceId) -> Result<Vec<(u64, String)>, StoreError>;
 }
 
 /// One write transaction in one workspace.

@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
-use crate::rollup::{EventDay, UserDay, decode_counts};
+use crate::rollup::{EventDay, UserDay, day_from_number, decode_counts};
 use crate::{ImportLog, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId, WriteCounts, WriteTx};
 use rows::{Entity, from_micros, get};
 pub(crate) use tx::SqliteTx;
@@ -212,6 +212,109 @@ impl Store for SqliteStore {
             },
             last_import,
         })
+    }
+
+    async fn records(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            accounts: self.all(ws).await?,
+            contracts: self.all(ws).await?,
+            contacts: self.all(ws).await?,
+            events: Vec::new(),
+            tickets: self.all(ws).await?,
+            surveys: self.all(ws).await?,
+            touchpoints: self.all(ws).await?,
+            opportunities: self.all(ws).await?,
+        })
+    }
+
+    async fn usage_days(
+        &self,
+        ws: WorkspaceId,
+        accounts: &[ExternalId],
+    ) -> Result<Vec<(ExternalId, Vec<keel_core::DayUsage>)>, StoreError> {
+        let mut out = Vec::with_capacity(accounts.len());
+        for chunk in accounts.chunks(500) {
+            let mut qb: sqlx::QueryBuilder<'_, sqlx::Sqlite> = sqlx::QueryBuilder::new(
+                "SELECT a.external_id, u.day, u.known_day, u.events, u.users, u.names \
+                 FROM accounts a JOIN usage_day u ON u.account_id = a.id WHERE a.workspace_id = ",
+            );
+            qb.push_bind(ws.0).push(" AND a.external_id IN (");
+            let mut sep = qb.separated(", ");
+            for a in chunk {
+                sep.push_bind(a.as_str());
+            }
+            qb.push(") ORDER BY a.external_id, u.day, u.known_day");
+            let rows: Vec<(String, i64, i64, i64, Vec<u8>, Vec<u8>)> =
+                qb.build_query_as().fetch_all(&self.pool).await?;
+            let mut current: Option<(ExternalId, Vec<keel_core::DayUsage>)> = None;
+            for (ext, day, known, events, users, names) in rows {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    table: "usage_day",
+                    id: format!("{ext}/{day}/{known}"),
+                    reason,
+                };
+                let usage = keel_core::DayUsage {
+                    day: day_from_number(day as i32),
+                    known: day_from_number(known as i32),
+                    events: events as u64,
+                    users: decode_counts(&users).map_err(corrupt)?,
+                    names: decode_counts(&names).map_err(corrupt)?,
+                };
+                match &mut current {
+                    Some((id, days)) if id.as_str() == ext => days.push(usage),
+                    _ => {
+                        out.extend(current.take());
+                        let id = ExternalId::parse(&ext).map_err(|e| corrupt(e.to_string()))?;
+                        current = Some((id, vec![usage]));
+                    }
+                }
+            }
+            out.extend(current);
+        }
+        Ok(out)
+    }
+
+    async fn account_users(
+        &self,
+        ws: WorkspaceId,
+        accounts: &[ExternalId],
+    ) -> Result<Vec<(ExternalId, Vec<(u64, String)>)>, StoreError> {
+        let mut out: Vec<(ExternalId, Vec<(u64, String)>)> = Vec::with_capacity(accounts.len());
+        for chunk in accounts.chunks(500) {
+            let mut qb: sqlx::QueryBuilder<'_, sqlx::Sqlite> = sqlx::QueryBuilder::new(
+                "SELECT a.external_id, u.id, u.external_id FROM accounts a JOIN users u ON u.account_id = a.id \
+                 WHERE a.workspace_id = ",
+            );
+            qb.push_bind(ws.0).push(" AND a.external_id IN (");
+            let mut sep = qb.separated(", ");
+            for a in chunk {
+                sep.push_bind(a.as_str());
+            }
+            qb.push(") ORDER BY a.external_id, u.id");
+            let rows: Vec<(String, i64, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
+            for (account, id, user) in rows {
+                match out.last_mut() {
+                    Some((a, users)) if a.as_str() == account => users.push((id as u64, user)),
+                    _ => {
+                        let a = ExternalId::parse(&account).map_err(|e| StoreError::Corrupt {
+                            table: "accounts",
+                            id: account.clone(),
+                            reason: e.to_string(),
+                        })?;
+                        out.push((a, vec![(id as u64, user)]));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn event_names(&self, ws: WorkspaceId) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM event_names WHERE workspace_id = ?")
+            .bind(ws.0)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id, name)| (id as u64, name)).collect())
     }
 
     async fn snapshot(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError> {

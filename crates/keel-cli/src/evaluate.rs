@@ -1,0 +1,262 @@
+//! `keel evaluate` and `keel account`: the engine over the workspace.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_core::{Date, ExternalId};
+use keel_engine::{AccountHistory, AccountState, Plan};
+use keel_store::Snapshot;
+
+use crate::Workspace;
+
+#[derive(Debug, Args)]
+pub(crate) struct EvaluateArgs {
+    /// Evaluate as of this date (YYYY-MM-DD); default: today.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    as_of: Option<Date>,
+    /// Print every account's state as JSON lines instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AccountArgs {
+    /// The account's external id.
+    id: String,
+    /// Evaluate as of this date (YYYY-MM-DD); default: today.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    as_of: Option<Date>,
+    /// Print the state as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Accounts evaluated per store round trip.
+const CHUNK: usize = 500;
+
+/// Loads the journey and binds it to the workspace.
+async fn plan(ws: &Workspace, journey: &Path) -> anyhow::Result<Option<Plan>> {
+    let Ok(journey) = crate::journey::load(journey)? else {
+        return Ok(None);
+    };
+    let names = ws.store.event_names(ws.id).await?;
+    Ok(Some(Plan::new(journey, &names)))
+}
+
+/// Groups a snapshot's records by account.
+fn group(snapshot: Snapshot) -> Vec<AccountHistory> {
+    let mut by: BTreeMap<ExternalId, AccountHistory> = BTreeMap::new();
+    for account in snapshot.accounts {
+        by.insert(
+            account.id.clone(),
+            AccountHistory {
+                account,
+                contracts: Vec::new(),
+                contacts: Vec::new(),
+                tickets: Vec::new(),
+                surveys: Vec::new(),
+                touchpoints: Vec::new(),
+                opportunities: Vec::new(),
+                usage: Vec::new(),
+                users: Vec::new(),
+            },
+        );
+    }
+    macro_rules! put {
+        ($field:ident) => {
+            for r in snapshot.$field {
+                if let Some(h) = by.get_mut(&r.account) {
+                    h.$field.push(r);
+                }
+            }
+        };
+    }
+    put!(contracts);
+    put!(contacts);
+    put!(tickets);
+    put!(surveys);
+    put!(touchpoints);
+    put!(opportunities);
+    by.into_values().collect()
+}
+
+async fn fill_usage(ws: &Workspace, chunk: &mut [AccountHistory]) -> anyhow::Result<()> {
+    let ids: Vec<ExternalId> = chunk.iter().map(|h| h.account.id.clone()).collect();
+    let mut usage: BTreeMap<ExternalId, _> = ws.store.usage_days(ws.id, &ids).await?.into_iter().collect();
+    let mut users: BTreeMap<ExternalId, _> = ws.store.account_users(ws.id, &ids).await?.into_iter().collect();
+    for h in chunk {
+        h.usage = usage.remove(&h.account.id).unwrap_or_default();
+        h.users = users.remove(&h.account.id).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// Evaluates histories on every core.
+fn evaluate_all(plan: &Plan, histories: &[AccountHistory], as_of: Date) -> Vec<AccountState> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(histories.len().max(1));
+    let per = histories.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = histories
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(|h| keel_engine::evaluate(plan, h, as_of)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+pub(crate) async fn run(db: &str, workspace: &str, journey: &Path, args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let ws = crate::open_workspace(db, workspace).await?;
+    let Some(plan) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
+    let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let mut histories = group(ws.store.records(ws.id).await.context("reading the workspace")?);
+    let bar = ProgressBar::new(histories.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("evaluating [{bar:40}] {pos}/{len} accounts {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut stages: BTreeMap<String, u64> = BTreeMap::new();
+    let mut bands: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut moments: BTreeMap<String, u64> = BTreeMap::new();
+    let mut segments: BTreeMap<String, u64> = BTreeMap::new();
+    let total = histories.len();
+    for chunk in histories.chunks_mut(CHUNK) {
+        fill_usage(&ws, chunk).await?;
+        for state in evaluate_all(&plan, chunk, as_of) {
+            if args.json {
+                say!("{}", serde_json::to_string(&state)?);
+            }
+            for line in &state.lines {
+                *stages.entry(line.stage.clone().unwrap_or_else(|| "(ended)".into())).or_default() += 1;
+            }
+            *bands.entry(state.health.band.map_or("no data", |b| b.as_str())).or_default() += 1;
+            *segments.entry(state.segment.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
+            for m in &state.moments {
+                *moments.entry(m.id.clone()).or_default() += 1;
+            }
+        }
+        for h in chunk.iter_mut() {
+            h.usage = Vec::new();
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        return Ok(ExitCode::SUCCESS);
+    }
+    say!("evaluated {total} accounts as of {as_of} with {}", journey.display());
+    say!("\nproduct lines by stage");
+    for s in plan.journey().stages.iter().map(|s| s.id.clone()).chain(["(ended)".to_owned()]) {
+        say!("  {:<20} {:>7}", s, stages.get(&s).copied().unwrap_or(0));
+    }
+    say!("\naccounts by health band");
+    for b in ["green", "yellow", "red", "no data"] {
+        let n = bands.get(b).copied().unwrap_or(0);
+        say!("  {:<20} {:>7}  {:>5.1}%", b, n, 100.0 * n as f64 / total.max(1) as f64);
+    }
+    say!("\naccounts by segment");
+    for (s, n) in &segments {
+        say!("  {:<20} {:>7}", s, n);
+    }
+    say!("\nmoments firing");
+    let mut firing: Vec<_> = moments.into_iter().collect();
+    firing.sort_by(|a, b| b.1.cmp(&a.1));
+    for (m, n) in firing {
+        say!("  {:<32} {:>7}", m, n);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn account(db: &str, workspace: &str, journey: &Path, args: AccountArgs) -> anyhow::Result<ExitCode> {
+    let ws = crate::open_workspace(db, workspace).await?;
+    let Some(plan) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
+    let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let id = ExternalId::parse(&args.id).map_err(|e| anyhow::anyhow!("account id {:?}: {e}", args.id))?;
+    let mut histories: Vec<AccountHistory> =
+        group(ws.store.records(ws.id).await?).into_iter().filter(|h| h.account.id == id).collect();
+    anyhow::ensure!(!histories.is_empty(), "no account {:?} in workspace {:?}", args.id, ws.name);
+    fill_usage(&ws, &mut histories).await?;
+    let state = keel_engine::evaluate(&plan, &histories[0], as_of);
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&state)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_state(&histories[0], &state);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn opt(v: Option<keel_engine::Val>) -> String {
+    v.map_or("no data".to_owned(), |v| v.to_string())
+}
+
+fn print_state(h: &AccountHistory, s: &AccountState) {
+    say!("{} ({}) as of {}", h.account.name, s.account, s.as_of);
+    say!("  segment: {}", s.segment.as_deref().unwrap_or("none matched"));
+    match (s.health.score, s.health.band) {
+        (Some(score), Some(band)) => say!(
+            "  health: {:.0} ({}), {:.0}% of the weight had data{}",
+            score,
+            band.as_str(),
+            s.health.coverage * 100.0,
+            if s.health.uncertain { " — uncertain" } else { "" }
+        ),
+        _ => say!("  health: no data"),
+    }
+    for c in &s.health.components {
+        say!(
+            "    {:<12} {:<22} = {:<10} score {:>5}  weight {}",
+            c.id,
+            c.metric,
+            opt(c.value),
+            c.score.map_or("-".to_owned(), |x| format!("{x:.0}")),
+            c.weight
+        );
+    }
+    for line in &s.lines {
+        say!(
+            "\n  {}: {} since {} ({} days){}",
+            line.product_line,
+            line.stage.as_deref().unwrap_or("ended"),
+            line.entered,
+            line.days_in_stage,
+            line.ttv_days.map_or(String::new(), |d| format!("; first value after {d} days"))
+        );
+        if let Some(last) = line.transitions.last() {
+            say!("    why: {}", last.rule);
+        }
+        if !line.gate.is_empty() {
+            say!("    exit gate{}:", if line.gate_passed { " (passed)" } else { "" });
+            for c in &line.gate {
+                let mark = match c.holds {
+                    Some(true) => "✓",
+                    Some(false) => "✗",
+                    None => "?",
+                };
+                let values: Vec<String> = c.values.iter().map(|(k, v)| format!("{k} = {}", opt(*v))).collect();
+                say!("      {mark} {}   ({})", c.expr, values.join(", "));
+            }
+        }
+    }
+    if s.moments.is_empty() {
+        say!("\n  no moments firing");
+    } else {
+        say!("\n  moments firing:");
+        for m in &s.moments {
+            say!(
+                "    [{}] {} — {} (owner {}, play {})",
+                m.severity,
+                m.id,
+                m.reason,
+                m.owner,
+                m.play.as_deref().unwrap_or("-")
+            );
+        }
+    }
+}
