@@ -102,13 +102,22 @@ fn evaluate_all(plan: &Plan, histories: &[AccountHistory], as_of: Date) -> Vec<A
     std::thread::scope(|s| {
         let handles: Vec<_> = histories
             .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(|h| keel_engine::evaluate(plan, h, as_of)).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter().map(|h| keel_engine::evaluate(plan, h, as_of)).collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     })
 }
 
-pub(crate) async fn run(db: &str, workspace: &str, journey: &Path, args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    db: &str,
+    workspace: &str,
+    journey: &Path,
+    args: EvaluateArgs,
+) -> anyhow::Result<ExitCode> {
     let ws = crate::open_workspace(db, workspace).await?;
     let Some(plan) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
@@ -167,14 +176,19 @@ pub(crate) async fn run(db: &str, workspace: &str, journey: &Path, args: Evaluat
     }
     say!("\nmoments firing");
     let mut firing: Vec<_> = moments.into_iter().collect();
-    firing.sort_by(|a, b| b.1.cmp(&a.1));
+    firing.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     for (m, n) in firing {
         say!("  {:<32} {:>7}", m, n);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn account(db: &str, workspace: &str, journey: &Path, args: AccountArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn account(
+    db: &str,
+    workspace: &str,
+    journey: &Path,
+    args: AccountArgs,
+) -> anyhow::Result<ExitCode> {
     let ws = crate::open_workspace(db, workspace).await?;
     let Some(plan) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
@@ -239,7 +253,8 @@ fn print_state(h: &AccountHistory, s: &AccountState) {
                     Some(false) => "✗",
                     None => "?",
                 };
-                let values: Vec<String> = c.values.iter().map(|(k, v)| format!("{k} = {}", opt(*v))).collect();
+                let values: Vec<String> =
+                    c.values.iter().map(|(k, v)| format!("{k} = {}", opt(*v))).collect();
                 say!("      {mark} {}   ({})", c.expr, values.join(", "));
             }
         }

@@ -267,11 +267,7 @@ pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountSt
 
     let segment = j.segments.iter().find(|s| truth(&s.when.eval(&account_metrics)) == Some(true));
     let setting = |key: &str| -> f64 {
-        segment
-            .and_then(|s| s.overrides.get(key))
-            .or_else(|| j.settings.get(key))
-            .copied()
-            .unwrap_or(0.0)
+        segment.and_then(|s| s.overrides.get(key)).or_else(|| j.settings.get(key)).copied().unwrap_or(0.0)
     };
 
     let mut lines: Vec<String> = history
@@ -328,7 +324,10 @@ fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
         m.days_in_stage = Some(i64::from(t - entered));
         let dwell = t - entered;
         let active = ctx.has_active(t, Some(line));
-        let mut go = |to: Option<usize>, rule: String, inputs: BTreeMap<String, Option<Val>>, idx: &mut Option<usize>| {
+        let mut go = |to: Option<usize>,
+                      rule: String,
+                      inputs: BTreeMap<String, Option<Val>>,
+                      idx: &mut Option<usize>| {
             transitions.push(Transition {
                 on: date(t),
                 from: idx.map(|i| stages[i].id.clone()),
@@ -369,7 +368,12 @@ fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
                 continue;
             }
             if cur == r && to_renewal.is_none_or(|d| d > window) {
-                go(Some(before_renewal), "renewed: the contract now ends outside the renewal window".into(), evidence(), &mut idx);
+                go(
+                    Some(before_renewal),
+                    "renewed: the contract now ends outside the renewal window".into(),
+                    evidence(),
+                    &mut idx,
+                );
                 gate_passed = false;
                 continue;
             }
@@ -383,7 +387,12 @@ fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
             _ => None,
         });
         if let Some((i, e)) = jump {
-            go(Some(i), format!("entry condition of {} held: {}", stages[i].id, e.source), inputs(e, &m), &mut idx);
+            go(
+                Some(i),
+                format!("entry condition of {} held: {}", stages[i].id, e.source),
+                inputs(e, &m),
+                &mut idx,
+            );
             gate_passed = false;
             continue;
         }
@@ -393,7 +402,12 @@ fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
             if let Some(next) = stages.get(cur + 1)
                 && matches!(next.entry, Entry::PreviousExit)
             {
-                go(Some(cur + 1), format!("exit gate of {} held: {}", stages[cur].id, exit.source), inputs(exit, &m), &mut idx);
+                go(
+                    Some(cur + 1),
+                    format!("exit gate of {} held: {}", stages[cur].id, exit.source),
+                    inputs(exit, &m),
+                    &mut idx,
+                );
                 gate_passed = false;
             }
         }
@@ -505,16 +519,22 @@ fn moments(
             Detection::When(_) => setting(key),
         };
         let fired: Option<(String, BTreeMap<String, Option<Val>>)> = match &moment.detection {
-            Detection::When(e) => (truth(&e.eval(m)) == Some(true)).then(|| (format!("{} holds", e.source), inputs(e, m))),
+            Detection::When(e) => {
+                (truth(&e.eval(m)) == Some(true)).then(|| (format!("{} holds", e.source), inputs(e, m)))
+            }
             Detection::Detector { name, .. } => match name.as_str() {
-                "first_value_reached" => ctx.first_value_day(None).filter(|d| t - d < 7).map(|d| {
-                    (format!("first value reached on {}", date(d)), ev(&["ttv_days"]))
-                }),
+                "first_value_reached" => ctx
+                    .first_value_day(None)
+                    .filter(|d| t - d < 7)
+                    .map(|d| (format!("first value reached on {}", date(d)), ev(&["ttv_days"]))),
                 "first_value_slip" => {
                     let target = param("ttv_target_days");
                     let tenure = ctx.line_start(None).map(|s| f64::from(t - s));
                     (ctx.first_value_day(None).is_none() && tenure.is_some_and(|d| d > target)).then(|| {
-                        (format!("no first value after {} days (target {target})", tenure.unwrap_or(0.0)), ev(&["tenure_days", "first_value_reached"]))
+                        (
+                            format!("no first value after {} days (target {target})", tenure.unwrap_or(0.0)),
+                            ev(&["tenure_days", "first_value_reached"]),
+                        )
                     })
                 }
                 "first_ebr_due" | "first_ebr_overdue" => {
@@ -526,7 +546,12 @@ fn moments(
                     } else {
                         tenure.is_some_and(|d| d >= due)
                     };
-                    (no_ebr && hit).then(|| (format!("no EBR yet; first EBR due at {due} days of tenure"), ev(&["tenure_days", "touchpoints_ebr"])))
+                    (no_ebr && hit).then(|| {
+                        (
+                            format!("no EBR yet; first EBR due at {due} days of tenure"),
+                            ev(&["tenure_days", "touchpoints_ebr"]),
+                        )
+                    })
                 }
                 "champion_change" => champion_change(ctx, m, param("champion_inactive_days") as i32),
                 "usage_cliff" => {
@@ -548,19 +573,31 @@ fn moments(
                         let mut e = ev(&["open_tickets_sev1", "open_tickets_sev2"]);
                         e.insert("sev12_tickets_30d".into(), Some(Val::Double(recent)));
                         e.insert("sev12_monthly_baseline".into(), Some(Val::Double(base)));
-                        (format!("{recent} sev-1/2 tickets in 30 days against a baseline of {base:.1} a month"), e)
+                        (
+                            format!(
+                                "{recent} sev-1/2 tickets in 30 days against a baseline of {base:.1} a month"
+                            ),
+                            e,
+                        )
                     })
                 }
                 "silence" => {
                     let days = param("silence_days");
                     let since = int("days_since_touchpoint").or(int("tenure_days"));
-                    (touch == Some(Touch::HighTouch) && since.is_some_and(|d| d as f64 >= days))
-                        .then(|| (format!("no touchpoint for {} days on a high-touch account", since.unwrap_or(0)), ev(&["days_since_touchpoint"])))
+                    (touch == Some(Touch::HighTouch) && since.is_some_and(|d| d as f64 >= days)).then(|| {
+                        (
+                            format!("no touchpoint for {} days on a high-touch account", since.unwrap_or(0)),
+                            ev(&["days_since_touchpoint"]),
+                        )
+                    })
                 }
                 "renewal_window_opened" => {
                     let window = i64::from(ctx.plan.journey.renewal_window_days);
                     int("days_to_renewal").filter(|d| *d <= window && *d > window - 7).map(|d| {
-                        (format!("renewal window opened: {d} days to the contract end"), ev(&["days_to_renewal", "mrr"]))
+                        (
+                            format!("renewal window opened: {d} days to the contract end"),
+                            ev(&["days_to_renewal", "mrr"]),
+                        )
                     })
                 }
                 "expansion_intent" => {
@@ -568,18 +605,30 @@ fn moments(
                     let threshold = param("expansion_seat_utilisation");
                     let new = ctx.core_set(t - 6, t);
                     let before = ctx.core_set(t - 97, t - 7);
-                    let adopted = ctx.first_start.is_some_and(|s| t - s > 97) && new.iter().any(|f| !before.contains(f));
+                    let adopted = ctx.first_start.is_some_and(|s| t - s > 97)
+                        && new.iter().any(|f| !before.contains(f));
                     if ratio.is_some_and(|r| r >= threshold) {
-                        Some((format!("seat utilisation at {:.0}% of licence", ratio.unwrap_or(0.0) * 100.0), ev(&["active_seat_ratio", "licensed_seats"])))
+                        Some((
+                            format!("seat utilisation at {:.0}% of licence", ratio.unwrap_or(0.0) * 100.0),
+                            ev(&["active_seat_ratio", "licensed_seats"]),
+                        ))
                     } else {
-                        adopted.then(|| ("a core feature was adopted this week".to_owned(), ev(&["core_features_weekly", "feature_breadth"])))
+                        adopted.then(|| {
+                            (
+                                "a core feature was adopted this week".to_owned(),
+                                ev(&["core_features_weekly", "feature_breadth"]),
+                            )
+                        })
                     }
                 }
                 "advocacy_candidate" => {
                     let promoter = int("nps_latest").is_some_and(|n| n as f64 >= param("advocacy_min_nps"));
                     let calm = int("open_tickets_sev1") == Some(0) && int("open_tickets_sev2") == Some(0);
                     (promoter && calm && health.band == Some(Band::Green)).then(|| {
-                        ("a promoter with green health and no open sev-1/2".to_owned(), ev(&["nps_latest", "open_tickets_sev1", "open_tickets_sev2"]))
+                        (
+                            "a promoter with green health and no open sev-1/2".to_owned(),
+                            ev(&["nps_latest", "open_tickets_sev1", "open_tickets_sev2"]),
+                        )
                     })
                 }
                 _ => None,
@@ -601,7 +650,11 @@ fn moments(
     out
 }
 
-fn champion_change(ctx: &Ctx<'_>, m: &Metrics<'_, '_>, inactive_days: i32) -> Option<(String, BTreeMap<String, Option<Val>>)> {
+fn champion_change(
+    ctx: &Ctx<'_>,
+    m: &Metrics<'_, '_>,
+    inactive_days: i32,
+) -> Option<(String, BTreeMap<String, Option<Val>>)> {
     let t = ctx.as_of;
     let champions = ctx.h.contacts.iter().filter(|c| c.role.as_str() == "champion");
     for c in champions {
@@ -618,14 +671,22 @@ fn champion_change(ctx: &Ctx<'_>, m: &Metrics<'_, '_>, inactive_days: i32) -> Op
     }
     // The champion went quiet while colleagues stayed active.
     let colleagues_active = matches!(m.get("active_users_7d"), Some(Val::Int(n)) if n > 0);
-    for c in ctx.h.contacts.iter().filter(|c| c.role.as_str() == "champion" && c.active_to.is_none_or(|e| dn(e) > t)) {
+    for c in ctx
+        .h
+        .contacts
+        .iter()
+        .filter(|c| c.role.as_str() == "champion" && c.active_to.is_none_or(|e| dn(e) > t))
+    {
         let Some(uid) = ctx.h.users.iter().find(|(_, ext)| ext == c.id.as_str()).map(|(id, _)| *id) else {
             continue;
         };
         let was_active = ctx.user_active(uid, t - 90, t - inactive_days);
         if colleagues_active && was_active && !ctx.user_active(uid, t - inactive_days + 1, t) {
             return Some((
-                format!("champion {} has had no activity for {inactive_days} days while colleagues stayed active", c.name),
+                format!(
+                    "champion {} has had no activity for {inactive_days} days while colleagues stayed active",
+                    c.name
+                ),
                 BTreeMap::from([("active_users_7d".to_owned(), m.get("active_users_7d"))]),
             ));
         }

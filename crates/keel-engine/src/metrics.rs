@@ -424,12 +424,11 @@ impl<'c, 'a> Metrics<'c, 'a> {
                 Double(recent / base.max(1.0))
             }
             "nps_latest" => {
-                let latest = c
-                    .h
-                    .surveys
-                    .iter()
-                    .filter(|s| s.kind == SurveyKind::Nps && dn_ts(s.responded) <= t)
-                    .max_by_key(|s| s.responded)?;
+                let latest =
+                    c.h.surveys
+                        .iter()
+                        .filter(|s| s.kind == SurveyKind::Nps && dn_ts(s.responded) <= t)
+                        .max_by_key(|s| s.responded)?;
                 Int(i64::from(latest.score))
             }
             "nps_trend" => {
@@ -444,15 +443,14 @@ impl<'c, 'a> Metrics<'c, 'a> {
             "champion_present" => Bool(c.role_present(t, "champion")),
             "executive_sponsor_present" => Bool(c.role_present(t, "executive_sponsor")),
             "days_since_champion_change" => {
-                let last = c
-                    .h
-                    .contacts
-                    .iter()
-                    .filter(|k| k.role.as_str() == "champion")
-                    .filter_map(|k| k.active_to)
-                    .map(dn)
-                    .filter(|d| *d <= t)
-                    .max()?;
+                let last =
+                    c.h.contacts
+                        .iter()
+                        .filter(|k| k.role.as_str() == "champion")
+                        .filter_map(|k| k.active_to)
+                        .map(dn)
+                        .filter(|d| *d <= t)
+                        .max()?;
                 Int(i64::from(t - last))
             }
             other => {

@@ -82,7 +82,7 @@ case!(
 );
 case!(
     segment_weights_for_unknown_segment_and_component,
-    ("[health.segment_weights.smb]\nadoption = 40.0", "[health.segment_weights.small]\nadopt = 40.0")
+    ("[health.segment_weights.smb]\nfirst_value = 35.0", "[health.segment_weights.small]\nfirst_val = 35.0")
 );
 case!(unknown_touch_model, ("touch = \"hybrid\"", "touch = \"low_touch\""));
 case!(first_stage_entered_after_a_previous_one, ("entry = \"contract_start\"", "entry = \"previous_exit\""));

@@ -156,3 +156,35 @@ fn init_writes_a_journey_that_checks_and_a_broken_one_fails_with_its_place() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("renewal_without_value_evidence"), "{}", stdout(&out));
 }
+
+#[test]
+fn evaluate_summarises_the_demo_and_account_explains_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let out = keel(&db, &["demo", "--accounts", "60", "--end", "2026-11-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("journey.toml").exists(), "demo installs the default journey");
+
+    let out = keel(&db, &["evaluate", "--as-of", "2026-11-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("evaluated 60 accounts as of 2026-11-01"), "{text}");
+    for stage in ["onboarding", "adoption", "renewal", "advocacy"] {
+        assert!(text.contains(stage), "{text}");
+    }
+
+    let out = keel(&db, &["evaluate", "--as-of", "2026-11-01", "--json"]);
+    let states: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(states.len(), 60);
+    assert!(states.iter().all(|s| s["health"]["coverage"].as_f64().unwrap() > 0.0));
+
+    let out = keel(&db, &["account", "acct-000003", "--as-of", "2026-11-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("health:") && text.contains("why:"), "{text}");
+
+    let out = keel(&db, &["account", "nobody", "--as-of", "2026-11-01"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no account \"nobody\""), "{}", stderr(&out));
+}

@@ -24,7 +24,8 @@ impl Names {
 /// Rolls events up per (day, known day), as the store's `usage_day` does.
 pub fn usage(events: &[Event], names: &mut Names) -> (Vec<DayUsage>, Vec<(u64, String)>) {
     let mut users: BTreeMap<String, u64> = BTreeMap::new();
-    let mut days: BTreeMap<(Date, Date), (u64, BTreeMap<u64, u64>, BTreeMap<u64, u64>)> = BTreeMap::new();
+    type Counts = BTreeMap<u64, u64>;
+    let mut days: BTreeMap<(Date, Date), (u64, Counts, Counts)> = BTreeMap::new();
     for e in events {
         let next = users.len() as u64 + 1;
         let uid = *users.entry(e.user.as_str().to_owned()).or_insert(next);
@@ -64,6 +65,7 @@ pub fn history(h: &keel_demo::AccountHistory, names: &mut Names) -> AccountHisto
 
 /// The default journey bound to the names seen so far.
 pub fn plan(names: &Names) -> Plan {
-    let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).expect("the default journey checks");
+    let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY)
+        .expect("the default journey checks");
     Plan::new(journey, &names.list())
 }

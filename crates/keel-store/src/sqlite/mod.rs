@@ -310,10 +310,11 @@ impl Store for SqliteStore {
     }
 
     async fn event_names(&self, ws: WorkspaceId) -> Result<Vec<(u64, String)>, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM event_names WHERE workspace_id = ?")
-            .bind(ws.0)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM event_names WHERE workspace_id = ?")
+                .bind(ws.0)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|(id, name)| (id as u64, name)).collect())
     }
 
