@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState, Plan};
-use keel_store::Snapshot;
+use keel_store::{Snapshot, TransitionRecord};
 
 use crate::Workspace;
 
@@ -21,6 +21,9 @@ pub(crate) struct EvaluateArgs {
     /// Print every account's state as JSON lines instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Do not record the stage changes found (lineage) in the workspace.
+    #[arg(long)]
+    no_record: bool,
 }
 
 #[derive(Debug, Args)]
@@ -38,13 +41,41 @@ pub(crate) struct AccountArgs {
 /// Accounts evaluated per store round trip.
 const CHUNK: usize = 500;
 
-/// Loads the journey and binds it to the workspace.
-async fn plan(ws: &Workspace, journey: &Path) -> anyhow::Result<Option<Plan>> {
-    let Ok(journey) = crate::journey::load(journey)? else {
+/// Loads the journey and binds it to the workspace; also returns its version
+/// (a hash of the file), which recorded lineage carries.
+async fn plan(ws: &Workspace, path: &Path) -> anyhow::Result<Option<(Plan, String)>> {
+    let Ok(journey) = crate::journey::load(path)? else {
         return Ok(None);
     };
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let version = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
     let names = ws.store.event_names(ws.id).await?;
-    Ok(Some(Plan::new(journey, &names)))
+    Ok(Some((Plan::new(journey, &names), version)))
+}
+
+/// The stage changes of evaluated accounts, as lineage records.
+fn lineage(states: &[AccountState], version: &str) -> anyhow::Result<Vec<TransitionRecord>> {
+    let now = crate::now();
+    let mut out = Vec::new();
+    for s in states {
+        let account = ExternalId::parse(&s.account).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for line in &s.lines {
+            for t in &line.transitions {
+                out.push(TransitionRecord {
+                    account: account.clone(),
+                    product_line: line.product_line.clone(),
+                    on: t.on,
+                    from: t.from.clone(),
+                    to: t.to.clone(),
+                    rule: t.rule.clone(),
+                    inputs: serde_json::to_string(&t.inputs)?,
+                    journey_version: version.to_owned(),
+                    recorded_at: now,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Groups a snapshot's records by account.
@@ -119,8 +150,9 @@ pub(crate) async fn run(
     args: EvaluateArgs,
 ) -> anyhow::Result<ExitCode> {
     let ws = crate::open_workspace(db, workspace).await?;
-    let Some(plan) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
+    let Some((plan, version)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let mut recorded = 0;
     let mut histories = group(ws.store.records(ws.id).await.context("reading the workspace")?);
     let bar = ProgressBar::new(histories.len() as u64);
     bar.set_style(
@@ -138,7 +170,13 @@ pub(crate) async fn run(
     let total = histories.len();
     for chunk in histories.chunks_mut(CHUNK) {
         fill_usage(&ws, chunk).await?;
-        for state in evaluate_all(&plan, chunk, as_of) {
+        let states = evaluate_all(&plan, chunk, as_of);
+        if !args.no_record {
+            let mut tx = ws.store.begin(ws.id).await?;
+            recorded += tx.record_transitions(&lineage(&states, &version)?).await?;
+            tx.commit().await?;
+        }
+        for state in states {
             if args.json {
                 say!("{}", serde_json::to_string(&state)?);
             }
@@ -160,7 +198,10 @@ pub(crate) async fn run(
     if args.json {
         return Ok(ExitCode::SUCCESS);
     }
-    say!("evaluated {total} accounts as of {as_of} with {}", journey.display());
+    say!("evaluated {total} accounts as of {as_of} with {} (version {version})", journey.display());
+    if !args.no_record {
+        say!("recorded {recorded} new stage changes (lineage: `keel account <id>`)");
+    }
     say!("\nproduct lines by stage");
     for s in plan.journey().stages.iter().map(|s| s.id.clone()).chain(["(ended)".to_owned()]) {
         say!("  {:<20} {:>7}", s, stages.get(&s).copied().unwrap_or(0));
@@ -190,7 +231,7 @@ pub(crate) async fn account(
     args: AccountArgs,
 ) -> anyhow::Result<ExitCode> {
     let ws = crate::open_workspace(db, workspace).await?;
-    let Some(plan) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
+    let Some((plan, _)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let id = ExternalId::parse(&args.id).map_err(|e| anyhow::anyhow!("account id {:?}: {e}", args.id))?;
     let mut histories: Vec<AccountHistory> =
@@ -203,6 +244,21 @@ pub(crate) async fn account(
         return Ok(ExitCode::SUCCESS);
     }
     print_state(&histories[0], &state);
+    let recorded = ws.store.transitions(ws.id, &id).await?;
+    if !recorded.is_empty() {
+        say!("\n  recorded stage changes (lineage), newest last:");
+        for r in recorded.iter().rev().take(6).rev() {
+            say!(
+                "    {} {}: {} → {} — {} (journey {})",
+                r.on,
+                r.product_line,
+                r.from.as_deref().unwrap_or("start"),
+                r.to.as_deref().unwrap_or("ended"),
+                r.rule,
+                r.journey_version
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -214,6 +214,29 @@ pub struct Snapshot {
     pub opportunities: Vec<Opportunity>,
 }
 
+/// A stage change as evaluation found it, for the lineage table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRecord {
+    /// The account.
+    pub account: ExternalId,
+    /// The product line.
+    pub product_line: String,
+    /// The day of the change.
+    pub on: keel_core::Date,
+    /// The stage left (None: the line started).
+    pub from: Option<String>,
+    /// The stage entered (None: the line ended).
+    pub to: Option<String>,
+    /// The rule that moved it, in words.
+    pub rule: String,
+    /// The values the rule read, as a JSON object.
+    pub inputs: String,
+    /// The journey version (a hash of the journey file).
+    pub journey_version: String,
+    /// When it was recorded.
+    pub recorded_at: keel_core::Timestamp,
+}
+
 /// A store of workspaces. Backends implement it; callers hold a `dyn Store`.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -251,6 +274,13 @@ pub trait Store: Send + Sync {
         accounts: &[ExternalId],
     ) -> Result<Vec<(ExternalId, Vec<(u64, String)>)>, StoreError>;
 
+    /// The recorded stage changes of one account, oldest first.
+    async fn transitions(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+    ) -> Result<Vec<TransitionRecord>, StoreError>;
+
     /// Event name ids (as `DayUsage::names` uses them) and names.
     async fn event_names(&self, ws: WorkspaceId) -> Result<Vec<(u64, String)>, StoreError>;
 }
@@ -283,6 +313,10 @@ pub trait WriteTx: Send {
 
     /// Records a finished import for `keel status`.
     async fn record_import(&mut self, log: &ImportLog) -> Result<(), StoreError>;
+
+    /// Records stage changes; ones already recorded (same account, line, day,
+    /// stage and journey version) are skipped. Returns how many were new.
+    async fn record_transitions(&mut self, rows: &[TransitionRecord]) -> Result<u64, StoreError>;
 
     /// Makes everything written durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

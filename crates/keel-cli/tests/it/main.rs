@@ -172,6 +172,9 @@ fn evaluate_summarises_the_demo_and_account_explains_one() {
     for stage in ["onboarding", "adoption", "renewal", "advocacy"] {
         assert!(text.contains(stage), "{text}");
     }
+    assert!(!text.contains("recorded 0 new stage changes"), "the first run records lineage: {text}");
+    let again = stdout(&keel(&db, &["evaluate", "--as-of", "2026-11-01"]));
+    assert!(again.contains("recorded 0 new stage changes"), "re-running records nothing twice: {again}");
 
     let out = keel(&db, &["evaluate", "--as-of", "2026-11-01", "--json"]);
     let states: Vec<serde_json::Value> =
@@ -183,6 +186,7 @@ fn evaluate_summarises_the_demo_and_account_explains_one() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("health:") && text.contains("why:"), "{text}");
+    assert!(text.contains("recorded stage changes (lineage)"), "{text}");
 
     let out = keel(&db, &["account", "nobody", "--as-of", "2026-11-01"]);
     assert!(!out.status.success());

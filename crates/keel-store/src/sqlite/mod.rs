@@ -309,6 +309,43 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn transitions(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+    ) -> Result<Vec<crate::TransitionRecord>, StoreError> {
+        let rows: Vec<(String, String, String, String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT t.product_line, t.on_day, t.from_stage, t.to_stage, t.rule, t.inputs, t.journey_version, \
+             t.recorded_at FROM stage_transitions t JOIN accounts a ON a.id = t.account_id \
+             WHERE a.workspace_id = ? AND a.external_id = ? ORDER BY t.on_day, t.id",
+        )
+        .bind(ws.0)
+        .bind(account.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        rows.into_iter()
+            .map(|(line, on, from, to, rule, inputs, version, at)| {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    table: "stage_transitions",
+                    id: on.clone(),
+                    reason,
+                };
+                Ok(crate::TransitionRecord {
+                    account: account.clone(),
+                    product_line: line,
+                    on: keel_core::parse_date(&on).map_err(|e| corrupt(e.to_string()))?,
+                    from: some(from),
+                    to: some(to),
+                    rule,
+                    inputs,
+                    journey_version: version,
+                    recorded_at: from_micros(at).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
     async fn event_names(&self, ws: WorkspaceId) -> Result<Vec<(u64, String)>, StoreError> {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, name FROM event_names WHERE workspace_id = ?")

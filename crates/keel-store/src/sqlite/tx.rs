@@ -608,6 +608,36 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 
+    async fn record_transitions(&mut self, rows: &[crate::TransitionRecord]) -> Result<u64, StoreError> {
+        self.load_accounts().await?;
+        let mut inserted = 0;
+        for r in rows {
+            let account = *self
+                .accounts
+                .as_ref()
+                .and_then(|a| a.get(&r.account))
+                .ok_or_else(|| StoreError::UnknownAccount(r.account.to_string()))?;
+            let done = sqlx::query(
+                "INSERT INTO stage_transitions (account_id, product_line, on_day, from_stage, to_stage, rule, inputs, \
+                 journey_version, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (account_id, product_line, on_day, to_stage, journey_version) DO NOTHING",
+            )
+            .bind(account)
+            .bind(&r.product_line)
+            .bind(r.on.to_string())
+            .bind(r.from.as_deref().unwrap_or(""))
+            .bind(r.to.as_deref().unwrap_or(""))
+            .bind(&r.rule)
+            .bind(&r.inputs)
+            .bind(&r.journey_version)
+            .bind(micros(r.recorded_at))
+            .execute(&mut *self.tx)
+            .await?;
+            inserted += done.rows_affected();
+        }
+        Ok(inserted)
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_pending_keys().await?;
         self.tx.commit().await?;
