@@ -153,7 +153,10 @@ pub(crate) async fn run(
     let Some((plan, version)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let mut recorded = 0;
+    let started = std::time::Instant::now();
     let mut histories = group(ws.store.records(ws.id).await.context("reading the workspace")?);
+    tracing::info!(accounts = histories.len(), elapsed = ?started.elapsed(), "records loaded");
+    let (mut loading, mut evaluating) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let bar = ProgressBar::new(histories.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("evaluating [{bar:40}] {pos}/{len} accounts {per_sec} eta {eta}")
@@ -169,8 +172,12 @@ pub(crate) async fn run(
     let mut segments: BTreeMap<String, u64> = BTreeMap::new();
     let total = histories.len();
     for chunk in histories.chunks_mut(CHUNK) {
+        let t0 = std::time::Instant::now();
         fill_usage(&ws, chunk).await?;
+        let t1 = std::time::Instant::now();
         let states = evaluate_all(&plan, chunk, as_of);
+        loading += t1 - t0;
+        evaluating += t1.elapsed();
         if !args.no_record {
             let mut tx = ws.store.begin(ws.id).await?;
             recorded += tx.record_transitions(&lineage(&states, &version)?).await?;
@@ -195,6 +202,7 @@ pub(crate) async fn run(
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    tracing::info!(?loading, ?evaluating, total = ?started.elapsed(), "usage loaded and accounts evaluated");
     if args.json {
         return Ok(ExitCode::SUCCESS);
     }

@@ -18,7 +18,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::rollup::{EventDay, UserDay, day_from_number, decode_counts};
 use crate::{ImportLog, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId, WriteCounts, WriteTx};
-use rows::{Entity, from_micros, get};
+use rows::{Entity, from_micros, get, sqlx_get};
 pub(crate) use tx::SqliteTx;
 
 /// Tuning knobs of the SQLite backend.
@@ -74,23 +74,34 @@ impl SqliteStore {
 
     async fn all<T: Entity>(&self, ws: WorkspaceId) -> Result<Vec<T>, StoreError> {
         let sql = if T::TABLE == "accounts" {
-            "SELECT * FROM accounts WHERE workspace_id = ? ORDER BY external_id".to_owned()
+            "SELECT * FROM accounts WHERE workspace_id = ?1 ORDER BY external_id".to_owned()
         } else {
             format!(
                 "SELECT t.*, a.external_id AS account_external_id FROM {table} t \
-                 JOIN accounts a ON a.id = t.account_id WHERE t.workspace_id = ? ORDER BY t.external_id",
+                 JOIN accounts a ON a.id = t.account_id WHERE t.workspace_id = ?1 ORDER BY t.external_id",
                 table = T::TABLE
             )
         };
-        let rows = sqlx::query(&sql).bind(ws.0).fetch_all(&self.pool).await?;
-        rows.iter().map(|row| decode_entity::<T>(row)).collect()
+        // Bulk reads run on the borrowed handle: sqlx hands every row across
+        // a channel, which costs more than SQLite's own work.
+        let mut conn = self.pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        raw::with_connection(handle.as_raw_handle(), |c| {
+            let mut stmt = c.prepare(&sql)?;
+            let mut rows = stmt.query([ws.0])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(decode_entity::<T>(row)?);
+            }
+            Ok::<_, StoreError>(out)
+        })
     }
 }
 
-fn decode_entity<T: Entity>(row: &SqliteRow) -> Result<T, StoreError> {
+fn decode_entity<T: Entity>(row: &rusqlite::Row<'_>) -> Result<T, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         table: T::TABLE,
-        id: row.try_get::<String, _>("external_id").unwrap_or_default(),
+        id: row.get::<_, String>("external_id").unwrap_or_default(),
         reason,
     };
     let account = if T::TABLE == "accounts" {
@@ -103,19 +114,19 @@ fn decode_entity<T: Entity>(row: &SqliteRow) -> Result<T, StoreError> {
 }
 
 fn decode_event(row: &SqliteRow) -> Result<Event, String> {
-    let props: Option<String> = get(row, "properties")?;
+    let props: Option<String> = sqlx_get(row, "properties")?;
     let properties = match props {
         Some(raw) => serde_json::from_str(&raw).map_err(|e| e.to_string())?,
         None => serde_json::Map::new(),
     };
-    let text = |col: &str| get::<String>(row, col);
+    let text = |col: &str| sqlx_get::<String>(row, col);
     Ok(Event {
         message_id: MessageId::parse(&text("message_id")?).map_err(|e| e.to_string())?,
         account: ExternalId::parse(&text("account_external_id")?).map_err(|e| e.to_string())?,
         user: UserId::parse(&text("user_external_id")?).map_err(|e| e.to_string())?,
         name: EventName::parse(&text("name")?).map_err(|e| e.to_string())?,
-        timestamp: from_micros(get(row, "ts")?)?,
-        received_at: from_micros(get(row, "received_at")?)?,
+        timestamp: from_micros(sqlx_get(row, "ts")?)?,
+        received_at: from_micros(sqlx_get(row, "received_at")?)?,
         properties,
     })
 }
@@ -183,16 +194,16 @@ impl Store for SqliteStore {
         .await?;
         let last_import = last
             .map(|row| -> Result<ImportLog, String> {
-                let kind: String = get(&row, "kind")?;
+                let kind: String = sqlx_get(&row, "kind")?;
                 let kind = EntityKind::ALL
                     .into_iter()
                     .find(|k| k.as_str() == kind)
                     .ok_or_else(|| format!("unknown kind {kind}"))?;
-                let n = |col: &str| get::<i64>(&row, col).map(|v| v as u64);
+                let n = |col: &str| sqlx_get::<i64>(&row, col).map(|v| v as u64);
                 Ok(ImportLog {
                     kind,
-                    source: get(&row, "source")?,
-                    finished_at: from_micros(get(&row, "finished_at")?)?,
+                    source: sqlx_get(&row, "source")?,
+                    finished_at: from_micros(sqlx_get(&row, "finished_at")?)?,
                     counts: WriteCounts {
                         inserted: n("inserted")?,
                         updated: n("updated")?,
@@ -232,46 +243,43 @@ impl Store for SqliteStore {
         ws: WorkspaceId,
         accounts: &[ExternalId],
     ) -> Result<Vec<(ExternalId, Vec<keel_core::DayUsage>)>, StoreError> {
-        let mut out = Vec::with_capacity(accounts.len());
-        for chunk in accounts.chunks(500) {
-            let mut qb: sqlx::QueryBuilder<'_, sqlx::Sqlite> = sqlx::QueryBuilder::new(
-                "SELECT a.external_id, u.day, u.known_day, u.events, u.users, u.names \
-                 FROM accounts a JOIN usage_day u ON u.account_id = a.id WHERE a.workspace_id = ",
-            );
-            qb.push_bind(ws.0).push(" AND a.external_id IN (");
-            let mut sep = qb.separated(", ");
-            for a in chunk {
-                sep.push_bind(a.as_str());
-            }
-            qb.push(") ORDER BY a.external_id, u.day, u.known_day");
-            let rows: Vec<(String, i64, i64, i64, Vec<u8>, Vec<u8>)> =
-                qb.build_query_as().fetch_all(&self.pool).await?;
-            let mut current: Option<(ExternalId, Vec<keel_core::DayUsage>)> = None;
-            for (ext, day, known, events, users, names) in rows {
-                let corrupt = |reason: String| StoreError::Corrupt {
-                    table: "usage_day",
-                    id: format!("{ext}/{day}/{known}"),
-                    reason,
-                };
-                let usage = keel_core::DayUsage {
-                    day: day_from_number(day as i32),
-                    known: day_from_number(known as i32),
-                    events: events as u64,
-                    users: decode_counts(&users).map_err(corrupt)?,
-                    names: decode_counts(&names).map_err(corrupt)?,
-                };
-                match &mut current {
-                    Some((id, days)) if id.as_str() == ext => days.push(usage),
-                    _ => {
-                        out.extend(current.take());
-                        let id = ExternalId::parse(&ext).map_err(|e| corrupt(e.to_string()))?;
-                        current = Some((id, vec![usage]));
-                    }
+        // Millions of rows: read them on the borrowed handle with rusqlite;
+        // sqlx hands every row across a channel, which costs more than SQLite.
+        let mut conn = self.pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        raw::with_connection(handle.as_raw_handle(), |c| {
+            let mut out = Vec::with_capacity(accounts.len());
+            let mut stmt = c.prepare_cached(
+                "SELECT u.day, u.known_day, u.events, u.users, u.names FROM accounts a \
+                 JOIN usage_day u ON u.account_id = a.id \
+                 WHERE a.workspace_id = ?1 AND a.external_id = ?2 ORDER BY u.day, u.known_day",
+            )?;
+            for account in accounts {
+                let mut days = Vec::new();
+                let mut rows = stmt.query((ws.0, account.as_str()))?;
+                while let Some(row) = rows.next()? {
+                    let (day, known): (i64, i64) = (row.get(0)?, row.get(1)?);
+                    let corrupt = |reason: String| StoreError::Corrupt {
+                        table: "usage_day",
+                        id: format!("{account}/{day}/{known}"),
+                        reason,
+                    };
+                    let users = row.get_ref(3)?.as_blob().map_err(|e| corrupt(e.to_string()))?;
+                    let names = row.get_ref(4)?.as_blob().map_err(|e| corrupt(e.to_string()))?;
+                    days.push(keel_core::DayUsage {
+                        day: day_from_number(day as i32),
+                        known: day_from_number(known as i32),
+                        events: row.get::<_, i64>(2)? as u64,
+                        users: decode_counts(users).map_err(corrupt)?,
+                        names: decode_counts(names).map_err(corrupt)?,
+                    });
+                }
+                if !days.is_empty() {
+                    out.push((account.clone(), days));
                 }
             }
-            out.extend(current);
-        }
-        Ok(out)
+            Ok::<_, StoreError>(out)
+        })
     }
 
     async fn account_users(

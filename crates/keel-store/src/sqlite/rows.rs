@@ -6,10 +6,11 @@ use keel_core::{
     OpportunitySource, OpportunityStatus, Severity, SurveyKind, SurveyResponse, Ticket, TicketStatus,
     Timestamp, Touchpoint,
 };
+use rusqlite::Row;
 use serde::Serialize;
+use sqlx::Sqlite;
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite};
 
 pub(crate) type Binder<'qb> = Separated<'qb, 'static, Sqlite, &'static str>;
 
@@ -23,7 +24,7 @@ pub(crate) trait Entity: Serialize + Sized + Send + Sync {
     fn account(&self) -> Option<&ExternalId>;
     fn bind(&self, b: &mut Binder<'_>);
     /// Rebuilds the record from a row; `account` is the joined account's external id.
-    fn decode(row: &SqliteRow, account: Option<ExternalId>) -> Result<Self, String>;
+    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String>;
 }
 
 pub(crate) fn micros(t: Timestamp) -> i64 {
@@ -34,43 +35,49 @@ pub(crate) fn from_micros(v: i64) -> Result<Timestamp, String> {
     DateTime::from_timestamp_micros(v).ok_or_else(|| format!("timestamp {v} out of range"))
 }
 
-fn date(row: &SqliteRow, col: &str) -> Result<Date, String> {
+fn date(row: &Row<'_>, col: &str) -> Result<Date, String> {
     let raw: String = get(row, col)?;
     keel_core::parse_date(&raw).map_err(|e| e.to_string())
 }
 
-fn opt_date(row: &SqliteRow, col: &str) -> Result<Option<Date>, String> {
+fn opt_date(row: &Row<'_>, col: &str) -> Result<Option<Date>, String> {
     let raw: Option<String> = get(row, col)?;
     raw.map(|r| keel_core::parse_date(&r).map_err(|e| e.to_string())).transpose()
 }
 
-fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp, String> {
+fn ts(row: &Row<'_>, col: &str) -> Result<Timestamp, String> {
     from_micros(get(row, col)?)
 }
 
-fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>, String> {
+fn opt_ts(row: &Row<'_>, col: &str) -> Result<Option<Timestamp>, String> {
     let raw: Option<i64> = get(row, col)?;
     raw.map(from_micros).transpose()
 }
 
-pub(crate) fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T, String>
+/// A column of an sqlx row (snapshots, status).
+pub(crate) fn sqlx_get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T, String>
 where
     T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
 {
-    row.try_get(col).map_err(|e| format!("column {col}: {e}"))
+    sqlx::Row::try_get(row, col).map_err(|e| format!("column {col}: {e}"))
 }
 
-fn ext(row: &SqliteRow, col: &str) -> Result<ExternalId, String> {
+/// A column of a row read on the borrowed handle (bulk reads).
+pub(crate) fn get<T: rusqlite::types::FromSql>(row: &Row<'_>, col: &str) -> Result<T, String> {
+    row.get(col).map_err(|e| format!("column {col}: {e}"))
+}
+
+fn ext(row: &Row<'_>, col: &str) -> Result<ExternalId, String> {
     let raw: String = get(row, col)?;
     ExternalId::parse(&raw).map_err(|e| e.to_string())
 }
 
-fn label(row: &SqliteRow, col: &str) -> Result<Label, String> {
+fn label(row: &Row<'_>, col: &str) -> Result<Label, String> {
     let raw: String = get(row, col)?;
     Label::parse(&raw).map_err(|e| e.to_string())
 }
 
-fn money(row: &SqliteRow, amount: &str, currency: &str) -> Result<Money, String> {
+fn money(row: &Row<'_>, amount: &str, currency: &str) -> Result<Money, String> {
     let a: String = get(row, amount)?;
     let c: String = get(row, currency)?;
     Money::parse(&a, &c).map_err(|e| e.to_string())
@@ -101,7 +108,7 @@ impl Entity for Account {
             .push_bind(self.created.to_string())
             .push_bind(serde_json::to_string(&self.attributes).unwrap_or_else(|_| "{}".into()));
     }
-    fn decode(row: &SqliteRow, _: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &Row<'_>, _: Option<ExternalId>) -> Result<Self, String> {
         let attrs: String = get(row, "attributes")?;
         let parent: Option<String> = get(row, "parent_external_id")?;
         Ok(Account {
@@ -134,7 +141,7 @@ impl Entity for Contract {
             .push_bind(i64::from(self.seats))
             .push_bind(self.billing_period.as_str());
     }
-    fn decode(row: &SqliteRow, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
         let seats: i64 = get(row, "seats")?;
         let period: String = get(row, "billing_period")?;
         Ok(Contract {
@@ -166,7 +173,7 @@ impl Entity for Contact {
             .push_bind(self.active_from.to_string())
             .push_bind(self.active_to.map(|d| d.to_string()));
     }
-    fn decode(row: &SqliteRow, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
         Ok(Contact {
             id: ext(row, "external_id")?,
             account: account_of(account)?,
@@ -195,7 +202,7 @@ impl Entity for Ticket {
             .push_bind(self.status.as_str())
             .push_bind(self.csat.map(i64::from));
     }
-    fn decode(row: &SqliteRow, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
         let severity: i64 = get(row, "severity")?;
         let status: String = get(row, "status")?;
         let csat: Option<i64> = get(row, "csat")?;
@@ -228,7 +235,7 @@ impl Entity for SurveyResponse {
             .push_bind(self.comment.clone())
             .push_bind(micros(self.responded));
     }
-    fn decode(row: &SqliteRow, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
         let contact: Option<String> = get(row, "contact_external_id")?;
         let kind: String = get(row, "kind")?;
         let score: i64 = get(row, "score")?;
@@ -260,7 +267,7 @@ impl Entity for Touchpoint {
             .push_bind(self.notes.clone())
             .push_bind(self.outcome.clone());
     }
-    fn decode(row: &SqliteRow, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
         Ok(Touchpoint {
             id: ext(row, "external_id")?,
             account: account_of(account)?,
@@ -293,7 +300,7 @@ impl Entity for Opportunity {
             .push_bind(self.closed.map(|d| d.to_string()))
             .push_bind(self.status.as_str());
     }
-    fn decode(row: &SqliteRow, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
         let kind: String = get(row, "kind")?;
         let source: String = get(row, "source")?;
         let status: String = get(row, "status")?;
