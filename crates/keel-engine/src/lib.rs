@@ -59,9 +59,6 @@ pub struct Plan {
     count_metrics: Vec<(String, FxHashSet<u64>)>,
     /// User unique-users metrics → name ids.
     event_ids: FxHashMap<String, FxHashSet<u64>>,
-    /// User ids of contacts are their external ids; the store interns them
-    /// per account, so champion activity is matched by the caller-provided map.
-    _private: (),
 }
 
 impl Plan {
@@ -82,7 +79,7 @@ impl Plan {
                 MetricDef::Expr(_) => {}
             }
         }
-        Self { journey, core, count_metrics, event_ids, _private: () }
+        Self { journey, core, count_metrics, event_ids }
     }
 
     /// The journey.
@@ -281,7 +278,7 @@ pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountSt
     let lines: Vec<LineState> = lines.iter().map(|l| replay(&ctx, l)).collect();
 
     let health = health(plan, &account_metrics, segment.map(|s| s.id.as_str()));
-    let moments = moments(&ctx, &account_metrics, segment.map(|s| s.touch), &setting, &health, &lines);
+    let moments = moments(&ctx, &account_metrics, segment.map(|s| s.touch), &setting, &health);
 
     let mut metrics = BTreeMap::new();
     for name in j.metric_types.keys() {
@@ -502,7 +499,6 @@ fn moments(
     touch: Option<Touch>,
     setting: &dyn Fn(&str) -> f64,
     health: &Health,
-    lines: &[LineState],
 ) -> Vec<Firing> {
     let t = ctx.as_of;
     let ev = |names: &[&str]| -> BTreeMap<String, Option<Val>> {
@@ -645,7 +641,6 @@ fn moments(
             });
         }
     }
-    let _ = lines;
     out.sort_by(|a, b| b.severity_rank().cmp(&a.severity_rank()).then(a.id.cmp(&b.id)));
     out
 }
@@ -692,4 +687,76 @@ fn champion_change(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::{BillingPeriod, ExternalId, Label, Money, parse_date};
+
+    #[test]
+    fn curves_interpolate_linearly_and_stay_flat_outside() {
+        let curve = [(0.1, 0.0), (0.4, 50.0), (0.7, 100.0)];
+        assert_eq!(curve_score(&curve, 0.0), 0.0);
+        assert!((curve_score(&curve, 0.25) - 25.0).abs() < 1e-9);
+        assert!((curve_score(&curve, 0.55) - 75.0).abs() < 1e-9);
+        assert_eq!(curve_score(&curve, 2.0), 100.0);
+    }
+
+    fn quiet_account() -> AccountHistory {
+        let id = ExternalId::parse("acme").unwrap();
+        AccountHistory {
+            account: Account {
+                id: id.clone(),
+                name: "Acme".into(),
+                attributes: Default::default(),
+                owner: None,
+                parent: None,
+                created: parse_date("2025-01-01").unwrap(),
+            },
+            contracts: vec![Contract {
+                id: ExternalId::parse("c1").unwrap(),
+                account: id,
+                product: Label::parse("platform").unwrap(),
+                start: parse_date("2025-01-01").unwrap(),
+                end: Some(parse_date("2026-01-01").unwrap()),
+                mrr: Money::parse_non_negative("100", "USD").unwrap(),
+                seats: 10,
+                billing_period: BillingPeriod::Annual,
+            }],
+            contacts: Vec::new(),
+            tickets: Vec::new(),
+            surveys: Vec::new(),
+            touchpoints: Vec::new(),
+            opportunities: Vec::new(),
+            usage: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_renewal_window_opens_on_its_day_and_the_line_ends_with_its_contract() {
+        let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap();
+        let plan = Plan::new(journey, &[]);
+        let h = quiet_account();
+        let at = |d: &str| evaluate(&plan, &h, parse_date(d).unwrap());
+
+        let early = at("2025-03-01");
+        assert_eq!(early.lines[0].stage.as_deref(), Some("onboarding"));
+        assert_eq!(early.lines[0].days_in_stage, 59);
+        assert!(early.moments.iter().any(|m| m.id == "first_value_slip"), "{:?}", early.moments);
+
+        let window = at("2025-11-15");
+        let line = &window.lines[0];
+        assert_eq!(line.stage.as_deref(), Some("renewal"));
+        assert_eq!(line.entered, parse_date("2025-10-03").unwrap(), "90 days before 2026-01-01");
+        assert_eq!(line.gate[0].values["days_to_renewal"], Some(Val::Int(47)));
+
+        let after = at("2026-02-01");
+        assert_eq!(after.lines[0].stage, None, "no active contract: the line ended");
+        assert_eq!(
+            after.lines[0].transitions.last().unwrap().rule,
+            "no active contract on this product line"
+        );
+    }
 }
