@@ -36,7 +36,9 @@ pub(crate) struct InitArgs {
 
 /// Reads and checks a journey file; diagnostics go to stderr.
 pub(crate) fn load(path: &Path) -> anyhow::Result<Result<Journey, usize>> {
-    let src = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let src = std::fs::read_to_string(path).with_context(|| {
+        format!("reading the journey {} (`keel init` writes the default one)", path.display())
+    })?;
     let name = path.display().to_string();
     Ok(keel_journey::check(&name, &src).map_err(|diagnostics| {
         for d in &diagnostics {

@@ -208,21 +208,16 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
             }
             list.get_ref().iter().map(|e| e.get_ref().clone()).collect()
         };
-        if let Some(list) = &m.count {
-            let events = events(list, c);
+        let def = match (&m.count, &m.unique_users) {
+            (Some(list), _) => Some(MetricDef::Count { events: events(list, c), window }),
+            (None, Some(list)) => Some(MetricDef::UniqueUsers { events: events(list, c), window }),
+            (None, None) => None,
+        };
+        if let Some(def) = def {
             metrics.push(UserMetric {
                 name: name.get_ref().clone(),
                 description: m.description.clone(),
-                def: MetricDef::Count { events, window },
-                ty: MetricType::Int,
-            });
-            metric_types.insert(name.get_ref().clone(), MetricType::Int);
-        } else if let Some(list) = &m.unique_users {
-            let events = events(list, c);
-            metrics.push(UserMetric {
-                name: name.get_ref().clone(),
-                description: m.description.clone(),
-                def: MetricDef::UniqueUsers { events, window },
+                def,
                 ty: MetricType::Int,
             });
             metric_types.insert(name.get_ref().clone(), MetricType::Int);
