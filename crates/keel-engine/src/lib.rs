@@ -378,9 +378,14 @@ fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
         if dwell < stages[cur].min_dwell_days as i32 {
             continue;
         }
-        // A stage entered by its own condition, later in the journey.
+        // A stage entered by its own condition, later in the journey — not
+        // from inside the renewal window, which only the renewal ends.
         let jump = stages.iter().enumerate().skip(cur + 1).find_map(|(i, s)| match &s.entry {
-            Entry::When(e) if Some(i) != renewal && truth(&e.eval(&m)) == Some(true) => Some((i, e)),
+            Entry::When(e)
+                if Some(cur) != renewal && Some(i) != renewal && truth(&e.eval(&m)) == Some(true) =>
+            {
+                Some((i, e))
+            }
             _ => None,
         });
         if let Some((i, e)) = jump {
@@ -751,6 +756,32 @@ mod tests {
         assert_eq!(line.stage.as_deref(), Some("renewal"));
         assert_eq!(line.entered, parse_date("2025-10-03").unwrap(), "90 days before 2026-01-01");
         assert_eq!(line.gate[0].values["days_to_renewal"], Some(Val::Int(47)));
+
+        // A promoter inside the renewal window stays in renewal (no flapping
+        // between renewal and advocacy).
+        let mut promoter = h.clone();
+        promoter.contacts.push(Contact {
+            id: ExternalId::parse("p1").unwrap(),
+            account: h.account.id.clone(),
+            email: "p@acme.test".into(),
+            name: "Pat".into(),
+            role: Label::parse("champion").unwrap(),
+            active_from: parse_date("2025-01-01").unwrap(),
+            active_to: None,
+        });
+        promoter.surveys.push(SurveyResponse {
+            id: ExternalId::parse("s1").unwrap(),
+            account: h.account.id.clone(),
+            contact: None,
+            kind: keel_core::SurveyKind::Nps,
+            score: 10,
+            comment: None,
+            responded: keel_core::parse_timestamp("2025-10-20T10:00:00Z").unwrap(),
+        });
+        for day in ["2025-10-25", "2025-11-01", "2025-11-08", "2025-12-20"] {
+            let state = evaluate(&plan, &promoter, parse_date(day).unwrap());
+            assert_eq!(state.lines[0].stage.as_deref(), Some("renewal"), "on {day}");
+        }
 
         let after = at("2026-02-01");
         assert_eq!(after.lines[0].stage, None, "no active contract: the line ended");
