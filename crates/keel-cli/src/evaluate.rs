@@ -154,7 +154,7 @@ pub(crate) async fn run(
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let mut recorded = 0;
     let started = std::time::Instant::now();
-    let mut histories = group(ws.store.records(ws.id).await.context("reading the workspace")?);
+    let mut histories = group(ws.store.records(ws.id, None).await.context("reading the workspace")?);
     tracing::info!(accounts = histories.len(), elapsed = ?started.elapsed(), "records loaded");
     let (mut loading, mut evaluating) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let bar = ProgressBar::new(histories.len() as u64);
@@ -242,8 +242,7 @@ pub(crate) async fn account(
     let Some((plan, _)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let id = ExternalId::parse(&args.id).map_err(|e| anyhow::anyhow!("account id {:?}: {e}", args.id))?;
-    let mut histories: Vec<AccountHistory> =
-        group(ws.store.records(ws.id).await?).into_iter().filter(|h| h.account.id == id).collect();
+    let mut histories = group(ws.store.records(ws.id, Some(&id)).await?);
     anyhow::ensure!(!histories.is_empty(), "no account {:?} in workspace {:?}", args.id, ws.name);
     fill_usage(&ws, &mut histories).await?;
     let state = keel_engine::evaluate(&plan, &histories[0], as_of);

@@ -256,9 +256,9 @@ pub trait Store: Send + Sync {
     /// The usage rollups of one account, sorted by key.
     async fn usage(&self, ws: WorkspaceId, account: &ExternalId) -> Result<UsageRollup, StoreError>;
 
-    /// Every record of the workspace except raw events (what evaluation reads
-    /// besides usage).
-    async fn records(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError>;
+    /// Every record of the workspace — or of one of its accounts — except raw
+    /// events (what evaluation reads besides usage).
+    async fn records(&self, ws: WorkspaceId, account: Option<&ExternalId>) -> Result<Snapshot, StoreError>;
 
     /// The usage days of these accounts, sorted by (day, known day) per account.
     async fn usage_days(

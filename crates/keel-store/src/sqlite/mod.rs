@@ -73,12 +73,22 @@ impl SqliteStore {
     }
 
     async fn all<T: Entity>(&self, ws: WorkspaceId) -> Result<Vec<T>, StoreError> {
+        self.all_of(ws, None).await
+    }
+
+    /// Every record of one kind, of the workspace or of one of its accounts.
+    async fn all_of<T: Entity>(
+        &self,
+        ws: WorkspaceId,
+        account: Option<&ExternalId>,
+    ) -> Result<Vec<T>, StoreError> {
+        let only = if account.is_some() { " AND a.external_id = ?2" } else { "" };
         let sql = if T::TABLE == "accounts" {
-            "SELECT * FROM accounts WHERE workspace_id = ?1 ORDER BY external_id".to_owned()
+            format!("SELECT * FROM accounts a WHERE workspace_id = ?1{only} ORDER BY external_id")
         } else {
             format!(
                 "SELECT t.*, a.external_id AS account_external_id FROM {table} t \
-                 JOIN accounts a ON a.id = t.account_id WHERE t.workspace_id = ?1 ORDER BY t.external_id",
+                 JOIN accounts a ON a.id = t.account_id WHERE t.workspace_id = ?1{only} ORDER BY t.external_id",
                 table = T::TABLE
             )
         };
@@ -88,7 +98,10 @@ impl SqliteStore {
         let mut handle = conn.lock_handle().await?;
         raw::with_connection(handle.as_raw_handle(), |c| {
             let mut stmt = c.prepare(&sql)?;
-            let mut rows = stmt.query([ws.0])?;
+            let mut rows = match account {
+                Some(a) => stmt.query((ws.0, a.as_str()))?,
+                None => stmt.query([ws.0])?,
+            };
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 out.push(decode_entity::<T>(row)?);
@@ -225,16 +238,16 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn records(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError> {
+    async fn records(&self, ws: WorkspaceId, account: Option<&ExternalId>) -> Result<Snapshot, StoreError> {
         Ok(Snapshot {
-            accounts: self.all(ws).await?,
-            contracts: self.all(ws).await?,
-            contacts: self.all(ws).await?,
+            accounts: self.all_of(ws, account).await?,
+            contracts: self.all_of(ws, account).await?,
+            contacts: self.all_of(ws, account).await?,
             events: Vec::new(),
-            tickets: self.all(ws).await?,
-            surveys: self.all(ws).await?,
-            touchpoints: self.all(ws).await?,
-            opportunities: self.all(ws).await?,
+            tickets: self.all_of(ws, account).await?,
+            surveys: self.all_of(ws, account).await?,
+            touchpoints: self.all_of(ws, account).await?,
+            opportunities: self.all_of(ws, account).await?,
         })
     }
 

@@ -826,4 +826,39 @@ mod tests {
         expected.sort();
         assert_eq!(stored, expected);
     }
+
+    #[tokio::test]
+    async fn records_of_one_account_hold_only_that_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let mut all = store.records(ws, None).await.unwrap();
+        let mut other = all.accounts[0].clone();
+        other.id = ExternalId::parse("initech").unwrap();
+        let mut tx = store.begin(ws).await.unwrap();
+        tx.upsert_accounts(&[other]).await.unwrap();
+        tx.record_transitions(&[crate::TransitionRecord {
+            account: ExternalId::parse("initech").unwrap(),
+            product_line: "platform".into(),
+            on: "2025-02-01".parse().unwrap(),
+            from: None,
+            to: Some("onboarding".into()),
+            rule: "contract started".into(),
+            inputs: "{}".into(),
+            journey_version: "v1".into(),
+            recorded_at: keel_core::parse_timestamp("2025-02-02T00:00:00Z").unwrap(),
+        }])
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        all = store.records(ws, None).await.unwrap();
+        assert_eq!(all.accounts.len(), 2);
+        let one = store.records(ws, Some(&ExternalId::parse("initech").unwrap())).await.unwrap();
+        assert_eq!(one.accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["initech"]);
+        let lineage = store.transitions(ws, &ExternalId::parse("initech").unwrap()).await.unwrap();
+        assert_eq!(
+            (lineage.len(), lineage[0].to.as_deref(), lineage[0].from.as_deref()),
+            (1, Some("onboarding"), None)
+        );
+        assert!(store.transitions(ws, &ExternalId::parse("acme").unwrap()).await.unwrap().is_empty());
+    }
 }
