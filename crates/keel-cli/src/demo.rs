@@ -138,6 +138,11 @@ pub(crate) async fn run(
         events.unchanged
     );
     crate::status::run(db, workspace, crate::status::StatusArgs::default()).await?;
+    say!(
+        "\nnext: `keel evaluate --as-of {end}` (every account's stage, health and moments), \
+         `keel account acct-000042 --as-of {end}`",
+        end = config.end
+    );
     Ok(ExitCode::SUCCESS)
 }
 
