@@ -82,20 +82,7 @@ fn lineage(states: &[AccountState], version: &str) -> anyhow::Result<Vec<Transit
 fn group(snapshot: Snapshot) -> Vec<AccountHistory> {
     let mut by: BTreeMap<ExternalId, AccountHistory> = BTreeMap::new();
     for account in snapshot.accounts {
-        by.insert(
-            account.id.clone(),
-            AccountHistory {
-                account,
-                contracts: Vec::new(),
-                contacts: Vec::new(),
-                tickets: Vec::new(),
-                surveys: Vec::new(),
-                touchpoints: Vec::new(),
-                opportunities: Vec::new(),
-                usage: Vec::new(),
-                users: Vec::new(),
-            },
-        );
+        by.insert(account.id.clone(), AccountHistory::new(account));
     }
     macro_rules! put {
         ($field:ident) => {

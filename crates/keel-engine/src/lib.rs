@@ -50,6 +50,23 @@ pub struct AccountHistory {
     pub users: Vec<(u64, String)>,
 }
 
+impl AccountHistory {
+    /// An account with no records yet.
+    pub fn new(account: Account) -> Self {
+        Self {
+            account,
+            contracts: Vec::new(),
+            contacts: Vec::new(),
+            tickets: Vec::new(),
+            surveys: Vec::new(),
+            touchpoints: Vec::new(),
+            opportunities: Vec::new(),
+            usage: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+}
+
 /// A journey bound to a workspace's event-name ids, ready to evaluate.
 pub struct Plan {
     journey: Journey,
@@ -710,33 +727,25 @@ mod tests {
 
     fn quiet_account() -> AccountHistory {
         let id = ExternalId::parse("acme").unwrap();
-        AccountHistory {
-            account: Account {
-                id: id.clone(),
-                name: "Acme".into(),
-                attributes: Default::default(),
-                owner: None,
-                parent: None,
-                created: parse_date("2025-01-01").unwrap(),
-            },
-            contracts: vec![Contract {
-                id: ExternalId::parse("c1").unwrap(),
-                account: id,
-                product: Label::parse("platform").unwrap(),
-                start: parse_date("2025-01-01").unwrap(),
-                end: Some(parse_date("2026-01-01").unwrap()),
-                mrr: Money::parse_non_negative("100", "USD").unwrap(),
-                seats: 10,
-                billing_period: BillingPeriod::Annual,
-            }],
-            contacts: Vec::new(),
-            tickets: Vec::new(),
-            surveys: Vec::new(),
-            touchpoints: Vec::new(),
-            opportunities: Vec::new(),
-            usage: Vec::new(),
-            users: Vec::new(),
-        }
+        let mut h = AccountHistory::new(Account {
+            id: id.clone(),
+            name: "Acme".into(),
+            attributes: Default::default(),
+            owner: None,
+            parent: None,
+            created: parse_date("2025-01-01").unwrap(),
+        });
+        h.contracts.push(Contract {
+            id: ExternalId::parse("c1").unwrap(),
+            account: id,
+            product: Label::parse("platform").unwrap(),
+            start: parse_date("2025-01-01").unwrap(),
+            end: Some(parse_date("2026-01-01").unwrap()),
+            mrr: Money::parse_non_negative("100", "USD").unwrap(),
+            seats: 10,
+            billing_period: BillingPeriod::Annual,
+        });
+        h
     }
 
     #[test]
