@@ -5,6 +5,7 @@ every account as of one date, computed from the raw events.
     bench_duckdb.py load EVENTS.jsonl DB.duckdb     # once, not timed
     bench_duckdb.py query DB.duckdb AS_OF CORE,...  # timed by the caller
     bench_duckdb.py query-json EVENTS.jsonl AS_OF CORE,...  # straight from the export
+    bench_duckdb.py compare DB.duckdb AS_OF CORE,... KEEL.csv  # same values as `keel metrics`?
 
 Metrics (as Keel computes them; an event counts only if it happened and was
 received on or before AS_OF): active users 7 and 28 days, core features used
@@ -42,7 +43,7 @@ JSON_EVENTS = """(
                               timestamp: 'VARCHAR', received_at: 'VARCHAR'}}))"""
 
 
-def query(db, as_of, core, source="events"):
+def query(db, as_of, core, source="events", keep=False):
     con = duckdb.connect(db, read_only=True) if db != ":memory:" else duckdb.connect()
     rows = con.execute(
         """
@@ -64,14 +65,43 @@ def query(db, as_of, core, source="events"):
         [as_of, as_of, as_of, as_of, as_of, as_of, core, as_of, as_of],
     ).fetchall()
     change = [
-        (r[4] - r[5]) * 100.0 / r[5] if r[5] else None for r in rows
+        (r[4] - r[5]) * 100.0 / r[5] if r[5] else (100.0 if r[4] else None) for r in rows
     ]
     print(len(rows), "accounts;", sum(1 for c in change if c is not None), "with a usage change")
+    if keep:
+        return {r[0]: (r[1], r[2], r[3], c) for r, c in zip(rows, change)}
+
+
+def compare(db, as_of, core, keel_csv):
+    """Every account's four metrics from DuckDB against `keel metrics` CSV
+    output (columns active_users_7d, active_users_28d, core_features_weekly,
+    usage_change_pct); Keel prints doubles to 2 decimals."""
+    import csv
+
+    duck = query(db, as_of, core, keep=True)
+    compared = differ = 0
+    for row in csv.DictReader(open(keel_csv)):
+        got = (int(row["active_users_7d"]), int(row["active_users_28d"]), int(row["core_features_weekly"]))
+        change = float(row["usage_change_pct"]) if row["usage_change_pct"] else None
+        want = duck.get(row["account"], (0, 0, 0, None))
+        compared += 1
+        same = got == want[:3] and (
+            (change is None and want[3] is None)
+            or (change is not None and want[3] is not None and abs(change - want[3]) <= 0.005 + 1e-9)
+        )
+        if not same:
+            differ += 1
+            if differ <= 5:
+                print("differs:", row["account"], "keel", got, change, "duckdb", want)
+    print(f"{compared} accounts compared, {differ} differ")
+    sys.exit(1 if differ or not compared else 0)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "load":
         load(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "compare":
+        compare(sys.argv[2], sys.argv[3], sys.argv[4].split(","), sys.argv[5])
     elif sys.argv[1] == "query-json":
         query(":memory:", sys.argv[3], sys.argv[4].split(","), JSON_EVENTS.format(sys.argv[2]))
     else:

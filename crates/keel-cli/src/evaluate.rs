@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState, Plan};
-use keel_store::{Snapshot, TransitionRecord};
+use keel_store::{RecordKinds, Snapshot, TransitionRecord};
 
 use crate::Workspace;
 
@@ -39,11 +39,11 @@ pub(crate) struct AccountArgs {
 }
 
 /// Accounts evaluated per store round trip.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
 
 /// Loads the journey and binds it to the workspace; also returns its version
 /// (a hash of the file), which recorded lineage carries.
-async fn plan(ws: &Workspace, path: &Path) -> anyhow::Result<Option<(Plan, String)>> {
+pub(crate) async fn plan(ws: &Workspace, path: &Path) -> anyhow::Result<Option<(Plan, String)>> {
     let Ok(journey) = crate::journey::load(path)? else {
         return Ok(None);
     };
@@ -79,7 +79,7 @@ fn lineage(states: &[AccountState], version: &str) -> anyhow::Result<Vec<Transit
 }
 
 /// Groups a snapshot's records by account.
-fn group(snapshot: Snapshot) -> Vec<AccountHistory> {
+pub(crate) fn group(snapshot: Snapshot) -> Vec<AccountHistory> {
     let mut by: BTreeMap<ExternalId, AccountHistory> = BTreeMap::new();
     for account in snapshot.accounts {
         by.insert(account.id.clone(), AccountHistory::new(account));
@@ -102,31 +102,43 @@ fn group(snapshot: Snapshot) -> Vec<AccountHistory> {
     by.into_values().collect()
 }
 
-async fn fill_usage(ws: &Workspace, chunk: &mut [AccountHistory]) -> anyhow::Result<()> {
+/// Reads the usage of a chunk of accounts (days on or after `since` only,
+/// when given) and, when `users`, their user ids.
+pub(crate) async fn fill_usage(
+    ws: &Workspace,
+    chunk: &mut [AccountHistory],
+    since: Option<Date>,
+    users: bool,
+) -> anyhow::Result<()> {
     let ids: Vec<ExternalId> = chunk.iter().map(|h| h.account.id.clone()).collect();
-    let mut usage: BTreeMap<ExternalId, _> = ws.store.usage_days(ws.id, &ids).await?.into_iter().collect();
-    let mut users: BTreeMap<ExternalId, _> = ws.store.account_users(ws.id, &ids).await?.into_iter().collect();
+    let mut usage: BTreeMap<ExternalId, _> =
+        ws.store.usage_days(ws.id, &ids, since).await?.into_iter().collect();
+    let mut user_ids: BTreeMap<ExternalId, _> = if users {
+        ws.store.account_users(ws.id, &ids).await?.into_iter().collect()
+    } else {
+        BTreeMap::new()
+    };
     for h in chunk {
         h.usage = usage.remove(&h.account.id).unwrap_or_default();
-        h.users = users.remove(&h.account.id).unwrap_or_default();
+        h.users = user_ids.remove(&h.account.id).unwrap_or_default();
     }
     Ok(())
 }
 
-/// Evaluates histories on every core.
-fn evaluate_all(plan: &Plan, histories: &[AccountHistory], as_of: Date) -> Vec<AccountState> {
+/// Maps `f` over histories on every core, keeping their order.
+pub(crate) fn on_every_core<T: Send>(
+    histories: &[AccountHistory],
+    f: impl Fn(&AccountHistory) -> T + Sync,
+) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(histories.len().max(1));
     let per = histories.len().div_ceil(threads).max(1);
+    let f = &f;
     std::thread::scope(|s| {
         let handles: Vec<_> = histories
             .chunks(per)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter().map(|h| keel_engine::evaluate(plan, h, as_of)).collect::<Vec<_>>()
-                })
-            })
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     })
 }
 
@@ -141,7 +153,8 @@ pub(crate) async fn run(
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let mut recorded = 0;
     let started = std::time::Instant::now();
-    let mut histories = group(ws.store.records(ws.id, None).await.context("reading the workspace")?);
+    let mut histories =
+        group(ws.store.records(ws.id, None, RecordKinds::ALL).await.context("reading the workspace")?);
     tracing::info!(accounts = histories.len(), elapsed = ?started.elapsed(), "records loaded");
     let (mut loading, mut evaluating) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let bar = ProgressBar::new(histories.len() as u64);
@@ -160,9 +173,9 @@ pub(crate) async fn run(
     let total = histories.len();
     for chunk in histories.chunks_mut(CHUNK) {
         let t0 = std::time::Instant::now();
-        fill_usage(&ws, chunk).await?;
+        fill_usage(&ws, chunk, None, true).await?;
         let t1 = std::time::Instant::now();
-        let states = evaluate_all(&plan, chunk, as_of);
+        let states = on_every_core(chunk, |h| keel_engine::evaluate(&plan, h, as_of));
         loading += t1 - t0;
         evaluating += t1.elapsed();
         if !args.no_record {
@@ -229,9 +242,9 @@ pub(crate) async fn account(
     let Some((plan, _)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let id = ExternalId::parse(&args.id).map_err(|e| anyhow::anyhow!("account id {:?}: {e}", args.id))?;
-    let mut histories = group(ws.store.records(ws.id, Some(&id)).await?);
+    let mut histories = group(ws.store.records(ws.id, Some(&id), RecordKinds::ALL).await?);
     anyhow::ensure!(!histories.is_empty(), "no account {:?} in workspace {:?}", args.id, ws.name);
-    fill_usage(&ws, &mut histories).await?;
+    fill_usage(&ws, &mut histories, None, true).await?;
     let state = keel_engine::evaluate(&plan, &histories[0], as_of);
     if args.json {
         say!("{}", serde_json::to_string_pretty(&state)?);

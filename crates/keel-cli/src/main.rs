@@ -15,6 +15,7 @@ mod demo;
 mod evaluate;
 mod import;
 mod journey;
+mod metrics;
 mod status;
 
 use std::process::ExitCode;
@@ -72,6 +73,8 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// One account's full state as of a date, with the reasons.
     Account(evaluate::AccountArgs),
+    /// Metric values of every account as of a date, as CSV or JSON lines.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
             Command::Init(args) => journey::init(&cli.journey, args),
             Command::Evaluate(args) => evaluate::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Account(args) => evaluate::account(&cli.db, &cli.workspace, &cli.journey, args).await,
+            Command::Metrics(args) => metrics::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Status(args) => {
                 status::run(&cli.db, &cli.workspace, args).await.map(|()| ExitCode::SUCCESS)
             }

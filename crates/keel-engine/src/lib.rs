@@ -12,6 +12,7 @@
 //! and every other record is read through its own dates. No I/O, no clock.
 
 mod metrics;
+mod needs;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 pub use metrics::Val;
 use metrics::{Ctx, Metrics, dn};
+pub use needs::{History, Needs, NeedsError};
 
 /// One account's records, as the store holds them.
 #[derive(Debug, Clone)]
@@ -270,6 +272,21 @@ fn inputs(expr: &Expr, m: &Metrics<'_, '_>) -> BTreeMap<String, Option<Val>> {
 
 fn date(day: i32) -> Date {
     Date::from_num_days_from_ce_opt(day).unwrap_or_default()
+}
+
+/// The values of some metrics of one account (not of a product line) as of a
+/// date, without evaluating stages, health or moments; `None` where a metric
+/// has no data. The history needs to hold only what [`Plan::needs`] says
+/// the metrics read.
+pub fn metric_values(
+    plan: &Plan,
+    history: &AccountHistory,
+    as_of: Date,
+    metrics: &[String],
+) -> Vec<Option<Val>> {
+    let ctx = Ctx::new(plan, history, as_of);
+    let m = Metrics::new(&ctx, ctx.as_of, None);
+    metrics.iter().map(|name| m.get(name)).collect()
 }
 
 /// Evaluates one account as of a date.

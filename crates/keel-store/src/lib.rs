@@ -214,6 +214,35 @@ pub struct Snapshot {
     pub opportunities: Vec<Opportunity>,
 }
 
+/// Which kinds of records [`Store::records`] reads besides the accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordKinds {
+    /// Contracts.
+    pub contracts: bool,
+    /// Contacts.
+    pub contacts: bool,
+    /// Tickets.
+    pub tickets: bool,
+    /// Survey responses.
+    pub surveys: bool,
+    /// Touchpoints.
+    pub touchpoints: bool,
+    /// Opportunities.
+    pub opportunities: bool,
+}
+
+impl RecordKinds {
+    /// Every kind.
+    pub const ALL: Self = Self {
+        contracts: true,
+        contacts: true,
+        tickets: true,
+        surveys: true,
+        touchpoints: true,
+        opportunities: true,
+    };
+}
+
 /// A stage change as evaluation found it, for the lineage table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitionRecord {
@@ -256,15 +285,23 @@ pub trait Store: Send + Sync {
     /// The usage rollups of one account, sorted by key.
     async fn usage(&self, ws: WorkspaceId, account: &ExternalId) -> Result<UsageRollup, StoreError>;
 
-    /// Every record of the workspace — or of one of its accounts — except raw
-    /// events (what evaluation reads besides usage).
-    async fn records(&self, ws: WorkspaceId, account: Option<&ExternalId>) -> Result<Snapshot, StoreError>;
+    /// The accounts of the workspace — or one of them — with the records of
+    /// the kinds asked for; never raw events (what evaluation reads besides
+    /// usage).
+    async fn records(
+        &self,
+        ws: WorkspaceId,
+        account: Option<&ExternalId>,
+        kinds: RecordKinds,
+    ) -> Result<Snapshot, StoreError>;
 
-    /// The usage days of these accounts, sorted by (day, known day) per account.
+    /// The usage days of these accounts, sorted by (day, known day) per
+    /// account; only days on or after `since` when given.
     async fn usage_days(
         &self,
         ws: WorkspaceId,
         accounts: &[ExternalId],
+        since: Option<keel_core::Date>,
     ) -> Result<Vec<(ExternalId, Vec<keel_core::DayUsage>)>, StoreError>;
 
     /// Per account: user ids (as `DayUsage::users` uses them) and external user ids.

@@ -182,6 +182,36 @@ fn evaluate_summarises_the_demo_and_account_explains_one() {
     assert_eq!(states.len(), 60);
     assert!(states.iter().all(|s| s["health"]["coverage"].as_f64().unwrap() > 0.0));
 
+    // `keel metrics` reads only the usage window it needs, and agrees with
+    // the full evaluation on every account.
+    let wanted = "active_users_28d,usage_change_pct,mrr,days_since_last_event";
+    let out = keel(&db, &["metrics", "--as-of", "2026-11-01", "--metric", wanted]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(format!("account,{wanted}").as_str()));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 60);
+    for (row, state) in rows.iter().zip(&states) {
+        assert_eq!(row[0], state["account"].as_str().unwrap());
+        for (i, metric) in wanted.split(',').enumerate() {
+            let want = &state["metrics"][metric];
+            let got = row[i + 1];
+            match want.as_f64() {
+                None => assert_eq!(got, "", "{metric} of {}", row[0]),
+                Some(v) => assert!((got.parse::<f64>().unwrap() - v).abs() < 0.006, "{metric} {got} vs {v}"),
+            }
+        }
+    }
+    assert!(rows.iter().any(|r| r[1] != "0"), "some account was active");
+    let out = keel(&db, &["metrics", "--as-of", "2026-11-01", "--metric", "active_users_7d,activ_users_28d"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--metric activ_users_28d: unknown metric `activ_users_28d`"),
+        "{}",
+        stderr(&out)
+    );
+
     let out = keel(&db, &["account", "acct-000003", "--as-of", "2026-11-01"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);

@@ -16,8 +16,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
-use crate::rollup::{EventDay, UserDay, day_from_number, decode_counts};
-use crate::{ImportLog, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId, WriteCounts, WriteTx};
+use crate::rollup::{EventDay, UserDay, day_from_number, day_number, decode_counts};
+use crate::{
+    ImportLog, RecordKinds, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId, WriteCounts,
+    WriteTx,
+};
 use rows::{Entity, from_micros, get, sqlx_get};
 pub(crate) use tx::SqliteTx;
 
@@ -57,6 +60,8 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .pragma("cache_size", format!("-{}", u64::from(options.cache_mib) * 1024))
             .pragma("temp_store", "memory")
+            // Reads map the file instead of copying pages into the cache.
+            .pragma("mmap_size", (2u64 << 30).to_string())
             // Keep the WAL from staying gigabytes large after a bulk import.
             .pragma("journal_size_limit", (64u64 << 20).to_string());
         let pool = SqlitePoolOptions::new()
@@ -238,24 +243,42 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn records(&self, ws: WorkspaceId, account: Option<&ExternalId>) -> Result<Snapshot, StoreError> {
-        Ok(Snapshot {
-            accounts: self.all_of(ws, account).await?,
-            contracts: self.all_of(ws, account).await?,
-            contacts: self.all_of(ws, account).await?,
-            events: Vec::new(),
-            tickets: self.all_of(ws, account).await?,
-            surveys: self.all_of(ws, account).await?,
-            touchpoints: self.all_of(ws, account).await?,
-            opportunities: self.all_of(ws, account).await?,
-        })
+    async fn records(
+        &self,
+        ws: WorkspaceId,
+        account: Option<&ExternalId>,
+        kinds: RecordKinds,
+    ) -> Result<Snapshot, StoreError> {
+        let mut out = Snapshot { accounts: self.all_of(ws, account).await?, ..Snapshot::default() };
+        if kinds.contracts {
+            out.contracts = self.all_of(ws, account).await?;
+        }
+        if kinds.contacts {
+            out.contacts = self.all_of(ws, account).await?;
+        }
+        if kinds.tickets {
+            out.tickets = self.all_of(ws, account).await?;
+        }
+        if kinds.surveys {
+            out.surveys = self.all_of(ws, account).await?;
+        }
+        if kinds.touchpoints {
+            out.touchpoints = self.all_of(ws, account).await?;
+        }
+        if kinds.opportunities {
+            out.opportunities = self.all_of(ws, account).await?;
+        }
+        Ok(out)
     }
 
     async fn usage_days(
         &self,
         ws: WorkspaceId,
         accounts: &[ExternalId],
+        since: Option<keel_core::Date>,
     ) -> Result<Vec<(ExternalId, Vec<keel_core::DayUsage>)>, StoreError> {
+        let since =
+            since.map_or(i64::MIN, |d| i64::from(day_number(d.and_time(chrono::NaiveTime::MIN).and_utc())));
         // Millions of rows: read them on the borrowed handle with rusqlite;
         // sqlx hands every row across a channel, which costs more than SQLite.
         let mut conn = self.pool.acquire().await?;
@@ -265,11 +288,11 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(
                 "SELECT u.day, u.known_day, u.events, u.users, u.names FROM accounts a \
                  JOIN usage_day u ON u.account_id = a.id \
-                 WHERE a.workspace_id = ?1 AND a.external_id = ?2 ORDER BY u.day, u.known_day",
+                 WHERE a.workspace_id = ?1 AND a.external_id = ?2 AND u.day >= ?3 ORDER BY u.day, u.known_day",
             )?;
             for account in accounts {
                 let mut days = Vec::new();
-                let mut rows = stmt.query((ws.0, account.as_str()))?;
+                let mut rows = stmt.query((ws.0, account.as_str(), since))?;
                 while let Some(row) = rows.next()? {
                     let (day, known): (i64, i64) = (row.get(0)?, row.get(1)?);
                     let corrupt = |reason: String| StoreError::Corrupt {

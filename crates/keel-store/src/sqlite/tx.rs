@@ -796,6 +796,26 @@ mod tests {
         let names: Vec<(i32, i64)> =
             usage.events.iter().map(|n| (n.day - usage.events[0].day, n.events)).collect();
         assert_eq!(names, vec![(0, 4), (1, 1)]);
+
+        // The same rows as evaluation reads them, whole or from a day on.
+        let acme = [ExternalId::parse("acme").unwrap()];
+        let days = |since: Option<&'static str>| {
+            let store = &store;
+            let acme = &acme;
+            async move {
+                let since = since.map(|d| d.parse().unwrap());
+                let got = store.usage_days(ws, acme, since).await.unwrap();
+                got.into_iter()
+                    .flat_map(|(_, days)| days)
+                    .map(|d| (d.day.to_string(), d.events, d.users.len()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let both = vec![("2025-03-01".to_owned(), 4, 2), ("2025-03-02".to_owned(), 1, 1)];
+        assert_eq!(days(None).await, both);
+        assert_eq!(days(Some("2025-03-01")).await, both);
+        assert_eq!(days(Some("2025-03-02")).await, both[1..]);
+        assert_eq!(days(Some("2025-03-03")).await, []);
     }
 
     #[test]
@@ -831,7 +851,7 @@ mod tests {
     async fn records_of_one_account_hold_only_that_account() {
         let dir = tempfile::tempdir().unwrap();
         let (store, ws) = store_with_account(&dir, "w").await;
-        let mut all = store.records(ws, None).await.unwrap();
+        let mut all = store.records(ws, None, crate::RecordKinds::ALL).await.unwrap();
         let mut other = all.accounts[0].clone();
         other.id = ExternalId::parse("initech").unwrap();
         let mut tx = store.begin(ws).await.unwrap();
@@ -850,9 +870,12 @@ mod tests {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        all = store.records(ws, None).await.unwrap();
+        all = store.records(ws, None, crate::RecordKinds::ALL).await.unwrap();
         assert_eq!(all.accounts.len(), 2);
-        let one = store.records(ws, Some(&ExternalId::parse("initech").unwrap())).await.unwrap();
+        let one = store
+            .records(ws, Some(&ExternalId::parse("initech").unwrap()), crate::RecordKinds::ALL)
+            .await
+            .unwrap();
         assert_eq!(one.accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["initech"]);
         let lineage = store.transitions(ws, &ExternalId::parse("initech").unwrap()).await.unwrap();
         assert_eq!(

@@ -1,0 +1,81 @@
+//! `Plan::needs` is what lets `keel metrics` read a few weeks of usage
+//! instead of years: a metric computed from a history cut down to what its
+//! needs say must equal the metric computed from the whole history.
+
+mod common;
+
+use chrono::Days;
+use keel_engine::{AccountHistory, History, Needs, NeedsError, metric_values};
+use keel_journey::catalog::BUILTIN_METRICS;
+
+/// `h` keeping only what `needs` asks for, as the store would load it for `as_of`.
+fn cut(h: &AccountHistory, needs: Needs, as_of: keel_core::Date) -> AccountHistory {
+    let mut out = AccountHistory::new(h.account.clone());
+    if needs.contracts {
+        out.contracts = h.contracts.clone();
+    }
+    if needs.contacts {
+        out.contacts = h.contacts.clone();
+    }
+    if needs.tickets {
+        out.tickets = h.tickets.clone();
+    }
+    if needs.surveys {
+        out.surveys = h.surveys.clone();
+    }
+    if needs.touchpoints {
+        out.touchpoints = h.touchpoints.clone();
+    }
+    out.usage = match needs.usage {
+        History::None => Vec::new(),
+        History::All => h.usage.clone(),
+        History::Days(n) => {
+            let since = as_of - Days::new(u64::from(n) - 1);
+            h.usage.iter().filter(|u| u.day >= since).cloned().collect()
+        }
+    };
+    out
+}
+
+#[test]
+fn every_metric_computed_from_what_it_needs_equals_it_computed_from_everything() {
+    let config = keel_demo::DemoConfig {
+        accounts: 60,
+        months: 18,
+        seed: 7,
+        end: keel_core::parse_date("2026-05-01").unwrap(),
+    };
+    let world: Vec<_> = keel_demo::generate(&config).collect();
+    let mut names = common::Names::default();
+    let histories: Vec<_> = world.iter().map(|h| common::history(h, &mut names)).collect();
+    let plan = common::plan(&names);
+
+    let mut metrics: Vec<String> = BUILTIN_METRICS.iter().map(|m| m.name.to_owned()).collect();
+    metrics.extend(plan.journey().metrics.iter().map(|m| m.name.clone()));
+    metrics.extend(["touchpoints_kickoff".into(), "days_since_touchpoint_ebr".into()]);
+    metrics.retain(|m| m != "days_in_stage");
+    assert_eq!(plan.needs("days_in_stage"), Err(NeedsError::StageOnly("days_in_stage".into())));
+    assert_eq!(plan.needs("no_such_metric"), Err(NeedsError::Unknown("no_such_metric".into())));
+
+    let mut windowed = 0;
+    let mut with_data = 0;
+    for metric in &metrics {
+        let needs = plan.needs(metric).unwrap_or_else(|e| panic!("{metric}: {e}"));
+        if matches!(needs.usage, History::Days(_)) {
+            windowed += 1;
+        }
+        let one = std::slice::from_ref(metric);
+        for as_of in ["2025-06-15", "2026-01-31", "2026-05-01"] {
+            let as_of = keel_core::parse_date(as_of).unwrap();
+            for h in &histories {
+                let full = metric_values(&plan, h, as_of, one);
+                let part = metric_values(&plan, &cut(h, needs, as_of), as_of, one);
+                assert_eq!(part, full, "{metric} of {} as of {as_of} with {needs:?}", h.account.id);
+                with_data += usize::from(full[0].is_some());
+            }
+        }
+    }
+    // The test means something only if windows were cut and values existed.
+    assert!(windowed >= 8, "{windowed} windowed metrics");
+    assert!(with_data > metrics.len() * 60, "{with_data} values with data");
+}
