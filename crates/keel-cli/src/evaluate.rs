@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState, Plan};
-use keel_store::{RecordKinds, Snapshot, TransitionRecord};
+use keel_store::{Accounts, RecordKinds, Snapshot, TransitionRecord};
 
 use crate::Workspace;
 
@@ -125,6 +125,39 @@ pub(crate) async fn fill_usage(
     Ok(())
 }
 
+/// The external ids of the workspace's accounts, sorted.
+pub(crate) async fn account_ids(ws: &Workspace) -> anyhow::Result<Vec<ExternalId>> {
+    let accounts = ws.store.records(ws.id, Accounts::All, RecordKinds::default()).await?.accounts;
+    Ok(accounts.into_iter().map(|a| a.id).collect())
+}
+
+/// What to read of each account besides its records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Usage {
+    /// No usage.
+    None,
+    /// Usage days on or after this date (all when `None`), and whether to
+    /// read the user ids too.
+    Since(Option<Date>, bool),
+}
+
+/// The histories of a chunk of sorted account ids: the records of `kinds`,
+/// and usage as asked.
+pub(crate) async fn load_chunk(
+    ws: &Workspace,
+    ids: &[ExternalId],
+    kinds: RecordKinds,
+    usage: Usage,
+) -> anyhow::Result<Vec<AccountHistory>> {
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok(Vec::new()) };
+    let snapshot = ws.store.records(ws.id, Accounts::Between(first, last), kinds).await?;
+    let mut histories = group(snapshot);
+    if let Usage::Since(since, users) = usage {
+        fill_usage(ws, &mut histories, since, users).await?;
+    }
+    Ok(histories)
+}
+
 /// Maps `f` over histories on every core, keeping their order.
 pub(crate) fn on_every_core<T: Send>(
     histories: &[AccountHistory],
@@ -153,11 +186,9 @@ pub(crate) async fn run(
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let mut recorded = 0;
     let started = std::time::Instant::now();
-    let mut histories =
-        group(ws.store.records(ws.id, None, RecordKinds::ALL).await.context("reading the workspace")?);
-    tracing::info!(accounts = histories.len(), elapsed = ?started.elapsed(), "records loaded");
+    let ids = account_ids(&ws).await.context("reading the workspace")?;
     let (mut loading, mut evaluating) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    let bar = ProgressBar::new(histories.len() as u64);
+    let bar = ProgressBar::new(ids.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("evaluating [{bar:40}] {pos}/{len} accounts {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -170,12 +201,13 @@ pub(crate) async fn run(
     let mut bands: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut moments: BTreeMap<String, u64> = BTreeMap::new();
     let mut segments: BTreeMap<String, u64> = BTreeMap::new();
-    let total = histories.len();
-    for chunk in histories.chunks_mut(CHUNK) {
+    let mut total = 0;
+    for chunk in ids.chunks(CHUNK) {
         let t0 = std::time::Instant::now();
-        fill_usage(&ws, chunk, None, true).await?;
+        let histories = load_chunk(&ws, chunk, RecordKinds::ALL, Usage::Since(None, true)).await?;
+        total += histories.len();
         let t1 = std::time::Instant::now();
-        let states = on_every_core(chunk, |h| keel_engine::evaluate(&plan, h, as_of));
+        let states = on_every_core(&histories, |h| keel_engine::evaluate(&plan, h, as_of));
         loading += t1 - t0;
         evaluating += t1.elapsed();
         if !args.no_record {
@@ -196,13 +228,10 @@ pub(crate) async fn run(
                 *moments.entry(m.id.clone()).or_default() += 1;
             }
         }
-        for h in chunk.iter_mut() {
-            h.usage = Vec::new();
-        }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    tracing::info!(?loading, ?evaluating, total = ?started.elapsed(), "usage loaded and accounts evaluated");
+    tracing::info!(?loading, ?evaluating, total = ?started.elapsed(), "records and usage loaded, accounts evaluated");
     if args.json {
         return Ok(ExitCode::SUCCESS);
     }
@@ -242,7 +271,7 @@ pub(crate) async fn account(
     let Some((plan, _)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let id = ExternalId::parse(&args.id).map_err(|e| anyhow::anyhow!("account id {:?}: {e}", args.id))?;
-    let mut histories = group(ws.store.records(ws.id, Some(&id), RecordKinds::ALL).await?);
+    let mut histories = group(ws.store.records(ws.id, Accounts::One(&id), RecordKinds::ALL).await?);
     anyhow::ensure!(!histories.is_empty(), "no account {:?} in workspace {:?}", args.id, ws.name);
     fill_usage(&ws, &mut histories, None, true).await?;
     let state = keel_engine::evaluate(&plan, &histories[0], as_of);

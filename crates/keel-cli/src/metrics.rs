@@ -10,7 +10,7 @@ use keel_core::Date;
 use keel_engine::{History, Needs};
 use keel_store::RecordKinds;
 
-use crate::evaluate::{CHUNK, fill_usage, group, on_every_core, plan};
+use crate::evaluate::{CHUNK, Usage, account_ids, load_chunk, on_every_core, plan};
 
 /// The metrics shown when none are asked for.
 const DEFAULT: &[&str] = &[
@@ -78,18 +78,17 @@ pub(crate) async fn run(
         History::All => None,
     };
     let started = std::time::Instant::now();
-    let mut histories = group(ws.store.records(ws.id, None, kinds).await.context("reading the workspace")?);
-    tracing::info!(accounts = histories.len(), elapsed = ?started.elapsed(), ?needs, "records loaded");
+    let ids = account_ids(&ws).await.context("reading the workspace")?;
+    tracing::debug!(?needs, "reading");
+    let usage = if needs.usage == History::None { Usage::None } else { Usage::Since(since, false) };
 
     if matches!(args.format, Format::Csv) {
         say!("account,{}", names.join(","));
     }
-    for chunk in histories.chunks_mut(CHUNK) {
-        if needs.usage != History::None {
-            fill_usage(&ws, chunk, since, false).await?;
-        }
-        let rows = on_every_core(chunk, |h| keel_engine::metric_values(&plan, h, as_of, &names));
-        for (h, values) in chunk.iter_mut().zip(rows) {
+    for chunk in ids.chunks(CHUNK) {
+        let histories = load_chunk(&ws, chunk, kinds, usage).await?;
+        let rows = on_every_core(&histories, |h| keel_engine::metric_values(&plan, h, as_of, &names));
+        for (h, values) in histories.iter().zip(rows) {
             match args.format {
                 Format::Csv => {
                     let cells: Vec<String> =
@@ -108,7 +107,6 @@ pub(crate) async fn run(
                     );
                 }
             }
-            h.usage = Vec::new();
         }
     }
     tracing::info!(total = ?started.elapsed(), "metrics computed");

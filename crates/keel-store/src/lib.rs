@@ -214,6 +214,18 @@ pub struct Snapshot {
     pub opportunities: Vec<Opportunity>,
 }
 
+/// Which accounts [`Store::records`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accounts<'a> {
+    /// All of the workspace's.
+    All,
+    /// This one.
+    One(&'a ExternalId),
+    /// Those whose external id sorts (byte-wise, as `ExternalId` does) from
+    /// the first to the second, both included: a chunk of the sorted list.
+    Between(&'a ExternalId, &'a ExternalId),
+}
+
 /// Which kinds of records [`Store::records`] reads besides the accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecordKinds {
@@ -291,7 +303,7 @@ pub trait Store: Send + Sync {
     async fn records(
         &self,
         ws: WorkspaceId,
-        account: Option<&ExternalId>,
+        accounts: Accounts<'_>,
         kinds: RecordKinds,
     ) -> Result<Snapshot, StoreError>;
 

@@ -18,10 +18,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::rollup::{EventDay, UserDay, day_from_number, day_number, decode_counts};
 use crate::{
-    ImportLog, RecordKinds, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId, WriteCounts,
-    WriteTx,
+    Accounts, ImportLog, RecordKinds, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId,
+    WriteCounts, WriteTx,
 };
-use rows::{Entity, from_micros, get, sqlx_get};
+use rows::{Entity, R, from_micros, get, sqlx_get};
 pub(crate) use tx::SqliteTx;
 
 /// Tuning knobs of the SQLite backend.
@@ -78,22 +78,33 @@ impl SqliteStore {
     }
 
     async fn all<T: Entity>(&self, ws: WorkspaceId) -> Result<Vec<T>, StoreError> {
-        self.all_of(ws, None).await
+        self.all_of(ws, Accounts::All).await
     }
 
-    /// Every record of one kind, of the workspace or of one of its accounts.
-    async fn all_of<T: Entity>(
-        &self,
-        ws: WorkspaceId,
-        account: Option<&ExternalId>,
-    ) -> Result<Vec<T>, StoreError> {
-        let only = if account.is_some() { " AND a.external_id = ?2" } else { "" };
+    /// Every record of one kind, of the workspace or of some of its accounts.
+    async fn all_of<T: Entity>(&self, ws: WorkspaceId, accounts: Accounts<'_>) -> Result<Vec<T>, StoreError> {
+        let only = match accounts {
+            Accounts::All => "",
+            Accounts::One(_) => " AND a.external_id = ?2",
+            Accounts::Between(..) => " AND a.external_id BETWEEN ?2 AND ?3",
+        };
         let sql = if T::TABLE == "accounts" {
             format!("SELECT * FROM accounts a WHERE workspace_id = ?1{only} ORDER BY external_id")
-        } else {
+        } else if matches!(accounts, Accounts::All) {
+            // Every row: scan the table in id order, no sort.
             format!(
                 "SELECT t.*, a.external_id AS account_external_id FROM {table} t \
-                 JOIN accounts a ON a.id = t.account_id WHERE t.workspace_id = ?1{only} ORDER BY t.external_id",
+                 JOIN accounts a ON a.id = t.account_id WHERE t.workspace_id = ?1 ORDER BY t.external_id",
+                table = T::TABLE
+            )
+        } else {
+            // Some accounts: find them first, then their rows by the account
+            // index (CROSS JOIN fixes that order; SQLite would otherwise scan
+            // the whole table in id order to skip the sort).
+            format!(
+                "SELECT t.*, a.external_id AS account_external_id FROM accounts a \
+                 CROSS JOIN {table} t ON a.id = t.account_id \
+                 WHERE a.workspace_id = ?1 AND t.workspace_id = ?1{only} ORDER BY t.external_id",
                 table = T::TABLE
             )
         };
@@ -103,23 +114,28 @@ impl SqliteStore {
         let mut handle = conn.lock_handle().await?;
         raw::with_connection(handle.as_raw_handle(), |c| {
             let mut stmt = c.prepare(&sql)?;
-            let mut rows = match account {
-                Some(a) => stmt.query((ws.0, a.as_str()))?,
-                None => stmt.query([ws.0])?,
+            let mut rows = match accounts {
+                Accounts::All => stmt.query([ws.0])?,
+                Accounts::One(a) => stmt.query((ws.0, a.as_str()))?,
+                Accounts::Between(first, last) => stmt.query((ws.0, first.as_str(), last.as_str()))?,
             };
+            let columns: Vec<String> = rows
+                .as_ref()
+                .map(|s| s.column_names().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default();
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                out.push(decode_entity::<T>(row)?);
+                out.push(decode_entity::<T>(&R { row, columns: &columns })?);
             }
             Ok::<_, StoreError>(out)
         })
     }
 }
 
-fn decode_entity<T: Entity>(row: &rusqlite::Row<'_>) -> Result<T, StoreError> {
+fn decode_entity<T: Entity>(row: &R<'_, '_>) -> Result<T, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         table: T::TABLE,
-        id: row.get::<_, String>("external_id").unwrap_or_default(),
+        id: get::<String>(row, "external_id").unwrap_or_default(),
         reason,
     };
     let account = if T::TABLE == "accounts" {
@@ -246,27 +262,27 @@ impl Store for SqliteStore {
     async fn records(
         &self,
         ws: WorkspaceId,
-        account: Option<&ExternalId>,
+        accounts: Accounts<'_>,
         kinds: RecordKinds,
     ) -> Result<Snapshot, StoreError> {
-        let mut out = Snapshot { accounts: self.all_of(ws, account).await?, ..Snapshot::default() };
+        let mut out = Snapshot { accounts: self.all_of(ws, accounts).await?, ..Snapshot::default() };
         if kinds.contracts {
-            out.contracts = self.all_of(ws, account).await?;
+            out.contracts = self.all_of(ws, accounts).await?;
         }
         if kinds.contacts {
-            out.contacts = self.all_of(ws, account).await?;
+            out.contacts = self.all_of(ws, accounts).await?;
         }
         if kinds.tickets {
-            out.tickets = self.all_of(ws, account).await?;
+            out.tickets = self.all_of(ws, accounts).await?;
         }
         if kinds.surveys {
-            out.surveys = self.all_of(ws, account).await?;
+            out.surveys = self.all_of(ws, accounts).await?;
         }
         if kinds.touchpoints {
-            out.touchpoints = self.all_of(ws, account).await?;
+            out.touchpoints = self.all_of(ws, accounts).await?;
         }
         if kinds.opportunities {
-            out.opportunities = self.all_of(ws, account).await?;
+            out.opportunities = self.all_of(ws, accounts).await?;
         }
         Ok(out)
     }

@@ -24,7 +24,7 @@ pub(crate) trait Entity: Serialize + Sized + Send + Sync {
     fn account(&self) -> Option<&ExternalId>;
     fn bind(&self, b: &mut Binder<'_>);
     /// Rebuilds the record from a row; `account` is the joined account's external id.
-    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String>;
+    fn decode(row: &R<'_, '_>, account: Option<ExternalId>) -> Result<Self, String>;
 }
 
 pub(crate) fn micros(t: Timestamp) -> i64 {
@@ -35,21 +35,21 @@ pub(crate) fn from_micros(v: i64) -> Result<Timestamp, String> {
     DateTime::from_timestamp_micros(v).ok_or_else(|| format!("timestamp {v} out of range"))
 }
 
-fn date(row: &Row<'_>, col: &str) -> Result<Date, String> {
+fn date(row: &R<'_, '_>, col: &str) -> Result<Date, String> {
     let raw: String = get(row, col)?;
     keel_core::parse_date(&raw).map_err(|e| e.to_string())
 }
 
-fn opt_date(row: &Row<'_>, col: &str) -> Result<Option<Date>, String> {
+fn opt_date(row: &R<'_, '_>, col: &str) -> Result<Option<Date>, String> {
     let raw: Option<String> = get(row, col)?;
     raw.map(|r| keel_core::parse_date(&r).map_err(|e| e.to_string())).transpose()
 }
 
-fn ts(row: &Row<'_>, col: &str) -> Result<Timestamp, String> {
+fn ts(row: &R<'_, '_>, col: &str) -> Result<Timestamp, String> {
     from_micros(get(row, col)?)
 }
 
-fn opt_ts(row: &Row<'_>, col: &str) -> Result<Option<Timestamp>, String> {
+fn opt_ts(row: &R<'_, '_>, col: &str) -> Result<Option<Timestamp>, String> {
     let raw: Option<i64> = get(row, col)?;
     raw.map(from_micros).transpose()
 }
@@ -62,22 +62,31 @@ where
     sqlx::Row::try_get(row, col).map_err(|e| format!("column {col}: {e}"))
 }
 
-/// A column of a row read on the borrowed handle (bulk reads).
-pub(crate) fn get<T: rusqlite::types::FromSql>(row: &Row<'_>, col: &str) -> Result<T, String> {
-    row.get(col).map_err(|e| format!("column {col}: {e}"))
+/// A row read on the borrowed handle (bulk reads), with its statement's
+/// column names: rusqlite's lookup by name asks SQLite for every name on
+/// every call, which cost more than decoding the row.
+pub(crate) struct R<'a, 'r> {
+    pub row: &'a Row<'r>,
+    pub columns: &'a [String],
 }
 
-fn ext(row: &Row<'_>, col: &str) -> Result<ExternalId, String> {
+/// A column of a row read on the borrowed handle (bulk reads).
+pub(crate) fn get<T: rusqlite::types::FromSql>(row: &R<'_, '_>, col: &str) -> Result<T, String> {
+    let idx = row.columns.iter().position(|c| c == col).ok_or_else(|| format!("no column {col}"))?;
+    row.row.get(idx).map_err(|e| format!("column {col}: {e}"))
+}
+
+fn ext(row: &R<'_, '_>, col: &str) -> Result<ExternalId, String> {
     let raw: String = get(row, col)?;
     ExternalId::parse(&raw).map_err(|e| e.to_string())
 }
 
-fn label(row: &Row<'_>, col: &str) -> Result<Label, String> {
+fn label(row: &R<'_, '_>, col: &str) -> Result<Label, String> {
     let raw: String = get(row, col)?;
     Label::parse(&raw).map_err(|e| e.to_string())
 }
 
-fn money(row: &Row<'_>, amount: &str, currency: &str) -> Result<Money, String> {
+fn money(row: &R<'_, '_>, amount: &str, currency: &str) -> Result<Money, String> {
     let a: String = get(row, amount)?;
     let c: String = get(row, currency)?;
     Money::parse(&a, &c).map_err(|e| e.to_string())
@@ -108,7 +117,7 @@ impl Entity for Account {
             .push_bind(self.created.to_string())
             .push_bind(serde_json::to_string(&self.attributes).unwrap_or_else(|_| "{}".into()));
     }
-    fn decode(row: &Row<'_>, _: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &R<'_, '_>, _: Option<ExternalId>) -> Result<Self, String> {
         let attrs: String = get(row, "attributes")?;
         let parent: Option<String> = get(row, "parent_external_id")?;
         Ok(Account {
@@ -141,7 +150,7 @@ impl Entity for Contract {
             .push_bind(i64::from(self.seats))
             .push_bind(self.billing_period.as_str());
     }
-    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &R<'_, '_>, account: Option<ExternalId>) -> Result<Self, String> {
         let seats: i64 = get(row, "seats")?;
         let period: String = get(row, "billing_period")?;
         Ok(Contract {
@@ -173,7 +182,7 @@ impl Entity for Contact {
             .push_bind(self.active_from.to_string())
             .push_bind(self.active_to.map(|d| d.to_string()));
     }
-    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &R<'_, '_>, account: Option<ExternalId>) -> Result<Self, String> {
         Ok(Contact {
             id: ext(row, "external_id")?,
             account: account_of(account)?,
@@ -202,7 +211,7 @@ impl Entity for Ticket {
             .push_bind(self.status.as_str())
             .push_bind(self.csat.map(i64::from));
     }
-    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &R<'_, '_>, account: Option<ExternalId>) -> Result<Self, String> {
         let severity: i64 = get(row, "severity")?;
         let status: String = get(row, "status")?;
         let csat: Option<i64> = get(row, "csat")?;
@@ -235,7 +244,7 @@ impl Entity for SurveyResponse {
             .push_bind(self.comment.clone())
             .push_bind(micros(self.responded));
     }
-    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &R<'_, '_>, account: Option<ExternalId>) -> Result<Self, String> {
         let contact: Option<String> = get(row, "contact_external_id")?;
         let kind: String = get(row, "kind")?;
         let score: i64 = get(row, "score")?;
@@ -267,7 +276,7 @@ impl Entity for Touchpoint {
             .push_bind(self.notes.clone())
             .push_bind(self.outcome.clone());
     }
-    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &R<'_, '_>, account: Option<ExternalId>) -> Result<Self, String> {
         Ok(Touchpoint {
             id: ext(row, "external_id")?,
             account: account_of(account)?,
@@ -300,7 +309,7 @@ impl Entity for Opportunity {
             .push_bind(self.closed.map(|d| d.to_string()))
             .push_bind(self.status.as_str());
     }
-    fn decode(row: &Row<'_>, account: Option<ExternalId>) -> Result<Self, String> {
+    fn decode(row: &R<'_, '_>, account: Option<ExternalId>) -> Result<Self, String> {
         let kind: String = get(row, "kind")?;
         let source: String = get(row, "source")?;
         let status: String = get(row, "status")?;

@@ -851,11 +851,23 @@ mod tests {
     async fn records_of_one_account_hold_only_that_account() {
         let dir = tempfile::tempdir().unwrap();
         let (store, ws) = store_with_account(&dir, "w").await;
-        let mut all = store.records(ws, None, crate::RecordKinds::ALL).await.unwrap();
+        let mut all = store.records(ws, crate::Accounts::All, crate::RecordKinds::ALL).await.unwrap();
         let mut other = all.accounts[0].clone();
         other.id = ExternalId::parse("initech").unwrap();
         let mut tx = store.begin(ws).await.unwrap();
         tx.upsert_accounts(&[other]).await.unwrap();
+        tx.upsert_contracts(&[keel_core::Contract {
+            id: ExternalId::parse("c-1").unwrap(),
+            account: ExternalId::parse("acme").unwrap(),
+            product: keel_core::Label::parse("platform").unwrap(),
+            start: "2025-01-01".parse().unwrap(),
+            end: None,
+            mrr: keel_core::Money::parse("100", "EUR").unwrap(),
+            seats: 10,
+            billing_period: keel_core::BillingPeriod::Monthly,
+        }])
+        .await
+        .unwrap();
         tx.record_transitions(&[crate::TransitionRecord {
             account: ExternalId::parse("initech").unwrap(),
             product_line: "platform".into(),
@@ -870,13 +882,23 @@ mod tests {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        all = store.records(ws, None, crate::RecordKinds::ALL).await.unwrap();
+        all = store.records(ws, crate::Accounts::All, crate::RecordKinds::ALL).await.unwrap();
         assert_eq!(all.accounts.len(), 2);
-        let one = store
-            .records(ws, Some(&ExternalId::parse("initech").unwrap()), crate::RecordKinds::ALL)
-            .await
-            .unwrap();
-        assert_eq!(one.accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["initech"]);
+        let (acme, initech) = (ExternalId::parse("acme").unwrap(), ExternalId::parse("initech").unwrap());
+        let ids =
+            |s: &crate::Snapshot| s.accounts.iter().map(|a| a.id.as_str().to_owned()).collect::<Vec<_>>();
+        let one = store.records(ws, crate::Accounts::One(&initech), crate::RecordKinds::ALL).await.unwrap();
+        assert_eq!(ids(&one), ["initech"]);
+        let b = ExternalId::parse("b").unwrap();
+        let chunk =
+            store.records(ws, crate::Accounts::Between(&b, &initech), crate::RecordKinds::ALL).await.unwrap();
+        assert_eq!(ids(&chunk), ["initech"]);
+        let chunk =
+            store.records(ws, crate::Accounts::Between(&acme, &acme), crate::RecordKinds::ALL).await.unwrap();
+        assert_eq!((ids(&chunk), chunk.contracts.len()), (vec!["acme".to_owned()], 1));
+        assert_eq!(all.contracts.len(), 1);
+        let bare = store.records(ws, crate::Accounts::All, crate::RecordKinds::default()).await.unwrap();
+        assert_eq!((ids(&bare).len(), bare.contracts.len()), (2, 0), "accounts only");
         let lineage = store.transitions(ws, &ExternalId::parse("initech").unwrap()).await.unwrap();
         assert_eq!(
             (lineage.len(), lineage[0].to.as_deref(), lineage[0].from.as_deref()),
