@@ -63,12 +63,13 @@ pub(crate) fn dn_ts(t: keel_core::Timestamp) -> i32 {
     dn(t.date_naive())
 }
 
-/// One day of usage, merged over what was known by the evaluation date.
+/// One day of usage, merged over what was known by the evaluation date; its
+/// users and event-name counts are ranges of the context's flat arrays.
 struct Day {
     day: i32,
     events: u64,
-    users: Vec<u64>,
-    names: Vec<(u64, u64)>,
+    users: std::ops::Range<u32>,
+    names: std::ops::Range<u32>,
 }
 
 /// Everything about one account that metrics read, restricted to what was
@@ -78,6 +79,10 @@ pub(crate) struct Ctx<'a> {
     pub h: &'a AccountHistory,
     pub as_of: i32,
     days: Vec<Day>,
+    /// Users of each day (sorted, distinct within a day).
+    user_ids: Vec<u64>,
+    /// (event-name id, events) of each day (sorted by id within a day).
+    name_counts: Vec<(u64, u64)>,
     /// `cum_events[i]`: events on days[..i].
     cum_events: Vec<u64>,
     /// Per user count metric: cumulative matching events.
@@ -93,29 +98,47 @@ impl<'a> Ctx<'a> {
     pub fn new(plan: &'a Plan, h: &'a AccountHistory, as_of: Date) -> Self {
         let as_of = dn(as_of);
         let mut days: Vec<Day> = Vec::new();
-        for u in &h.usage {
-            let (day, known) = (dn(u.day), dn(u.known));
-            if day > as_of || known > as_of {
-                continue;
+        let mut user_ids: Vec<u64> = Vec::new();
+        let mut name_counts: Vec<(u64, u64)> = Vec::new();
+        // Rows come sorted by (day, known day); a day known in several rows
+        // (late data) is merged.
+        let mut rows = h.usage.iter().filter(|u| dn(u.day) <= as_of && dn(u.known) <= as_of);
+        let mut next = rows.next();
+        while let Some(first) = next {
+            let day = dn(first.day);
+            let (u0, n0) = (user_ids.len(), name_counts.len());
+            let mut events = 0;
+            let mut merged = 0;
+            while let Some(u) = next.filter(|u| dn(u.day) == day) {
+                events += u.events;
+                user_ids.extend(u.users.iter().map(|(id, _)| *id));
+                name_counts.extend_from_slice(&u.names);
+                merged += 1;
+                next = rows.next();
             }
-            let users = u.users.iter().map(|(id, _)| *id);
-            match days.last_mut() {
-                Some(d) if d.day == day => {
-                    d.events += u.events;
-                    d.users.extend(users);
-                    d.users.sort_unstable();
-                    d.users.dedup();
-                    for &(id, n) in &u.names {
-                        match d.names.iter_mut().find(|(i, _)| *i == id) {
-                            Some((_, m)) => *m += n,
-                            None => d.names.push((id, n)),
-                        }
+            if merged > 1 {
+                let mut users = user_ids.split_off(u0);
+                users.sort_unstable();
+                users.dedup();
+                user_ids.extend(users);
+                let mut names = name_counts.split_off(n0);
+                names.sort_unstable_by_key(|(id, _)| *id);
+                for (id, n) in names {
+                    let fresh = name_counts.len() == n0;
+                    match name_counts.last_mut() {
+                        Some((last, m)) if !fresh && *last == id => *m += n,
+                        _ => name_counts.push((id, n)),
                     }
                 }
-                _ => days.push(Day { day, events: u.events, users: users.collect(), names: u.names.clone() }),
             }
+            let range = |a: usize, b: usize| (a as u32)..(b as u32);
+            days.push(Day {
+                day,
+                events,
+                users: range(u0, user_ids.len()),
+                names: range(n0, name_counts.len()),
+            });
         }
-        days.sort_by_key(|d| d.day);
         let mut cum_events = Vec::with_capacity(days.len() + 1);
         cum_events.push(0);
         for d in &days {
@@ -126,7 +149,8 @@ impl<'a> Ctx<'a> {
             let mut cum = Vec::with_capacity(days.len() + 1);
             cum.push(0);
             for d in &days {
-                let n: u64 = d.names.iter().filter(|(id, _)| ids.contains(id)).map(|(_, n)| n).sum();
+                let names = &name_counts[d.names.start as usize..d.names.end as usize];
+                let n: u64 = names.iter().filter(|(id, _)| ids.contains(id)).map(|(_, n)| n).sum();
                 cum.push(cum.last().copied().unwrap_or(0) + n);
             }
             cum_counts.insert(name.clone(), cum);
@@ -150,12 +174,22 @@ impl<'a> Ctx<'a> {
             h,
             as_of,
             days,
+            user_ids,
+            name_counts,
             cum_events,
             cum_counts,
             account,
             first_start,
             first_value: Mutex::default(),
         }
+    }
+
+    fn users(&self, d: &Day) -> &[u64] {
+        &self.user_ids[d.users.start as usize..d.users.end as usize]
+    }
+
+    fn names(&self, d: &Day) -> &[(u64, u64)] {
+        &self.name_counts[d.names.start as usize..d.names.end as usize]
     }
 
     /// Index range of days in `[from, to]`.
@@ -173,7 +207,7 @@ impl<'a> Ctx<'a> {
     fn users_in(&self, from: i32, to: i32) -> usize {
         let mut set: FxHashSet<u64> = FxHashSet::default();
         for d in &self.days[self.range(from, to)] {
-            set.extend(d.users.iter().copied());
+            set.extend(self.users(d).iter().copied());
         }
         set.len()
     }
@@ -183,8 +217,8 @@ impl<'a> Ctx<'a> {
         // matching event counts its users (exact when one user did it).
         let mut set: FxHashSet<u64> = FxHashSet::default();
         for d in &self.days[self.range(from, to)] {
-            if d.names.iter().any(|(id, _)| names.contains(id)) {
-                set.extend(d.users.iter().copied());
+            if self.names(d).iter().any(|(id, _)| names.contains(id)) {
+                set.extend(self.users(d).iter().copied());
             }
         }
         set.len()
@@ -193,7 +227,7 @@ impl<'a> Ctx<'a> {
     fn core_in(&self, from: i32, to: i32) -> usize {
         let mut set: FxHashSet<u64> = FxHashSet::default();
         for d in &self.days[self.range(from, to)] {
-            set.extend(d.names.iter().map(|(id, _)| *id).filter(|id| self.plan.core.contains(id)));
+            set.extend(self.names(d).iter().map(|(id, _)| *id).filter(|id| self.plan.core.contains(id)));
         }
         set.len()
     }
@@ -202,14 +236,14 @@ impl<'a> Ctx<'a> {
     pub fn core_set(&self, from: i32, to: i32) -> FxHashSet<u64> {
         let mut set = FxHashSet::default();
         for d in &self.days[self.range(from, to)] {
-            set.extend(d.names.iter().map(|(id, _)| *id).filter(|id| self.plan.core.contains(id)));
+            set.extend(self.names(d).iter().map(|(id, _)| *id).filter(|id| self.plan.core.contains(id)));
         }
         set
     }
 
     /// Whether a user (by id) had any event in `[from, to]`.
     pub fn user_active(&self, user: u64, from: i32, to: i32) -> bool {
-        self.days[self.range(from, to)].iter().any(|d| d.users.binary_search(&user).is_ok())
+        self.days[self.range(from, to)].iter().any(|d| self.users(d).binary_search(&user).is_ok())
     }
 
     /// Weekly event totals for the `weeks` weeks ending on `t` (oldest first).
