@@ -35,7 +35,7 @@ use std::fmt;
 use async_trait::async_trait;
 use keel_core::{
     Account, Contact, Contract, EntityKind, Event, ExternalId, Opportunity, SurveyResponse, Ticket,
-    Timestamp, Touchpoint,
+    Timestamp, Touchpoint, UserId,
 };
 use serde::Serialize;
 
@@ -214,6 +214,28 @@ pub struct Snapshot {
     pub opportunities: Vec<Opportunity>,
 }
 
+/// A stored API key: everything but its secret, of which only a hash is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// The workspace it belongs to.
+    pub workspace: WorkspaceId,
+    /// That workspace's name.
+    pub workspace_name: String,
+    /// A name to recognise it by.
+    pub name: String,
+    /// The key's first characters: shown in listings, finds the key.
+    pub prefix: String,
+    /// Hash of the whole key.
+    #[serde(skip)]
+    pub secret_hash: Vec<u8>,
+    /// What it may do (`ingest`, `read`, `admin`).
+    pub scopes: Vec<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
 /// Which accounts [`Store::records`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accounts<'a> {
@@ -332,6 +354,19 @@ pub trait Store: Send + Sync {
 
     /// Event name ids (as `DayUsage::names` uses them) and names.
     async fn event_names(&self, ws: WorkspaceId) -> Result<Vec<(u64, String)>, StoreError>;
+
+    /// Stores a new API key of a workspace (its prefix must be unique).
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+
+    /// The workspace's API keys, revoked ones included, oldest first.
+    async fn api_keys(&self, ws: WorkspaceId) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// The API key with this prefix, in any workspace.
+    async fn api_key(&self, prefix: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Revokes a key of the workspace; false when it has no such key or the
+    /// key was revoked already.
+    async fn revoke_api_key(&self, ws: WorkspaceId, prefix: &str, at: Timestamp) -> Result<bool, StoreError>;
 }
 
 /// One write transaction in one workspace.
@@ -362,6 +397,31 @@ pub trait WriteTx: Send {
 
     /// Records a finished import for `keel status`.
     async fn record_import(&mut self, log: &ImportLog) -> Result<(), StoreError>;
+
+    /// Makes a user a member of an account from `at` on (a Segment `group`
+    /// call). False when the membership already held (a retry).
+    async fn join_account(
+        &mut self,
+        user: &UserId,
+        account: &ExternalId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends a user's membership of an account at `at` (Keel's `ungroup`
+    /// extension). False when there was no open membership.
+    async fn leave_account(
+        &mut self,
+        user: &UserId,
+        account: &ExternalId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Per (user, time): the account the user belonged to then — the latest
+    /// membership that held at that time, else the user's latest one.
+    async fn account_of_users(
+        &mut self,
+        asks: &[(UserId, Timestamp)],
+    ) -> Result<Vec<Option<ExternalId>>, StoreError>;
 
     /// Records stage changes; ones already recorded (same account, line, day,
     /// stage and journey version) are skipped. Returns how many were new.

@@ -18,7 +18,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::rollup::{EventDay, UserDay, day_from_number, day_number, decode_counts};
 use crate::{
-    Accounts, ImportLog, RecordKinds, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId,
+    Accounts, ApiKey, ImportLog, RecordKinds, Snapshot, Status, Store, StoreError, UsageRollup, WorkspaceId,
     WriteCounts, WriteTx,
 };
 use rows::{Entity, R, from_micros, get, sqlx_get};
@@ -145,6 +145,23 @@ fn decode_entity<T: Entity>(row: &R<'_, '_>) -> Result<T, StoreError> {
         Some(ExternalId::parse(&raw).map_err(|e| corrupt(e.to_string()))?)
     };
     T::decode(row, account).map_err(corrupt)
+}
+
+fn decode_api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let prefix: String = sqlx::Row::try_get(row, "prefix")?;
+    let corrupt = |reason: String| StoreError::Corrupt { table: "api_keys", id: prefix.clone(), reason };
+    let scopes: String = sqlx_get(row, "scopes").map_err(corrupt)?;
+    let revoked: Option<i64> = sqlx_get(row, "revoked_at").map_err(corrupt)?;
+    Ok(ApiKey {
+        workspace: WorkspaceId(sqlx_get(row, "workspace_id").map_err(corrupt)?),
+        workspace_name: sqlx_get(row, "workspace_name").map_err(corrupt)?,
+        name: sqlx_get(row, "name").map_err(corrupt)?,
+        secret_hash: sqlx_get(row, "secret_hash").map_err(corrupt)?,
+        scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        created_at: from_micros(sqlx_get(row, "created_at").map_err(corrupt)?).map_err(corrupt)?,
+        revoked_at: revoked.map(from_micros).transpose().map_err(corrupt)?,
+        prefix,
+    })
 }
 
 fn decode_event(row: &SqliteRow) -> Result<Event, String> {
@@ -413,6 +430,62 @@ impl Store for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(|(id, name)| (id as u64, name)).collect())
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (workspace_id, name, prefix, secret_hash, scopes, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(key.workspace.0)
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.secret_hash)
+        .bind(key.scopes.join(","))
+        .bind(rows::micros(key.created_at))
+        .bind(key.revoked_at.map(rows::micros))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_keys(&self, ws: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT k.*, w.name AS workspace_name FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
+             WHERE k.workspace_id = ? ORDER BY k.id",
+        )
+        .bind(ws.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_api_key).collect()
+    }
+
+    async fn api_key(&self, prefix: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.*, w.name AS workspace_name FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
+             WHERE k.prefix = ?",
+        )
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode_api_key).transpose()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        ws: WorkspaceId,
+        prefix: &str,
+        at: keel_core::Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ? AND prefix = ? AND revoked_at IS NULL",
+        )
+        .bind(rows::micros(at))
+        .bind(ws.0)
+        .bind(prefix)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn snapshot(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError> {

@@ -7,7 +7,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use async_trait::async_trait;
 use keel_core::{
-    Account, Contact, Contract, Event, ExternalId, Opportunity, SurveyResponse, Ticket, Touchpoint,
+    Account, Contact, Contract, Event, ExternalId, Opportunity, SurveyResponse, Ticket, Timestamp,
+    Touchpoint, UserId,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
@@ -104,6 +105,15 @@ impl SqliteTx {
             usage_marks: HashMap::default(),
             interned: Interned::default(),
         }
+    }
+
+    /// The internal id of one of the workspace's accounts.
+    async fn account_id(&mut self, account: &ExternalId) -> Result<i64, StoreError> {
+        self.load_accounts().await?;
+        self.accounts
+            .as_ref()
+            .and_then(|a| a.get(account).copied())
+            .ok_or_else(|| StoreError::UnknownAccount(account.to_string()))
     }
 
     async fn load_accounts(&mut self) -> Result<(), StoreError> {
@@ -638,6 +648,87 @@ impl WriteTx for SqliteTx {
         Ok(inserted)
     }
 
+    async fn join_account(
+        &mut self,
+        user: &UserId,
+        account: &ExternalId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let account = self.account_id(account).await?;
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM memberships WHERE workspace_id = ? AND user_id = ? AND account_id = ? AND until IS NULL",
+        )
+        .bind(self.ws.0)
+        .bind(user.as_str())
+        .bind(account)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if open.is_some() {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO memberships (workspace_id, user_id, account_id, since) VALUES (?, ?, ?, ?)")
+            .bind(self.ws.0)
+            .bind(user.as_str())
+            .bind(account)
+            .bind(micros(at))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(true)
+    }
+
+    async fn leave_account(
+        &mut self,
+        user: &UserId,
+        account: &ExternalId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let account = self.account_id(account).await?;
+        let done = sqlx::query(
+            "UPDATE memberships SET until = max(since, ?) \
+             WHERE workspace_id = ? AND user_id = ? AND account_id = ? AND until IS NULL",
+        )
+        .bind(micros(at))
+        .bind(self.ws.0)
+        .bind(user.as_str())
+        .bind(account)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn account_of_users(
+        &mut self,
+        asks: &[(UserId, Timestamp)],
+    ) -> Result<Vec<Option<ExternalId>>, StoreError> {
+        let mut out = Vec::with_capacity(asks.len());
+        for (user, at) in asks {
+            let at = micros(*at);
+            let found: Option<String> = sqlx::query_scalar(
+                "SELECT a.external_id FROM memberships m JOIN accounts a ON a.id = m.account_id \
+                 WHERE m.workspace_id = ?1 AND m.user_id = ?2 \
+                 ORDER BY (m.since <= ?3 AND (m.until IS NULL OR m.until > ?3)) DESC, m.since DESC, m.id DESC \
+                 LIMIT 1",
+            )
+            .bind(self.ws.0)
+            .bind(user.as_str())
+            .bind(at)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            out.push(
+                found
+                    .map(|a| {
+                        ExternalId::parse(&a).map_err(|e| StoreError::Corrupt {
+                            table: "accounts",
+                            id: a.clone(),
+                            reason: e.to_string(),
+                        })
+                    })
+                    .transpose()?,
+            );
+        }
+        Ok(out)
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_pending_keys().await?;
         self.tx.commit().await?;
@@ -905,5 +996,70 @@ mod tests {
             (1, Some("onboarding"), None)
         );
         assert!(store.transitions(ws, &ExternalId::parse("acme").unwrap()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn memberships_attribute_users_by_time_and_retries_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let mut other = store.records(ws, crate::Accounts::All, crate::RecordKinds::default()).await.unwrap();
+        let mut initech = other.accounts.remove(0);
+        initech.id = ExternalId::parse("initech").unwrap();
+        let t = |s: &str| keel_core::parse_timestamp(s).unwrap();
+        let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
+        let (acme, ini) = (ExternalId::parse("acme").unwrap(), ExternalId::parse("initech").unwrap());
+        let mut tx = store.begin(ws).await.unwrap();
+        tx.upsert_accounts(&[initech]).await.unwrap();
+        assert!(tx.join_account(&ann, &acme, t("2025-01-01T00:00:00Z")).await.unwrap());
+        assert!(!tx.join_account(&ann, &acme, t("2025-01-05T00:00:00Z")).await.unwrap(), "a retry");
+        assert!(tx.leave_account(&ann, &acme, t("2025-03-01T00:00:00Z")).await.unwrap());
+        assert!(!tx.leave_account(&ann, &acme, t("2025-03-02T00:00:00Z")).await.unwrap());
+        assert!(tx.join_account(&ann, &ini, t("2025-03-01T00:00:00Z")).await.unwrap());
+        let got = tx
+            .account_of_users(&[
+                (ann.clone(), t("2025-02-01T00:00:00Z")),
+                (ann.clone(), t("2025-04-01T00:00:00Z")),
+                (ann.clone(), t("2024-06-01T00:00:00Z")),
+                (bob.clone(), t("2025-02-01T00:00:00Z")),
+            ])
+            .await
+            .unwrap();
+        let got: Vec<Option<&str>> = got.iter().map(|a| a.as_ref().map(ExternalId::as_str)).collect();
+        assert_eq!(got, [Some("acme"), Some("initech"), Some("initech"), None]);
+        let err =
+            tx.join_account(&bob, &ExternalId::parse("nobody").unwrap(), t("2025-01-01T00:00:00Z")).await;
+        assert!(matches!(err, Err(crate::StoreError::UnknownAccount(a)) if a == "nobody"));
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn api_keys_are_found_by_prefix_listed_per_workspace_and_revoked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let other = store.workspace("other").await.unwrap();
+        let at = keel_core::parse_timestamp("2026-01-01T00:00:00Z").unwrap();
+        let key = |ws: WorkspaceId, prefix: &str| crate::ApiKey {
+            workspace: ws,
+            workspace_name: String::new(),
+            name: format!("key {prefix}"),
+            prefix: prefix.into(),
+            secret_hash: vec![1, 2, 3],
+            scopes: vec!["ingest".into(), "read".into()],
+            created_at: at,
+            revoked_at: None,
+        };
+        store.create_api_key(&key(ws, "keel_aaaa")).await.unwrap();
+        store.create_api_key(&key(other, "keel_bbbb")).await.unwrap();
+        assert!(store.create_api_key(&key(ws, "keel_aaaa")).await.is_err(), "prefixes are unique");
+        let found = store.api_key("keel_bbbb").await.unwrap().unwrap();
+        assert_eq!((found.workspace, found.workspace_name.as_str()), (other, "other"));
+        assert_eq!(found.scopes, ["ingest", "read"]);
+        assert_eq!(found.secret_hash, [1, 2, 3]);
+        assert_eq!(store.api_keys(ws).await.unwrap().len(), 1);
+        assert!(!store.revoke_api_key(ws, "keel_bbbb", at).await.unwrap(), "not this workspace's key");
+        assert!(store.revoke_api_key(other, "keel_bbbb", at).await.unwrap());
+        assert!(!store.revoke_api_key(other, "keel_bbbb", at).await.unwrap());
+        assert_eq!(store.api_key("keel_bbbb").await.unwrap().unwrap().revoked_at, Some(at));
+        assert!(store.api_key("keel_cccc").await.unwrap().is_none());
     }
 }
