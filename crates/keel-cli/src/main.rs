@@ -16,6 +16,7 @@ mod evaluate;
 mod import;
 mod journey;
 mod metrics;
+mod serve;
 mod status;
 
 use std::process::ExitCode;
@@ -75,6 +76,10 @@ enum Command {
     Account(evaluate::AccountArgs),
     /// Metric values of every account as of a date, as CSV or JSON lines.
     Metrics(metrics::MetricsArgs),
+    /// Run the HTTP service: Segment-compatible ingest (see docs/api.md).
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke the workspace's API keys.
+    Keys(serve::KeysArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -120,6 +125,8 @@ fn main() -> ExitCode {
             Command::Evaluate(args) => evaluate::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Account(args) => evaluate::account(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Metrics(args) => metrics::run(&cli.db, &cli.workspace, &cli.journey, args).await,
+            Command::Serve(args) => serve::serve(&cli.db, &cli.workspace, args).await,
+            Command::Keys(args) => serve::keys(&cli.db, &cli.workspace, args).await,
             Command::Status(args) => {
                 status::run(&cli.db, &cli.workspace, args).await.map(|()| ExitCode::SUCCESS)
             }

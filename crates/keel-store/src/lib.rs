@@ -376,6 +376,10 @@ pub trait WriteTx: Send {
     /// upserted earlier in this transaction.
     async fn account_ids(&mut self) -> Result<HashSet<ExternalId>, StoreError>;
 
+    /// Those of `ids` the workspace does not hold (counting accounts
+    /// upserted earlier in this transaction).
+    async fn missing_accounts(&mut self, ids: &[ExternalId]) -> Result<Vec<ExternalId>, StoreError>;
+
     /// Inserts or replaces accounts by external id.
     async fn upsert_accounts(&mut self, rows: &[Account]) -> Result<WriteCounts, StoreError>;
     /// Inserts or replaces contracts by external id.

@@ -524,6 +524,16 @@ impl WriteTx for SqliteTx {
         Ok(self.accounts.as_ref().map(|m| m.keys().cloned().collect()).unwrap_or_default())
     }
 
+    async fn missing_accounts(&mut self, ids: &[ExternalId]) -> Result<Vec<ExternalId>, StoreError> {
+        self.load_accounts().await?;
+        let known = self.accounts.as_ref();
+        let mut missing: Vec<ExternalId> =
+            ids.iter().filter(|id| !known.is_some_and(|k| k.contains_key(*id))).cloned().collect();
+        missing.sort();
+        missing.dedup();
+        Ok(missing)
+    }
+
     async fn upsert_accounts(&mut self, rows: &[Account]) -> Result<WriteCounts, StoreError> {
         self.upsert(rows).await
     }

@@ -1,0 +1,113 @@
+//! `keel serve` and `keel keys`: the HTTP service and its API keys.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use keel_server::keys::{self, Scope};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KEEL_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// A `track` property that names the account (besides `context.groupId`
+    /// and group memberships), e.g. `account_id`.
+    #[arg(long, env = "KEEL_ACCOUNT_PROPERTY")]
+    account_property: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysArgs {
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is shown once, only a hash of it is stored.
+    Create {
+        /// A name to recognise the key by (e.g. "segment-prod").
+        #[arg(long)]
+        name: String,
+        /// Scopes: ingest, read, admin (repeat or separate with commas).
+        #[arg(long = "scope", value_delimiter = ',', default_value = "ingest")]
+        scopes: Vec<Scope>,
+    },
+    /// List the workspace's keys (prefixes, never the keys).
+    List,
+    /// Revoke a key by its prefix; requests with it fail from then on.
+    Revoke {
+        /// The key's prefix, as `keel keys list` shows it.
+        prefix: String,
+    },
+}
+
+pub(crate) async fn serve(db: &str, workspace: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let ws = crate::open_workspace(db, workspace).await?;
+    let config =
+        keel_server::Config { account_property: args.account_property, ..keel_server::Config::default() };
+    let clock: keel_server::Clock = Arc::new(crate::now);
+    let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .unwrap_or_else(|e| panic!("cannot listen for SIGTERM: {e}"));
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing the requests in flight");
+    };
+    eprintln!("keel: serving {} on http://{} (Ctrl-C to stop)", ws.url, args.bind);
+    keel_server::serve(state, args.bind, shutdown)
+        .await
+        .with_context(|| format!("serving on {}", args.bind))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn keys(db: &str, workspace: &str, args: KeysArgs) -> anyhow::Result<ExitCode> {
+    let ws = crate::open_workspace(db, workspace).await?;
+    match args.command {
+        KeysCommand::Create { name, scopes } => {
+            let key = keys::create(ws.store.as_ref(), ws.id, &ws.name, &name, &scopes, crate::now()).await?;
+            say!("{}", key.secret);
+            eprintln!(
+                "created key {:?} ({}) for workspace {:?} with scopes {}; it is shown only now",
+                name,
+                key.stored.prefix,
+                ws.name,
+                key.stored.scopes.join(",")
+            );
+        }
+        KeysCommand::List => {
+            let keys = ws.store.api_keys(ws.id).await?;
+            say!("{:<14} {:<24} {:<20} {:<20} {}", "PREFIX", "NAME", "SCOPES", "CREATED", "REVOKED");
+            for k in keys {
+                let fmt = |t: keel_core::Timestamp| t.format("%Y-%m-%d %H:%M").to_string();
+                say!(
+                    "{:<14} {:<24} {:<20} {:<20} {}",
+                    k.prefix,
+                    k.name,
+                    k.scopes.join(","),
+                    fmt(k.created_at),
+                    k.revoked_at.map(fmt).unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        KeysCommand::Revoke { prefix } => {
+            if ws.store.revoke_api_key(ws.id, &prefix, crate::now()).await? {
+                eprintln!("revoked {prefix}");
+            } else {
+                anyhow::bail!("workspace {:?} has no active key with prefix {prefix:?}", ws.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

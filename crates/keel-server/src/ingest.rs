@@ -1,0 +1,238 @@
+//! Group commit: one writer task takes every ingest request waiting at the
+//! moment, writes all their messages in one transaction, commits, and only
+//! then answers each request. Nothing is acknowledged before it is durable;
+//! throughput comes from sharing one commit among concurrent requests.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use keel_core::{Account, Event, EventName, ExternalId, Timestamp};
+use keel_store::{Store, StoreError, WorkspaceId};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::segment::{Call, Message};
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Stored now.
+    Accepted,
+    /// Stored before (same message id), or a membership that already held.
+    Duplicate,
+    /// Refused; nothing of it was stored.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+struct Job {
+    ws: WorkspaceId,
+    messages: Vec<Message>,
+    received_at: Timestamp,
+    reply: oneshot::Sender<Result<Vec<Outcome>, String>>,
+}
+
+/// Handle to the writer task.
+#[derive(Clone)]
+pub struct Ingestor {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Messages per transaction at most; requests beyond wait for the next one.
+const MAX_GROUP: usize = 50_000;
+
+impl Ingestor {
+    /// Starts the writer task on `store`.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (jobs, rx) = mpsc::channel(4_096);
+        tokio::spawn(writer(store, rx));
+        Self { jobs }
+    }
+
+    /// Writes messages of one workspace; returns once they are committed.
+    pub async fn write(
+        &self,
+        ws: WorkspaceId,
+        messages: Vec<Message>,
+        received_at: Timestamp,
+    ) -> Result<Vec<Outcome>, String> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { ws, messages, received_at, reply })
+            .await
+            .map_err(|_| "the ingest writer has stopped".to_owned())?;
+        answer.await.map_err(|_| "the ingest writer has stopped".to_owned())?
+    }
+}
+
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut size = first.messages.len();
+        let mut jobs = vec![first];
+        while size < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => {
+                    size += job.messages.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut by_ws: BTreeMap<WorkspaceId, Vec<Job>> = BTreeMap::new();
+        for job in jobs {
+            by_ws.entry(job.ws).or_default().push(job);
+        }
+        for (ws, jobs) in by_ws {
+            let started = std::time::Instant::now();
+            let n: usize = jobs.iter().map(|j| j.messages.len()).sum();
+            let result = commit_group(store.as_ref(), ws, &jobs).await;
+            tracing::debug!(requests = jobs.len(), messages = n, elapsed = ?started.elapsed(), "group committed");
+            match result {
+                Ok(outcomes) => {
+                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "ingest transaction failed; nothing of it was stored");
+                    for job in jobs {
+                        let _ = job.reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A stub for an account first seen in product data; a CRM import fills it in later.
+fn stub_account(
+    id: &ExternalId,
+    traits: Option<&serde_json::Map<String, serde_json::Value>>,
+    at: Timestamp,
+) -> Account {
+    let name = traits
+        .and_then(|t| t.get("name"))
+        .and_then(|v| v.as_str())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or(id.as_str())
+        .to_owned();
+    let attributes =
+        traits.map(|t| t.iter().filter(|(k, _)| *k != "name").map(|(k, v)| (k.clone(), v.clone())).collect());
+    Account {
+        id: id.clone(),
+        name,
+        attributes: attributes.unwrap_or_default(),
+        owner: None,
+        parent: None,
+        created: at.date_naive(),
+    }
+}
+
+async fn commit_group(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    jobs: &[Job],
+) -> Result<Vec<Vec<Outcome>>, StoreError> {
+    let mut tx = store.begin(ws).await?;
+    let mut outcomes: Vec<Vec<Outcome>> =
+        jobs.iter().map(|j| vec![Outcome::Accepted; j.messages.len()]).collect();
+
+    // Accounts first seen here: created as stubs, with group traits when a
+    // group call names them.
+    let named: Vec<ExternalId> =
+        jobs.iter().flat_map(|j| &j.messages).filter_map(|m| m.account.clone()).collect();
+    let missing = tx.missing_accounts(&named).await?;
+    if !missing.is_empty() {
+        let mut stubs = BTreeMap::new();
+        for m in jobs.iter().flat_map(|j| &j.messages) {
+            let Some(id) = m.account.as_ref().filter(|a| missing.binary_search(a).is_ok()) else { continue };
+            let traits = match &m.call {
+                Call::Group { traits, .. } => Some(traits),
+                _ => None,
+            };
+            // A group call's traits win over a bare mention.
+            if traits.is_some() || !stubs.contains_key(id) {
+                stubs.insert(id.clone(), stub_account(id, traits, m.timestamp));
+            }
+        }
+        tx.upsert_accounts(&stubs.into_values().collect::<Vec<_>>()).await?;
+    }
+
+    // Memberships, in arrival order, before events are attributed.
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            let changed = match &m.call {
+                Call::Group { account, .. } => tx.join_account(&m.user, account, m.timestamp).await?,
+                Call::Ungroup { account } => tx.leave_account(&m.user, account, m.timestamp).await?,
+                _ => continue,
+            };
+            if !changed {
+                outcomes[j][i] = Outcome::Duplicate;
+            }
+        }
+    }
+
+    // Events: attributed by the message, else by the user's membership then.
+    let mut asks = Vec::new();
+    let mut asked = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            if matches!(m.call, Call::Event { .. }) && m.account.is_none() {
+                asks.push((m.user.clone(), m.timestamp));
+                asked.push((j, i));
+            }
+        }
+    }
+    let mut membership: BTreeMap<(usize, usize), ExternalId> = BTreeMap::new();
+    for (at, account) in asked.into_iter().zip(tx.account_of_users(&asks).await?) {
+        if let Some(a) = account {
+            membership.insert(at, a);
+        }
+    }
+    let mut events = Vec::new();
+    let mut positions = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            let Call::Event { name, properties } = &m.call else { continue };
+            let Some(account) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) else {
+                outcomes[j][i] = Outcome::Rejected {
+                    reason: format!(
+                        "no account for user {:?}: send a group call for the user first, or context.groupId",
+                        m.user.as_str()
+                    ),
+                };
+                continue;
+            };
+            let name = match EventName::parse(name) {
+                Ok(n) => n,
+                Err(e) => {
+                    outcomes[j][i] = Outcome::Rejected { reason: format!("event: {e}") };
+                    continue;
+                }
+            };
+            events.push(Event {
+                message_id: m.message_id.clone(),
+                account,
+                user: m.user.clone(),
+                name,
+                timestamp: m.timestamp,
+                received_at: job.received_at,
+                properties: properties.clone(),
+            });
+            positions.push((j, i));
+        }
+    }
+    let appended = tx.append_events(&events).await?;
+    for d in appended.duplicates {
+        let (j, i) = positions[d];
+        outcomes[j][i] = Outcome::Duplicate;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}

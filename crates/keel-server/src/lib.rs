@@ -1,0 +1,257 @@
+//! Keel as a service: the Segment-compatible ingest API (`/v1/*`) with
+//! exact deduplication and group commit, API-key authentication, and health
+//! endpoints. `keel serve` runs it; [`router`] builds it for tests.
+//!
+//! Every request is scoped to the workspace of the key it presents; no route
+//! takes a workspace from the request itself.
+
+pub mod error;
+pub mod ingest;
+pub mod keys;
+pub mod segment;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use keel_core::Timestamp;
+use keel_store::Store;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::ingest::{Ingestor, Outcome};
+use crate::keys::{Principal, Scope};
+use crate::segment::{Envelope, Limits};
+
+/// The clock the server reads (injected: the library never reads the wall clock itself).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// How the server behaves.
+#[derive(Clone, Default)]
+pub struct Config {
+    /// Request size limits.
+    pub limits: Limits,
+    /// A `track` property that names the account, if any (besides
+    /// `context.groupId` and group memberships).
+    pub account_property: Option<String>,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    store: Arc<dyn Store>,
+    ingestor: Ingestor,
+    config: Config,
+    clock: Clock,
+}
+
+impl AppState {
+    /// State over a store; starts the ingest writer (needs a Tokio runtime).
+    pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
+        Self { ingestor: Ingestor::start(store.clone()), store, config, clock }
+    }
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/v1/batch", post(batch))
+        .route("/v1/import", post(batch))
+        .route("/v1/{call}", post(single))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .with_state(state)
+}
+
+/// Serves on `addr` until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(tokio::net::TcpListener::bind(addr).await?, state, shutdown).await
+}
+
+/// Serves on a bound listener (tests bind port 0 and read the address).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "keel is serving");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.workspace("default").await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()).into_response(),
+    }
+}
+
+/// The key a request presents: HTTP Basic (key as user name), Bearer, or
+/// the body's `writeKey`.
+fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Result<Option<String>, ApiError> {
+    if let Some(raw) = headers.get(header::AUTHORIZATION) {
+        let raw = raw.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+        if let Some(token) = raw.strip_prefix("Bearer ") {
+            return Ok(Some(token.trim().to_owned()));
+        }
+        if let Some(encoded) = raw.strip_prefix("Basic ") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| ApiError::unauthorized("the Basic credentials are not base64"))?;
+            let text = String::from_utf8(decoded)
+                .map_err(|_| ApiError::unauthorized("the Basic credentials are not UTF-8"))?;
+            let user = text.split(':').next().unwrap_or_default();
+            return Ok(Some(user.to_owned()));
+        }
+        return Err(ApiError::unauthorized("the Authorization header must be Basic or Bearer"));
+    }
+    Ok(body.and_then(|b| b.get("writeKey")).and_then(Value::as_str).map(str::to_owned))
+}
+
+async fn authenticate(state: &AppState, key: Option<String>, scope: Scope) -> Result<Principal, ApiError> {
+    let key = key.ok_or_else(|| {
+        ApiError::unauthorized("no API key: send it as HTTP Basic user name, a Bearer token, or writeKey")
+    })?;
+    let principal = keys::check(state.store.as_ref(), &key)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+    if !keys::allows(&principal.scopes, scope) {
+        return Err(ApiError::forbidden(format!("this key lacks the {scope} scope")));
+    }
+    Ok(principal)
+}
+
+/// Reads the body up to `limit` bytes; more is a 413 with `code`.
+async fn read_body(body: Body, limit: usize, code: &'static str, what: &str) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::too_large(
+            code,
+            format!("{what} is larger than {limit} bytes; split it into smaller requests"),
+        )
+    })
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()),
+        )
+    })
+}
+
+async fn single(
+    State(state): State<AppState>,
+    Path(call): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !segment::TYPES.contains(&call.as_str()) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no call /v1/{call}")));
+    }
+    let limit = state.config.limits.message_bytes;
+    let header_key = presented_key(&headers, None)?;
+    let bytes = read_body(body, limit, "message_too_large", "a single call").await?;
+    let value = parse_json(&bytes)?;
+    let key = match header_key {
+        Some(k) => Some(k),
+        None => presented_key(&headers, Some(&value))?,
+    };
+    let principal = authenticate(&state, key, Scope::Ingest).await?;
+    let received_at = (state.clock)();
+    let env = Envelope {
+        received_at,
+        account_property: state.config.account_property.clone(),
+        ..Envelope::default()
+    };
+    let message =
+        segment::parse(&value, Some(&call), &env).map_err(|e| ApiError::bad_request("invalid_message", e))?;
+    let outcome = state
+        .ingestor
+        .write(principal.workspace, vec![message], received_at)
+        .await
+        .map_err(ApiError::internal)?
+        .pop()
+        .unwrap_or(Outcome::Accepted);
+    match outcome {
+        Outcome::Rejected { reason } => Err(ApiError::bad_request("rejected", reason)),
+        other => Ok(Json(json!({"success": true, "result": other})).into_response()),
+    }
+}
+
+async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let limits = state.config.limits;
+    let header_key = presented_key(&headers, None)?;
+    let bytes = read_body(body, limits.batch_bytes, "batch_too_large", "a batch").await?;
+    let value = parse_json(&bytes)?;
+    let key = match header_key {
+        Some(k) => Some(k),
+        None => presented_key(&headers, Some(&value))?,
+    };
+    let principal = authenticate(&state, key, Scope::Ingest).await?;
+    let Some(items) = value.get("batch").and_then(Value::as_array) else {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            "the body must be an object with a \"batch\" array",
+        ));
+    };
+    if items.len() > limits.batch_messages {
+        return Err(ApiError::too_large(
+            "too_many_messages",
+            format!("the batch holds {} messages; the limit is {}", items.len(), limits.batch_messages),
+        ));
+    }
+    let received_at = (state.clock)();
+    let sent_at = value
+        .get("sentAt")
+        .and_then(Value::as_str)
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    let group_id = value.pointer("/context/groupId").and_then(Value::as_str).map(str::to_owned);
+    let env =
+        Envelope { received_at, sent_at, group_id, account_property: state.config.account_property.clone() };
+
+    let mut results: Vec<Outcome> = Vec::with_capacity(items.len());
+    let mut valid = Vec::new();
+    let mut slots = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let size = item.to_string().len();
+        let parsed = if size > limits.message_bytes {
+            Err(format!("message_too_large: {size} bytes; the limit is {}", limits.message_bytes))
+        } else {
+            segment::parse(item, None, &env)
+        };
+        match parsed {
+            Ok(m) => {
+                valid.push(m);
+                slots.push(i);
+                results.push(Outcome::Accepted);
+            }
+            Err(reason) => results.push(Outcome::Rejected { reason }),
+        }
+    }
+    let written =
+        state.ingestor.write(principal.workspace, valid, received_at).await.map_err(ApiError::internal)?;
+    for (slot, outcome) in slots.into_iter().zip(written) {
+        results[slot] = outcome;
+    }
+    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|o| f(o)).count();
+    let body = json!({
+        "success": true,
+        "accepted": count(|o| matches!(o, Outcome::Accepted)),
+        "duplicate": count(|o| matches!(o, Outcome::Duplicate)),
+        "rejected": count(|o| matches!(o, Outcome::Rejected { .. })),
+        "results": results,
+    });
+    Ok(Json(body).into_response())
+}

@@ -1,0 +1,248 @@
+//! The Segment-compatible ingest API over real HTTP against a real SQLite
+//! store: authentication, limits, malformed input, per-item batch results,
+//! exact deduplication, attribution, tenant isolation and group commit.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+use std::sync::Arc;
+
+use keel_core::EntityKind;
+use keel_server::keys::{self, Scope};
+use keel_store::{SqliteOptions, SqliteStore, Store, WorkspaceId};
+use serde_json::{Value, json};
+
+struct Server {
+    url: String,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+fn clock() -> keel_server::Clock {
+    Arc::new(|| keel_core::parse_timestamp("2026-03-01T12:00:00Z").unwrap())
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
+    let state = keel_server::AppState::new(store.clone(), keel_server::Config::default(), clock());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(keel_server::serve_on(listener, state, std::future::pending()));
+    Server { url, store, _dir: dir }
+}
+
+async fn key(s: &Server, workspace: &str, scopes: &[Scope]) -> (WorkspaceId, String) {
+    let ws = s.store.workspace(workspace).await.unwrap();
+    let at = keel_core::parse_timestamp("2026-01-01T00:00:00Z").unwrap();
+    let k = keys::create(s.store.as_ref(), ws, workspace, "test", scopes, at).await.unwrap();
+    (ws, k.secret)
+}
+
+async fn events(s: &Server, ws: WorkspaceId) -> u64 {
+    let status = s.store.status(ws).await.unwrap();
+    status.counts.iter().find(|(k, _)| *k == EntityKind::Events).map_or(0, |(_, n)| *n)
+}
+
+fn track(id: &str, user: &str, account: Option<&str>) -> Value {
+    let mut m = json!({"type": "track", "messageId": id, "userId": user, "event": "report_viewed",
+                       "timestamp": "2026-03-01T11:00:00Z", "properties": {"report": "usage"}});
+    if let Some(a) = account {
+        m["context"] = json!({"groupId": a});
+    }
+    m
+}
+
+async fn post(s: &Server, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(format!("{}{path}", s.url)).json(body);
+    if let Some(k) = key {
+        req = req.basic_auth(k, Some(""));
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn keys_are_checked_before_anything_is_stored() {
+    let s = start().await;
+    let (ws, ingest) = key(&s, "a", &[Scope::Ingest]).await;
+    let (_, read_only) = key(&s, "a", &[Scope::Read]).await;
+    let body = track("m-1", "u1", Some("acme"));
+
+    let res = reqwest::Client::new().post(format!("{}/v1/track", s.url)).json(&body).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let (status, err) = post(&s, "/v1/track", Some("keel_not_a_real_key_at_all_000000"), &body).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let (status, err) = post(&s, "/v1/track", Some(&read_only), &body).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(events(&s, ws).await, 0);
+
+    // Basic (key as user name), Bearer, and writeKey in the body all work.
+    let (status, ok) = post(&s, "/v1/track", Some(&ingest), &body).await;
+    assert_eq!((status, ok["result"]["status"].as_str()), (200, Some("accepted")));
+    let res = reqwest::Client::new()
+        .post(format!("{}/v1/track", s.url))
+        .bearer_auth(&ingest)
+        .json(&track("m-2", "u1", Some("acme")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let mut with_key = track("m-3", "u1", Some("acme"));
+    with_key["writeKey"] = json!(ingest);
+    assert_eq!(post(&s, "/v1/track", None, &with_key).await.0, 200);
+    assert_eq!(events(&s, ws).await, 3);
+
+    // A revoked key stops working.
+    let prefix = &ingest[..keys::PREFIX_LEN];
+    assert!(
+        s.store
+            .revoke_api_key(ws, prefix, keel_core::parse_timestamp("2026-02-01T00:00:00Z").unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(post(&s, "/v1/track", Some(&ingest), &track("m-4", "u1", Some("acme"))).await.0, 401);
+}
+
+#[tokio::test]
+async fn limits_and_malformed_input_get_clear_errors() {
+    let s = start().await;
+    let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
+    let client = reqwest::Client::new();
+    let raw = |path: &str, body: String| {
+        client.post(format!("{}{path}", s.url)).basic_auth(&k, Some("")).body(body).send()
+    };
+    let res = raw("/v1/track", "{\"userId\": ".into()).await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_json");
+    assert!(err["error"]["message"].as_str().unwrap().contains("line 1"), "{err}");
+
+    let (status, err) = post(&s, "/v1/track", Some(&k), &json!({"userId": "u1"})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (400, Some("invalid_message")));
+    assert!(err["error"]["message"].as_str().unwrap().contains("event is required"));
+
+    let mut big = track("m-big", "u1", Some("acme"));
+    big["properties"]["blob"] = json!("x".repeat(33 * 1024));
+    let (status, err) = post(&s, "/v1/track", Some(&k), &big).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("message_too_large")));
+
+    let many: Vec<Value> = (0..2501).map(|i| track(&format!("m{i}"), "u1", Some("acme"))).collect();
+    let (status, err) = post(&s, "/v1/batch", Some(&k), &json!({"batch": many})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("too_many_messages")));
+
+    let heavy: Vec<Value> = (0..40)
+        .map(|i| {
+            let mut m = track(&format!("h{i}"), "u1", Some("acme"));
+            m["properties"]["blob"] = json!("y".repeat(15 * 1024));
+            m
+        })
+        .collect();
+    let (status, err) = post(&s, "/v1/batch", Some(&k), &json!({"batch": heavy})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("batch_too_large")));
+
+    let (status, err) = post(&s, "/v1/batch", Some(&k), &json!({"messages": []})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (400, Some("invalid_batch")));
+    assert_eq!(post(&s, "/v1/jump", Some(&k), &json!({})).await.0, 404);
+    assert_eq!(events(&s, ws).await, 0, "nothing from refused requests was stored");
+}
+
+#[tokio::test]
+async fn a_batch_answers_per_item_and_a_resend_is_all_duplicates() {
+    let s = start().await;
+    let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
+    let mut oversized = track("m-4", "u1", Some("acme"));
+    oversized["properties"]["blob"] = json!("z".repeat(33 * 1024));
+    let batch = json!({"batch": [
+        {"type": "group", "messageId": "g-1", "userId": "u2", "groupId": "initech", "traits": {"name": "Initech", "plan": "pro"}},
+        track("m-1", "u1", Some("acme")),
+        track("m-2", "u2", None),
+        track("m-1", "u1", Some("acme")),
+        {"type": "track", "messageId": "m-3", "userId": "u1"},
+        track("m-5", "nobody-knows-me", None),
+        oversized,
+    ]});
+    let (status, body) = post(&s, "/v1/batch", Some(&k), &batch).await;
+    assert_eq!(status, 200, "{body}");
+    let statuses: Vec<&str> =
+        body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        ["accepted", "accepted", "accepted", "duplicate", "rejected", "rejected", "rejected"]
+    );
+    assert!(body["results"][4]["reason"].as_str().unwrap().contains("event is required"));
+    assert!(
+        body["results"][5]["reason"].as_str().unwrap().contains("no account for user \"nobody-knows-me\"")
+    );
+    assert!(body["results"][6]["reason"].as_str().unwrap().contains("message_too_large"));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicate"].as_u64(), body["rejected"].as_u64()),
+        (Some(3), Some(1), Some(3))
+    );
+    assert_eq!(events(&s, ws).await, 2);
+
+    // The group call created the account with its traits; u2's event went to it.
+    let records =
+        s.store.records(ws, keel_store::Accounts::All, keel_store::RecordKinds::default()).await.unwrap();
+    let initech = records.accounts.iter().find(|a| a.id.as_str() == "initech").unwrap();
+    assert_eq!((initech.name.as_str(), initech.attributes["plan"].as_str()), ("Initech", Some("pro")));
+    let usage = s.store.usage(ws, &keel_core::ExternalId::parse("initech").unwrap()).await.unwrap();
+    assert_eq!(usage.users.iter().map(|u| u.user.as_str()).collect::<Vec<_>>(), ["u2"]);
+
+    // Resending the whole batch stores nothing new.
+    let (status, again) = post(&s, "/v1/batch", Some(&k), &batch).await;
+    assert_eq!(status, 200);
+    assert_eq!((again["accepted"].as_u64(), again["duplicate"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(events(&s, ws).await, 2);
+}
+
+#[tokio::test]
+async fn a_key_writes_only_into_its_own_workspace() {
+    let s = start().await;
+    let (a, key_a) = key(&s, "a", &[Scope::Ingest]).await;
+    let (b, key_b) = key(&s, "b", &[Scope::Admin]).await;
+    assert_eq!(post(&s, "/v1/track", Some(&key_a), &track("same-id", "u1", Some("acme"))).await.0, 200);
+    assert_eq!((events(&s, a).await, events(&s, b).await), (1, 0));
+    // The same message id in another workspace is a different message.
+    let (status, body) = post(&s, "/v1/track", Some(&key_b), &track("same-id", "u1", Some("acme"))).await;
+    assert_eq!((status, body["result"]["status"].as_str()), (200, Some("accepted")));
+    assert_eq!((events(&s, a).await, events(&s, b).await), (1, 1));
+    let b_accounts =
+        s.store.records(b, keel_store::Accounts::All, keel_store::RecordKinds::default()).await.unwrap();
+    assert_eq!(b_accounts.accounts.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_single_calls_share_commits_and_each_is_stored_once() {
+    let s = start().await;
+    let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (client, url, k) = (client.clone(), s.url.clone(), k.clone());
+        tasks.push(tokio::spawn(async move {
+            // Every message twice, concurrently: exactly one of each is stored.
+            let body = track(&format!("c-{}", i % 100), &format!("u{}", i % 7), Some("acme"));
+            let res = client
+                .post(format!("{url}/v1/track"))
+                .basic_auth(&k, Some(""))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 200);
+            let v: Value = res.json().await.unwrap();
+            v["result"]["status"].as_str().unwrap().to_owned()
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        if t.await.unwrap() == "accepted" {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 100);
+    assert_eq!(events(&s, ws).await, 100);
+}
