@@ -178,6 +178,19 @@ async fn commit_group(
         }
     }
 
+    // Not applied yet: said per message rather than dropped silently.
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            let call = match m.call {
+                Call::Identify { .. } => "identify",
+                Call::Alias { .. } => "alias",
+                _ => continue,
+            };
+            outcomes[j][i] =
+                Outcome::Rejected { reason: format!("{call} calls are not applied yet; nothing of this one was stored") };
+        }
+    }
+
     // Events: attributed by the message, else by the user's membership then.
     let mut asks = Vec::new();
     let mut asked = Vec::new();
