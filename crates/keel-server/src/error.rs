@@ -61,8 +61,7 @@ impl From<keel_store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
-            (self.status, Json(json!({"error": {"code": self.code, "message": self.message}})))
-                .into_response();
+            (self.status, Json(json!({"code": self.code, "message": self.message}))).into_response();
         if let Some(v) = self.retry_after.and_then(|secs| HeaderValue::from_str(&secs.to_string()).ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }

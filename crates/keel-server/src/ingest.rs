@@ -186,8 +186,9 @@ async fn commit_group(
                 Call::Alias { .. } => "alias",
                 _ => continue,
             };
-            outcomes[j][i] =
-                Outcome::Rejected { reason: format!("{call} calls are not applied yet; nothing of this one was stored") };
+            outcomes[j][i] = Outcome::Rejected {
+                reason: format!("{call} calls are not applied yet; nothing of this one was stored"),
+            };
         }
     }
 

@@ -131,14 +131,42 @@ async fn authenticate(state: &AppState, key: Option<String>, scope: Scope) -> Re
     Ok(principal)
 }
 
-/// Reads the body up to `limit` bytes; more is a 413 with `code`.
-async fn read_body(body: Body, limit: usize, code: &'static str, what: &str) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+/// Reads the body (gunzipped when `Content-Encoding: gzip`, as Segment's
+/// libraries can send it) up to `limit` bytes; more is a 413 with `code`.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    code: &'static str,
+    what: &str,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
         ApiError::too_large(
             code,
             format!("{what} is larger than {limit} bytes; split it into smaller requests"),
         )
-    })
+    };
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "identity" | "" => Ok(raw),
+        "gzip" => {
+            use std::io::Read as _;
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1).read_to_end(&mut out).map_err(
+                |e| ApiError::bad_request("invalid_gzip", format!("the gzip body does not decompress: {e}")),
+            )?;
+            if out.len() > limit {
+                return Err(too_large());
+            }
+            Ok(out.into())
+        }
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("Content-Encoding {other:?} is not supported (send identity or gzip)"),
+        )),
+    }
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -161,7 +189,7 @@ async fn single(
     }
     let limit = state.config.limits.message_bytes;
     let header_key = presented_key(&headers, None)?;
-    let bytes = read_body(body, limit, "message_too_large", "a single call").await?;
+    let bytes = read_body(&headers, body, limit, "message_too_large", "a single call").await?;
     let value = parse_json(&bytes)?;
     let key = match header_key {
         Some(k) => Some(k),
@@ -192,7 +220,7 @@ async fn single(
 async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let limits = state.config.limits;
     let header_key = presented_key(&headers, None)?;
-    let bytes = read_body(body, limits.batch_bytes, "batch_too_large", "a batch").await?;
+    let bytes = read_body(&headers, body, limits.batch_bytes, "batch_too_large", "a batch").await?;
     let value = parse_json(&bytes)?;
     let key = match header_key {
         Some(k) => Some(k),

@@ -74,9 +74,9 @@ async fn keys_are_checked_before_anything_is_stored() {
     assert_eq!(res.status().as_u16(), 401);
     assert!(res.headers().contains_key("www-authenticate"));
     let (status, err) = post(&s, "/v1/track", Some("keel_not_a_real_key_at_all_000000"), &body).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!((status, err["code"].as_str()), (401, Some("unauthorized")));
     let (status, err) = post(&s, "/v1/track", Some(&read_only), &body).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!((status, err["code"].as_str()), (403, Some("forbidden")));
     assert_eq!(events(&s, ws).await, 0);
 
     // Basic (key as user name), Bearer, and writeKey in the body all work.
@@ -117,21 +117,21 @@ async fn limits_and_malformed_input_get_clear_errors() {
     let res = raw("/v1/track", "{\"userId\": ".into()).await.unwrap();
     assert_eq!(res.status().as_u16(), 400);
     let err: Value = res.json().await.unwrap();
-    assert_eq!(err["error"]["code"], "invalid_json");
-    assert!(err["error"]["message"].as_str().unwrap().contains("line 1"), "{err}");
+    assert_eq!(err["code"], "invalid_json");
+    assert!(err["message"].as_str().unwrap().contains("line 1"), "{err}");
 
     let (status, err) = post(&s, "/v1/track", Some(&k), &json!({"userId": "u1"})).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (400, Some("invalid_message")));
-    assert!(err["error"]["message"].as_str().unwrap().contains("event is required"));
+    assert_eq!((status, err["code"].as_str()), (400, Some("invalid_message")));
+    assert!(err["message"].as_str().unwrap().contains("event is required"));
 
     let mut big = track("m-big", "u1", Some("acme"));
     big["properties"]["blob"] = json!("x".repeat(33 * 1024));
     let (status, err) = post(&s, "/v1/track", Some(&k), &big).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("message_too_large")));
+    assert_eq!((status, err["code"].as_str()), (413, Some("message_too_large")));
 
     let many: Vec<Value> = (0..2501).map(|i| track(&format!("m{i}"), "u1", Some("acme"))).collect();
     let (status, err) = post(&s, "/v1/batch", Some(&k), &json!({"batch": many})).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("too_many_messages")));
+    assert_eq!((status, err["code"].as_str()), (413, Some("too_many_messages")));
 
     let heavy: Vec<Value> = (0..40)
         .map(|i| {
@@ -141,12 +141,35 @@ async fn limits_and_malformed_input_get_clear_errors() {
         })
         .collect();
     let (status, err) = post(&s, "/v1/batch", Some(&k), &json!({"batch": heavy})).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("batch_too_large")));
+    assert_eq!((status, err["code"].as_str()), (413, Some("batch_too_large")));
 
     let (status, err) = post(&s, "/v1/batch", Some(&k), &json!({"messages": []})).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (400, Some("invalid_batch")));
+    assert_eq!((status, err["code"].as_str()), (400, Some("invalid_batch")));
     assert_eq!(post(&s, "/v1/jump", Some(&k), &json!({})).await.0, 404);
+
+    let encoded = |encoding: &str, body: Vec<u8>| {
+        client
+            .post(format!("{}/v1/batch", s.url))
+            .basic_auth(&k, Some(""))
+            .header("content-encoding", encoding.to_owned())
+            .body(body)
+            .send()
+    };
+    let res = encoded("gzip", b"not gzip at all".to_vec()).await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "invalid_gzip");
+    let res = encoded("br", b"{}".to_vec()).await.unwrap();
+    assert_eq!(res.status().as_u16(), 415);
     assert_eq!(events(&s, ws).await, 0, "nothing from refused requests was stored");
+
+    // Segment's libraries may gzip a batch.
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json!({"batch": [track("z-1", "u1", Some("acme"))]}).to_string().as_bytes()).unwrap();
+    let res = encoded("gzip", gz.finish().unwrap()).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["accepted"], 1);
+    assert_eq!(events(&s, ws).await, 1);
 }
 
 #[tokio::test]
