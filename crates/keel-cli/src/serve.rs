@@ -65,10 +65,12 @@ pub(crate) async fn serve(db: &str, workspace: &str, args: ServeArgs) -> anyhow:
         let _ = ctrl_c.await;
         tracing::info!("shutting down: finishing the requests in flight");
     };
-    eprintln!("keel: serving {} on http://{} (Ctrl-C to stop)", ws.url, args.bind);
-    keel_server::serve(state, args.bind, shutdown)
+    let listener = tokio::net::TcpListener::bind(args.bind)
         .await
-        .with_context(|| format!("serving on {}", args.bind))?;
+        .with_context(|| format!("listening on {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    eprintln!("keel: serving {} on http://{addr} (Ctrl-C to stop)", ws.url);
+    keel_server::serve_on(listener, state, shutdown).await.with_context(|| format!("serving on {addr}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

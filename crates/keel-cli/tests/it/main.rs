@@ -222,3 +222,80 @@ fn evaluate_summarises_the_demo_and_account_explains_one() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no account \"nobody\""), "{}", stderr(&out));
 }
+
+/// A Python virtualenv with the official Segment client, made once under
+/// the target directory.
+fn segment_python() -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("segment-venv");
+    let python = venv.join("bin/python");
+    let ready = venv.join("ready-2.4.0");
+    if !ready.exists() {
+        let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
+        assert!(made.success(), "python3 -m venv failed");
+        let pip = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "segment-analytics-python==2.4.0",
+            ])
+            .status()
+            .unwrap();
+        assert!(pip.success(), "installing segment-analytics-python failed");
+        std::fs::write(&ready, "").unwrap();
+    }
+    python
+}
+
+#[test]
+fn the_official_segment_client_delivers_every_event_exactly_once() {
+    use std::io::{BufRead as _, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let out = keel(&db, &["keys", "create", "--name", "segment-test", "--scope", "ingest"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = stdout(&out).trim().to_owned();
+    assert!(key.starts_with("keel_"), "{key}");
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("--db")
+        .arg(&db)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_BIND")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("keel serve printed its address").unwrap();
+        if let Some(at) = line.find("http://") {
+            break line[at..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the server's log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let python = segment_python();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/segment_client.py");
+    let events = "100000";
+    let counts_now = || counts(&db)[3][1].as_u64().unwrap();
+    for pass in 1..=2 {
+        let run = Command::new(&python).arg(&script).args([&url, &key, events]).output().unwrap();
+        assert!(run.status.success(), "pass {pass}: {}\n{}", stdout(&run), stderr(&run));
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(summary["errors"], 0, "pass {pass}: {summary}");
+        // Zero loss, and the second pass (the same messages again) adds nothing.
+        assert_eq!(counts_now(), 100_000, "after pass {pass}");
+    }
+    let status: serde_json::Value = serde_json::from_slice(&keel(&db, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["counts"][0], serde_json::json!(["accounts", 20]), "{status}");
+
+    // SIGTERM: the server finishes and exits cleanly.
+    let killed = Command::new("kill").arg(server.id().to_string()).status().unwrap();
+    assert!(killed.success());
+    assert!(server.wait().unwrap().success());
+}
