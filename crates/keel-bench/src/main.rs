@@ -16,6 +16,8 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod ingest_load;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use keel_core::EntityKind;
@@ -43,6 +45,42 @@ enum Bench {
         /// Runs per side (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+    },
+    /// A load generator for `keel serve` (run by scripts/bench-ingest in its
+    /// own process): Segment track calls, in batches or one per request.
+    IngestLoad {
+        /// The server's base URL.
+        #[arg(long)]
+        url: String,
+        /// An ingest key.
+        #[arg(long)]
+        key: String,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Events per request: 1 sends /v1/track, more send /v1/batch.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// How long to send.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Accounts the events spread over.
+        #[arg(long, default_value_t = 1_000)]
+        accounts: usize,
+    },
+    /// The ingest benchmark's peer: plain rusqlite inserts of the same
+    /// events into a table keyed by message id, one durable commit (WAL,
+    /// synchronous=FULL) per `batch` events, no HTTP, for a fixed time.
+    IngestPeer {
+        /// Where the scratch database goes.
+        #[arg(long)]
+        db: PathBuf,
+        /// Events per commit.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// How long to insert.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
     },
     /// One side of the import benchmark (run by `import` in a child process).
     #[command(hide = true)]
@@ -72,6 +110,16 @@ struct SideResult {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Import { accounts, data, runs } => import_bench(accounts, &data, runs),
+        Bench::IngestLoad { url, key, concurrency, batch, seconds, accounts } => {
+            let load = ingest_load::Load { url, key, concurrency, batch, seconds, accounts };
+            let report = tokio::runtime::Runtime::new()?.block_on(ingest_load::run(load))?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Bench::IngestPeer { db, batch, seconds } => {
+            println!("{}", serde_json::to_string(&ingest_load::peer(&db, batch, seconds)?)?);
+            Ok(())
+        }
         Bench::ImportSide { side, data, db } => {
             let result = match side {
                 Side::Keel => keel_side(&data, &db)?,

@@ -307,15 +307,21 @@ impl ClaimedKeys {
 
     /// Writes every claim to `event_keys`, in key order.
     fn write(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-        if !self.pending.is_empty() {
-            let mut new: Vec<(u64, i64)> = self.pending.drain().map(|(k, id)| (k as u64, id)).collect();
-            self.pending.shrink_to(0);
-            new.sort_unstable();
-            self.held.merge(new);
-        }
+        let mut new: Vec<(u64, i64)> = self.pending.drain().map(|(k, id)| (k as u64, id)).collect();
+        self.pending.shrink_to(0);
+        new.sort_unstable();
+        // Nothing held (every small transaction): the sorted claims are the
+        // whole run; no merge, no directory to build.
+        let pairs = if self.held.len() == 0 {
+            new
+        } else {
+            if !new.is_empty() {
+                self.held.merge(new);
+            }
+            std::mem::take(&mut self.held).into_pairs()
+        };
         let mut insert = conn.prepare_cached("INSERT INTO event_keys (key, event_id) VALUES (?1, ?2)")?;
         // Unsigned order is the directory's; write in signed (rowid) order.
-        let pairs = std::mem::take(&mut self.held).into_pairs();
         let split = pairs.partition_point(|(k, _)| (*k as i64) >= 0);
         for (key, id) in pairs[split..].iter().chain(&pairs[..split]) {
             insert.execute((*key as i64, id))?;
