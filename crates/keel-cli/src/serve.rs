@@ -17,6 +17,10 @@ pub(crate) struct ServeArgs {
     /// and group memberships), e.g. `account_id`.
     #[arg(long, env = "KEEL_ACCOUNT_PROPERTY")]
     account_property: Option<String>,
+    /// Requests per second each API key may make (bursts of twice that);
+    /// over it Keel answers 429 with Retry-After. 0: unlimited.
+    #[arg(long, env = "KEEL_RATE_LIMIT", default_value_t = 25_000.0)]
+    rate_limit: f64,
 }
 
 #[derive(Debug, Args)]
@@ -47,8 +51,12 @@ enum KeysCommand {
 
 pub(crate) async fn serve(db: &str, workspace: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let ws = crate::open_workspace(db, workspace).await?;
-    let config =
-        keel_server::Config { account_property: args.account_property, ..keel_server::Config::default() };
+    let config = keel_server::Config {
+        account_property: args.account_property,
+        rate_limit: (args.rate_limit > 0.0)
+            .then(|| keel_server::ratelimit::RateLimit::per_second(args.rate_limit)),
+        ..keel_server::Config::default()
+    };
     let clock: keel_server::Clock = Arc::new(crate::now);
     let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);
     let shutdown = async {

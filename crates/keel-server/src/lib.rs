@@ -8,6 +8,7 @@
 pub mod error;
 pub mod ingest;
 pub mod keys;
+pub mod ratelimit;
 pub mod segment;
 
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ pub struct Config {
     /// A `track` property that names the account, if any (besides
     /// `context.groupId` and group memberships).
     pub account_property: Option<String>,
+    /// Requests per key (`None`: unlimited).
+    pub rate_limit: Option<ratelimit::RateLimit>,
 }
 
 /// What every handler shares.
@@ -49,12 +52,14 @@ pub struct AppState {
     ingestor: Ingestor,
     config: Config,
     clock: Clock,
+    limiter: Arc<ratelimit::Limiter>,
 }
 
 impl AppState {
     /// State over a store; starts the ingest writer (needs a Tokio runtime).
     pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
-        Self { ingestor: Ingestor::start(store.clone()), store, config, clock }
+        let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
+        Self { ingestor: Ingestor::start(store.clone()), store, config, clock, limiter }
     }
 }
 
@@ -127,6 +132,15 @@ async fn authenticate(state: &AppState, key: Option<String>, scope: Scope) -> Re
         .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
     if !keys::allows(&principal.scopes, scope) {
         return Err(ApiError::forbidden(format!("this key lacks the {scope} scope")));
+    }
+    if let Err(wait) = state.limiter.take(&principal.prefix, (state.clock)()) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("this key is over its rate limit; retry in {wait} s"),
+        );
+        e.retry_after = Some(wait);
+        return Err(e);
     }
     Ok(principal)
 }

@@ -21,11 +21,15 @@ fn clock() -> keel_server::Clock {
 }
 
 async fn start() -> Server {
+    start_with(keel_server::Config::default()).await
+}
+
+async fn start_with(config: keel_server::Config) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
-    let state = keel_server::AppState::new(store.clone(), keel_server::Config::default(), clock());
+    let state = keel_server::AppState::new(store.clone(), config, clock());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(keel_server::serve_on(listener, state, std::future::pending()));
@@ -268,4 +272,36 @@ async fn concurrent_single_calls_share_commits_and_each_is_stored_once() {
     }
     assert_eq!(accepted, 100);
     assert_eq!(events(&s, ws).await, 100);
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
+    let limit = keel_server::ratelimit::RateLimit { per_second: 1.0, burst: 2.0 };
+    let s =
+        start_with(keel_server::Config { rate_limit: Some(limit), ..keel_server::Config::default() }).await;
+    let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
+    let (_, other) = key(&s, "a", &[Scope::Ingest]).await;
+    for i in 0..2 {
+        assert_eq!(
+            post(&s, "/v1/track", Some(&k), &track(&format!("r-{i}"), "u1", Some("acme"))).await.0,
+            200
+        );
+    }
+    // The server's clock stands still in this test: the bucket stays empty.
+    let res = reqwest::Client::new()
+        .post(format!("{}/v1/track", s.url))
+        .basic_auth(&k, Some(""))
+        .json(&track("r-3", "u1", Some("acme")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "rate_limited");
+    assert_eq!(
+        post(&s, "/v1/track", Some(&other), &track("r-4", "u1", Some("acme"))).await.0,
+        200,
+        "per key"
+    );
+    assert_eq!(events(&s, ws).await, 3);
 }
