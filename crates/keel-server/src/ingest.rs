@@ -181,14 +181,11 @@ async fn commit_group(
     // Not applied yet: said per message rather than dropped silently.
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {
-            let call = match m.call {
-                Call::Identify { .. } => "identify",
-                Call::Alias { .. } => "alias",
-                _ => continue,
-            };
-            outcomes[j][i] = Outcome::Rejected {
-                reason: format!("{call} calls are not applied yet; nothing of this one was stored"),
-            };
+            if matches!(m.call, Call::Alias { .. }) {
+                outcomes[j][i] = Outcome::Rejected {
+                    reason: "alias calls are not applied yet; nothing of this one was stored".into(),
+                };
+            }
         }
     }
 
@@ -197,7 +194,7 @@ async fn commit_group(
     let mut asked = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {
-            if matches!(m.call, Call::Event { .. }) && m.account.is_none() {
+            if matches!(m.call, Call::Event { .. } | Call::Identify { .. }) && m.account.is_none() {
                 asks.push((m.user.clone(), m.timestamp));
                 asked.push((j, i));
             }
@@ -209,6 +206,23 @@ async fn commit_group(
             membership.insert(at, a);
         }
     }
+    // Identify: the user's contact record, in arrival order.
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            let Call::Identify { traits } = &m.call else { continue };
+            let Some(account) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) else {
+                outcomes[j][i] = Outcome::Rejected {
+                    reason: format!(
+                        "no account for user {:?}: send a group call for the user first, or context.groupId",
+                        m.user.as_str()
+                    ),
+                };
+                continue;
+            };
+            outcomes[j][i] = identify(tx.as_mut(), m, &account, traits).await?;
+        }
+    }
+
     let mut events = Vec::new();
     let mut positions = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
@@ -249,4 +263,82 @@ async fn commit_group(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+fn trait_text<'a>(traits: &'a serde_json::Map<String, serde_json::Value>, key: &str) -> Option<&'a str> {
+    traits.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Applies an `identify` call to the user's contact (contact id = user id):
+/// email, name and role from the traits (`role`, or `champion: true` /
+/// `executive_sponsor: true`). A change of role or account closes the old
+/// period — kept as contact `USER~FROM` with its end date — and opens a new
+/// one from the call's day, so champion changes stay visible over time.
+async fn identify(
+    tx: &mut dyn keel_store::WriteTx,
+    m: &Message,
+    account: &ExternalId,
+    traits: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Outcome, StoreError> {
+    let reject = |reason: String| Ok(Outcome::Rejected { reason });
+    let id = match ExternalId::parse(m.user.as_str()) {
+        Ok(id) => id,
+        Err(e) => return reject(format!("userId: {e}")),
+    };
+    let existing = tx.contact(&id).await?;
+    let flag = |key: &str| traits.get(key).and_then(serde_json::Value::as_bool) == Some(true);
+    let role = match trait_text(traits, "role") {
+        Some(r) => r.to_owned(),
+        None if flag("champion") => "champion".into(),
+        None if flag("executive_sponsor") => "executive_sponsor".into(),
+        None => existing.as_ref().map_or_else(|| "user".to_owned(), |c| c.role.to_string()),
+    };
+    let role = match keel_core::Label::parse(&role) {
+        Ok(r) => r,
+        Err(e) => return reject(format!("traits.role: {e}")),
+    };
+    let full_name = match (trait_text(traits, "firstName"), trait_text(traits, "lastName")) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
+        (None, None) => None,
+    };
+    let email = trait_text(traits, "email")
+        .map(str::to_owned)
+        .or_else(|| existing.as_ref().map(|c| c.email.clone()))
+        .unwrap_or_default();
+    let name = trait_text(traits, "name")
+        .map(str::to_owned)
+        .or(full_name)
+        .or_else(|| existing.as_ref().map(|c| c.name.clone()))
+        .unwrap_or_else(|| if email.is_empty() { id.to_string() } else { email.clone() });
+    let day = m.timestamp.date_naive();
+    let fresh = keel_core::Contact {
+        id: id.clone(),
+        account: account.clone(),
+        email,
+        name,
+        role,
+        active_from: day,
+        active_to: None,
+    };
+    let rows = match existing {
+        Some(c) if c.account == fresh.account && c.role == fresh.role && c.active_to.is_none() => {
+            let updated = keel_core::Contact { active_from: c.active_from, ..fresh };
+            if updated == c {
+                return Ok(Outcome::Duplicate);
+            }
+            vec![updated]
+        }
+        Some(c) if c.active_to.is_none() => {
+            let closed_id = match ExternalId::parse(&format!("{}~{}", c.id, c.active_from)) {
+                Ok(id) => id,
+                Err(e) => return reject(format!("userId: {e}")),
+            };
+            let closed = keel_core::Contact { id: closed_id, active_to: Some(day.max(c.active_from)), ..c };
+            vec![closed, fresh]
+        }
+        _ => vec![fresh],
+    };
+    tx.upsert_contacts(&rows).await?;
+    Ok(Outcome::Accepted)
 }

@@ -305,3 +305,64 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
     );
     assert_eq!(events(&s, ws).await, 3);
 }
+
+#[tokio::test]
+async fn identify_keeps_contacts_and_their_role_periods() {
+    let s = start().await;
+    let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
+    let msg = |id: &str, kind: &str, ts: &str, extra: Value| {
+        let mut m = json!({"type": kind, "messageId": id, "userId": "ann", "timestamp": ts});
+        for (key, v) in extra.as_object().unwrap() {
+            m[key] = v.clone();
+        }
+        m
+    };
+    let first = json!({"batch": [
+        msg("g", "group", "2026-01-10T09:00:00Z", json!({"groupId": "acme"})),
+        msg("i1", "identify", "2026-01-10T09:01:00Z",
+            json!({"traits": {"email": "ann@acme.test", "firstName": "Ann", "lastName": "Lee", "role": "admin"}})),
+        {"type": "identify", "messageId": "i0", "userId": "stranger", "traits": {"email": "x@y.z"}},
+        {"type": "alias", "messageId": "a1", "userId": "ann", "previousId": "anon-7"},
+    ]});
+    let (status, body) = post(&s, "/v1/batch", Some(&k), &first).await;
+    assert_eq!(status, 200, "{body}");
+    let statuses: Vec<&str> =
+        body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["accepted", "accepted", "rejected", "rejected"]);
+    assert!(body["results"][2]["reason"].as_str().unwrap().contains("no account for user \"stranger\""));
+    assert!(body["results"][3]["reason"].as_str().unwrap().contains("alias calls are not applied yet"));
+    // The same identify again changes nothing; a later one naming her champion opens a new period.
+    let (_, again) = post(&s, "/v1/batch", Some(&k), &json!({"batch": [first["batch"][1].clone()]})).await;
+    assert_eq!(again["duplicate"], 1);
+    let promoted = msg("i2", "identify", "2026-02-01T10:00:00Z", json!({"traits": {"champion": true}}));
+    assert_eq!(post(&s, "/v1/identify", Some(&k), &promoted).await.0, 200);
+
+    let contacts =
+        s.store.records(ws, keel_store::Accounts::All, keel_store::RecordKinds::ALL).await.unwrap().contacts;
+    let rows: Vec<(String, String, String, String, Option<String>)> = contacts
+        .iter()
+        .map(|c| {
+            (
+                c.id.to_string(),
+                c.name.clone(),
+                c.role.to_string(),
+                c.active_from.to_string(),
+                c.active_to.map(|d| d.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("ann".into(), "Ann Lee".into(), "champion".into(), "2026-02-01".into(), None),
+            (
+                "ann~2026-01-10".into(),
+                "Ann Lee".into(),
+                "admin".into(),
+                "2026-01-10".into(),
+                Some("2026-02-01".into())
+            ),
+        ]
+    );
+    assert!(contacts.iter().all(|c| c.email == "ann@acme.test" && c.account.as_str() == "acme"));
+}

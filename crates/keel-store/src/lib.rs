@@ -380,6 +380,10 @@ pub trait WriteTx: Send {
     /// upserted earlier in this transaction).
     async fn missing_accounts(&mut self, ids: &[ExternalId]) -> Result<Vec<ExternalId>, StoreError>;
 
+    /// The contact with this external id, as stored (or upserted earlier in
+    /// this transaction).
+    async fn contact(&mut self, id: &ExternalId) -> Result<Option<Contact>, StoreError>;
+
     /// Inserts or replaces accounts by external id.
     async fn upsert_accounts(&mut self, rows: &[Account]) -> Result<WriteCounts, StoreError>;
     /// Inserts or replaces contracts by external id.

@@ -540,6 +540,31 @@ impl WriteTx for SqliteTx {
         Ok(missing)
     }
 
+    async fn contact(&mut self, id: &ExternalId) -> Result<Option<Contact>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.email, c.name, c.role, c.active_from, c.active_to, a.external_id AS account \
+             FROM contacts c JOIN accounts a ON a.id = c.account_id WHERE c.workspace_id = ? AND c.external_id = ?",
+        )
+        .bind(self.ws.0)
+        .bind(id.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let corrupt = |reason: String| StoreError::Corrupt { table: "contacts", id: id.to_string(), reason };
+        let text = |col: &str| super::rows::sqlx_get::<String>(&row, col).map_err(corrupt);
+        let date = |raw: String| keel_core::parse_date(&raw).map_err(|e| corrupt(e.to_string()));
+        let active_to: Option<String> = super::rows::sqlx_get(&row, "active_to").map_err(corrupt)?;
+        Ok(Some(Contact {
+            id: id.clone(),
+            account: ExternalId::parse(&text("account")?).map_err(|e| corrupt(e.to_string()))?,
+            email: text("email")?,
+            name: text("name")?,
+            role: keel_core::Label::parse(&text("role")?).map_err(|e| corrupt(e.to_string()))?,
+            active_from: date(text("active_from")?)?,
+            active_to: active_to.map(date).transpose()?,
+        }))
+    }
+
     async fn upsert_accounts(&mut self, rows: &[Account]) -> Result<WriteCounts, StoreError> {
         self.upsert(rows).await
     }
