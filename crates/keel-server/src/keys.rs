@@ -68,6 +68,11 @@ fn hash(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
+/// The SHA-256 of a presented key (what caches hold instead of the key).
+pub fn digest(key: &str) -> Vec<u8> {
+    hash(key)
+}
+
 /// A newly created key: the secret to show once, and what was stored.
 #[derive(Debug)]
 pub struct NewKey {

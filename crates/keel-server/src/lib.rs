@@ -34,7 +34,7 @@ use crate::segment::{Envelope, Limits};
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// How the server behaves.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Config {
     /// Request size limits.
     pub limits: Limits,
@@ -43,6 +43,20 @@ pub struct Config {
     pub account_property: Option<String>,
     /// Requests per key (`None`: unlimited).
     pub rate_limit: Option<ratelimit::RateLimit>,
+    /// How long a checked key is trusted without asking the database again
+    /// (a revocation takes effect within this time). Zero: ask every time.
+    pub key_cache: chrono::Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            account_property: None,
+            rate_limit: None,
+            key_cache: chrono::Duration::seconds(5),
+        }
+    }
 }
 
 /// What every handler shares.
@@ -53,13 +67,22 @@ pub struct AppState {
     config: Config,
     clock: Clock,
     limiter: Arc<ratelimit::Limiter>,
+    /// Checked keys by the SHA-256 of the key, with when they were checked.
+    checked: Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Principal, Timestamp)>>>,
 }
 
 impl AppState {
     /// State over a store; starts the ingest writer (needs a Tokio runtime).
     pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
-        Self { ingestor: Ingestor::start(store.clone()), store, config, clock, limiter }
+        Self {
+            ingestor: Ingestor::start(store.clone()),
+            store,
+            config,
+            clock,
+            limiter,
+            checked: Arc::default(),
+        }
     }
 }
 
@@ -127,13 +150,30 @@ async fn authenticate(state: &AppState, key: Option<String>, scope: Scope) -> Re
     let key = key.ok_or_else(|| {
         ApiError::unauthorized("no API key: send it as HTTP Basic user name, a Bearer token, or writeKey")
     })?;
-    let principal = keys::check(state.store.as_ref(), &key)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+    let now = (state.clock)();
+    let digest = keys::digest(&key);
+    let cached = {
+        let checked = state.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        checked.get(&digest).filter(|(_, at)| now - *at < state.config.key_cache).map(|(p, _)| p.clone())
+    };
+    let principal = match cached {
+        Some(p) => p,
+        None => {
+            let p = keys::check(state.store.as_ref(), &key)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+            let mut checked = state.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if checked.len() > 10_000 {
+                checked.clear();
+            }
+            checked.insert(digest, (p.clone(), now));
+            p
+        }
+    };
     if !keys::allows(&principal.scopes, scope) {
         return Err(ApiError::forbidden(format!("this key lacks the {scope} scope")));
     }
-    if let Err(wait) = state.limiter.take(&principal.prefix, (state.clock)()) {
+    if let Err(wait) = state.limiter.take(&principal.prefix, now) {
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

@@ -69,7 +69,12 @@ async fn post(s: &Server, path: &str, key: Option<&str>, body: &Value) -> (u16, 
 
 #[tokio::test]
 async fn keys_are_checked_before_anything_is_stored() {
-    let s = start().await;
+    // No key cache: the revocation below must take effect at once.
+    let s = start_with(keel_server::Config {
+        key_cache: chrono::Duration::zero(),
+        ..keel_server::Config::default()
+    })
+    .await;
     let (ws, ingest) = key(&s, "a", &[Scope::Ingest]).await;
     let (_, read_only) = key(&s, "a", &[Scope::Read]).await;
     let body = track("m-1", "u1", Some("acme"));
