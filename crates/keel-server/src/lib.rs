@@ -59,6 +59,9 @@ impl Default for Config {
     }
 }
 
+/// Checked keys by the SHA-256 of the key, with when they were checked.
+type CheckedKeys = std::collections::HashMap<Vec<u8>, (Principal, Timestamp)>;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -68,7 +71,7 @@ pub struct AppState {
     clock: Clock,
     limiter: Arc<ratelimit::Limiter>,
     /// Checked keys by the SHA-256 of the key, with when they were checked.
-    checked: Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Principal, Timestamp)>>>,
+    checked: Arc<std::sync::Mutex<CheckedKeys>>,
 }
 
 impl AppState {
