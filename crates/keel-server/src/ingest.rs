@@ -11,6 +11,7 @@ use keel_store::{Store, StoreError, WorkspaceId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Metrics;
 use crate::segment::{Call, Message};
 
 /// What became of one message.
@@ -39,6 +40,7 @@ struct Job {
 #[derive(Clone)]
 pub struct Ingestor {
     jobs: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 /// Messages per transaction at most; requests beyond wait for the next one.
@@ -46,10 +48,10 @@ const MAX_GROUP: usize = 50_000;
 
 impl Ingestor {
     /// Starts the writer task on `store`.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
         let (jobs, rx) = mpsc::channel(4_096);
-        tokio::spawn(writer(store, rx));
-        Self { jobs }
+        tokio::spawn(writer(store, rx, metrics.clone()));
+        Self { jobs, metrics }
     }
 
     /// Writes messages of one workspace; returns once they are committed.
@@ -62,7 +64,9 @@ impl Ingestor {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
+        self.metrics.request_messages.observe(messages.len() as f64);
         let (reply, answer) = oneshot::channel();
+        self.metrics.queue_depth.inc();
         self.jobs
             .send(Job { ws, messages, received_at, reply })
             .await
@@ -71,7 +75,7 @@ impl Ingestor {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
     while let Some(first) = rx.recv().await {
         let mut size = first.messages.len();
         let mut jobs = vec![first];
@@ -84,6 +88,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        metrics.queue_depth.dec_by(jobs.len() as i64);
         let mut by_ws: BTreeMap<WorkspaceId, Vec<Job>> = BTreeMap::new();
         for job in jobs {
             by_ws.entry(job.ws).or_default().push(job);
@@ -93,8 +98,17 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
             let n: usize = jobs.iter().map(|j| j.messages.len()).sum();
             let result = commit_group(store.as_ref(), ws, &jobs).await;
             tracing::debug!(requests = jobs.len(), messages = n, elapsed = ?started.elapsed(), "group committed");
+            metrics.group_requests.observe(jobs.len() as f64);
+            metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(outcomes) => {
+                    for o in outcomes.iter().flatten() {
+                        metrics.outcome(match o {
+                            Outcome::Accepted => "accepted",
+                            Outcome::Duplicate => "duplicate",
+                            Outcome::Rejected { .. } => "rejected",
+                        });
+                    }
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
                         let _ = job.reply.send(Ok(outcome));
                     }

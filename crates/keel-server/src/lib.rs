@@ -8,6 +8,7 @@
 pub mod error;
 pub mod ingest;
 pub mod keys;
+pub mod metrics;
 pub mod ratelimit;
 pub mod segment;
 
@@ -70,6 +71,7 @@ pub struct AppState {
     config: Config,
     clock: Clock,
     limiter: Arc<ratelimit::Limiter>,
+    metrics: Arc<metrics::Metrics>,
     /// Checked keys by the SHA-256 of the key, with when they were checked.
     checked: Arc<std::sync::Mutex<CheckedKeys>>,
 }
@@ -78,13 +80,15 @@ impl AppState {
     /// State over a store; starts the ingest writer (needs a Tokio runtime).
     pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
+        let metrics = Arc::new(metrics::Metrics::default());
         Self {
-            ingestor: Ingestor::start(store.clone()),
+            ingestor: Ingestor::start(store.clone(), metrics.clone()),
             store,
             config,
             clock,
             limiter,
             checked: Arc::default(),
+            metrics,
         }
     }
 }
@@ -94,6 +98,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(prometheus))
         .route("/v1/batch", post(batch))
         .route("/v1/import", post(batch))
         .route("/v1/{call}", post(single))
@@ -118,6 +123,12 @@ pub async fn serve_on(
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "keel is serving");
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn prometheus(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render();
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+        .into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -235,9 +246,31 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// Counts a request's answer in the metrics.
+fn counted(state: &AppState, kind: &str, result: Result<Response, ApiError>) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    state.metrics.request(kind, response.status().as_u16());
+    response
+}
+
 async fn single(
     State(state): State<AppState>,
     Path(call): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = single_call(&state, call, headers, body).await;
+    counted(&state, "single", result)
+}
+
+async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let result = batch_call(&state, headers, body).await;
+    counted(&state, "batch", result)
+}
+
+async fn single_call(
+    state: &AppState,
+    call: String,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -252,7 +285,7 @@ async fn single(
         Some(k) => Some(k),
         None => presented_key(&headers, Some(&value))?,
     };
-    let principal = authenticate(&state, key, Scope::Ingest).await?;
+    let principal = authenticate(state, key, Scope::Ingest).await?;
     let received_at = (state.clock)();
     let env = Envelope {
         received_at,
@@ -274,7 +307,7 @@ async fn single(
     }
 }
 
-async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let limits = state.config.limits;
     let header_key = presented_key(&headers, None)?;
     let bytes = read_body(&headers, body, limits.batch_bytes, "batch_too_large", "a batch").await?;
@@ -283,7 +316,7 @@ async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) ->
         Some(k) => Some(k),
         None => presented_key(&headers, Some(&value))?,
     };
-    let principal = authenticate(&state, key, Scope::Ingest).await?;
+    let principal = authenticate(state, key, Scope::Ingest).await?;
     let Some(items) = value.get("batch").and_then(Value::as_array) else {
         return Err(ApiError::bad_request(
             "invalid_batch",
@@ -322,7 +355,10 @@ async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) ->
                 slots.push(i);
                 results.push(Outcome::Accepted);
             }
-            Err(reason) => results.push(Outcome::Rejected { reason }),
+            Err(reason) => {
+                state.metrics.outcome("rejected");
+                results.push(Outcome::Rejected { reason });
+            }
         }
     }
     let written =

@@ -228,6 +228,17 @@ async fn a_batch_answers_per_item_and_a_resend_is_all_duplicates() {
     assert_eq!(status, 200);
     assert_eq!((again["accepted"].as_u64(), again["duplicate"].as_u64()), (Some(0), Some(4)));
     assert_eq!(events(&s, ws).await, 2);
+
+    // What happened shows in the Prometheus metrics.
+    let text = reqwest::get(format!("{}/metrics", s.url)).await.unwrap().text().await.unwrap();
+    for line in [
+        "keel_ingest_messages_total{outcome=\"accepted\"} 3",
+        "keel_ingest_messages_total{outcome=\"duplicate\"} 5",
+        "keel_ingest_messages_total{outcome=\"rejected\"} 6",
+        "keel_ingest_requests_total{kind=\"batch\",status=\"200\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+    }
 }
 
 #[tokio::test]

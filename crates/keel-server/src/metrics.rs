@@ -1,0 +1,74 @@
+//! Operational metrics in the Prometheus text format (`GET /metrics`):
+//! ingest counts by outcome, request and group sizes, commit latency, and
+//! the writer's queue depth. No label names a workspace.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Messages by outcome (`accepted`, `duplicate`, `rejected`).
+    pub messages: Family<Labels, Counter>,
+    /// Ingest requests by endpoint kind (`single`, `batch`) and HTTP status.
+    pub requests: Family<Labels, Counter>,
+    /// Messages per ingest request.
+    pub request_messages: Histogram,
+    /// Requests sharing one transaction (group commit).
+    pub group_requests: Histogram,
+    /// Seconds from a transaction's start to its commit.
+    pub commit_seconds: Histogram,
+    /// Requests waiting for the writer.
+    pub queue_depth: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("keel");
+        let messages = Family::<Labels, Counter>::default();
+        let requests = Family::<Labels, Counter>::default();
+        let request_messages = Histogram::new(exponential_buckets(1.0, 4.0, 7));
+        let group_requests = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let queue_depth = Gauge::default();
+        registry.register("ingest_messages", "Ingested messages by outcome", messages.clone());
+        registry.register("ingest_requests", "Ingest requests by kind and status", requests.clone());
+        registry.register("ingest_request_messages", "Messages per ingest request", request_messages.clone());
+        registry.register("ingest_group_requests", "Requests sharing one commit", group_requests.clone());
+        registry.register(
+            "ingest_commit_seconds",
+            "Transaction time of one group commit",
+            commit_seconds.clone(),
+        );
+        registry.register("ingest_queue_depth", "Requests waiting for the writer", queue_depth.clone());
+        Self { registry, messages, requests, request_messages, group_requests, commit_seconds, queue_depth }
+    }
+}
+
+impl Metrics {
+    /// Counts one message outcome.
+    pub fn outcome(&self, status: &str) {
+        self.messages.get_or_create(&vec![("outcome".to_owned(), status.to_owned())]).inc();
+    }
+
+    /// Counts one request.
+    pub fn request(&self, kind: &str, status: u16) {
+        let labels = vec![("kind".to_owned(), kind.to_owned()), ("status".to_owned(), status.to_string())];
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
