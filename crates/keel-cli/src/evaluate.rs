@@ -9,7 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState, Plan};
-use keel_store::{Accounts, RecordKinds, Snapshot, TransitionRecord};
+use keel_server::load::{Usage, account_ids, load_chunk};
+use keel_store::{RecordKinds, TransitionRecord};
 
 use crate::Workspace;
 
@@ -78,86 +79,6 @@ fn lineage(states: &[AccountState], version: &str) -> anyhow::Result<Vec<Transit
     Ok(out)
 }
 
-/// Groups a snapshot's records by account.
-pub(crate) fn group(snapshot: Snapshot) -> Vec<AccountHistory> {
-    let mut by: BTreeMap<ExternalId, AccountHistory> = BTreeMap::new();
-    for account in snapshot.accounts {
-        by.insert(account.id.clone(), AccountHistory::new(account));
-    }
-    macro_rules! put {
-        ($field:ident) => {
-            for r in snapshot.$field {
-                if let Some(h) = by.get_mut(&r.account) {
-                    h.$field.push(r);
-                }
-            }
-        };
-    }
-    put!(contracts);
-    put!(contacts);
-    put!(tickets);
-    put!(surveys);
-    put!(touchpoints);
-    put!(opportunities);
-    by.into_values().collect()
-}
-
-/// Reads the usage of a chunk of accounts (days on or after `since` only,
-/// when given) and, when `users`, their user ids.
-pub(crate) async fn fill_usage(
-    ws: &Workspace,
-    chunk: &mut [AccountHistory],
-    since: Option<Date>,
-    users: bool,
-) -> anyhow::Result<()> {
-    let ids: Vec<ExternalId> = chunk.iter().map(|h| h.account.id.clone()).collect();
-    let mut usage: BTreeMap<ExternalId, _> =
-        ws.store.usage_days(ws.id, &ids, since).await?.into_iter().collect();
-    let mut user_ids: BTreeMap<ExternalId, _> = if users {
-        ws.store.account_users(ws.id, &ids).await?.into_iter().collect()
-    } else {
-        BTreeMap::new()
-    };
-    for h in chunk {
-        h.usage = usage.remove(&h.account.id).unwrap_or_default();
-        h.users = user_ids.remove(&h.account.id).unwrap_or_default();
-    }
-    Ok(())
-}
-
-/// The external ids of the workspace's accounts, sorted.
-pub(crate) async fn account_ids(ws: &Workspace) -> anyhow::Result<Vec<ExternalId>> {
-    let accounts = ws.store.records(ws.id, Accounts::All, RecordKinds::default()).await?.accounts;
-    Ok(accounts.into_iter().map(|a| a.id).collect())
-}
-
-/// What to read of each account besides its records.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Usage {
-    /// No usage.
-    None,
-    /// Usage days on or after this date (all when `None`), and whether to
-    /// read the user ids too.
-    Since(Option<Date>, bool),
-}
-
-/// The histories of a chunk of sorted account ids: the records of `kinds`,
-/// and usage as asked.
-pub(crate) async fn load_chunk(
-    ws: &Workspace,
-    ids: &[ExternalId],
-    kinds: RecordKinds,
-    usage: Usage,
-) -> anyhow::Result<Vec<AccountHistory>> {
-    let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok(Vec::new()) };
-    let snapshot = ws.store.records(ws.id, Accounts::Between(first, last), kinds).await?;
-    let mut histories = group(snapshot);
-    if let Usage::Since(since, users) = usage {
-        fill_usage(ws, &mut histories, since, users).await?;
-    }
-    Ok(histories)
-}
-
 /// Maps `f` over histories on every core, keeping their order.
 pub(crate) fn on_every_core<T: Send>(
     histories: &[AccountHistory],
@@ -186,7 +107,7 @@ pub(crate) async fn run(
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let mut recorded = 0;
     let started = std::time::Instant::now();
-    let ids = account_ids(&ws).await.context("reading the workspace")?;
+    let ids = account_ids(ws.store.as_ref(), ws.id).await.context("reading the workspace")?;
     let (mut loading, mut evaluating) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let bar = ProgressBar::new(ids.len() as u64);
     bar.set_style(
@@ -204,7 +125,8 @@ pub(crate) async fn run(
     let mut total = 0;
     for chunk in ids.chunks(CHUNK) {
         let t0 = std::time::Instant::now();
-        let histories = load_chunk(&ws, chunk, RecordKinds::ALL, Usage::Since(None, true)).await?;
+        let histories =
+            load_chunk(ws.store.as_ref(), ws.id, chunk, RecordKinds::ALL, Usage::Since(None, true)).await?;
         total += histories.len();
         let t1 = std::time::Instant::now();
         let states = on_every_core(&histories, |h| keel_engine::evaluate(&plan, h, as_of));
@@ -271,15 +193,15 @@ pub(crate) async fn account(
     let Some((plan, _)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let id = ExternalId::parse(&args.id).map_err(|e| anyhow::anyhow!("account id {:?}: {e}", args.id))?;
-    let mut histories = group(ws.store.records(ws.id, Accounts::One(&id), RecordKinds::ALL).await?);
-    anyhow::ensure!(!histories.is_empty(), "no account {:?} in workspace {:?}", args.id, ws.name);
-    fill_usage(&ws, &mut histories, None, true).await?;
-    let state = keel_engine::evaluate(&plan, &histories[0], as_of);
+    let history = keel_server::load::history(ws.store.as_ref(), ws.id, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no account {:?} in workspace {:?}", args.id, ws.name))?;
+    let state = keel_engine::evaluate(&plan, &history, as_of);
     if args.json {
         say!("{}", serde_json::to_string_pretty(&state)?);
         return Ok(ExitCode::SUCCESS);
     }
-    print_state(&histories[0], &state);
+    print_state(&history, &state);
     let recorded = ws.store.transitions(ws.id, &id).await?;
     if !recorded.is_empty() {
         say!("\n  recorded stage changes (lineage), newest last:");

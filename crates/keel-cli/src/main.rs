@@ -125,7 +125,7 @@ fn main() -> ExitCode {
             Command::Evaluate(args) => evaluate::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Account(args) => evaluate::account(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Metrics(args) => metrics::run(&cli.db, &cli.workspace, &cli.journey, args).await,
-            Command::Serve(args) => serve::serve(&cli.db, &cli.workspace, args).await,
+            Command::Serve(args) => serve::serve(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Keys(args) => serve::keys(&cli.db, &cli.workspace, args).await,
             Command::Status(args) => {
                 status::run(&cli.db, &cli.workspace, args).await.map(|()| ExitCode::SUCCESS)

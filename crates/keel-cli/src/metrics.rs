@@ -10,7 +10,9 @@ use keel_core::Date;
 use keel_engine::{History, Needs};
 use keel_store::RecordKinds;
 
-use crate::evaluate::{CHUNK, Usage, account_ids, load_chunk, on_every_core, plan};
+use keel_server::load::{Usage, account_ids, load_chunk};
+
+use crate::evaluate::{CHUNK, on_every_core, plan};
 
 /// The metrics shown when none are asked for.
 const DEFAULT: &[&str] = &[
@@ -78,7 +80,7 @@ pub(crate) async fn run(
         History::All => None,
     };
     let started = std::time::Instant::now();
-    let ids = account_ids(&ws).await.context("reading the workspace")?;
+    let ids = account_ids(ws.store.as_ref(), ws.id).await.context("reading the workspace")?;
     tracing::debug!(?needs, "reading");
     let usage = if needs.usage == History::None { Usage::None } else { Usage::Since(since, false) };
 
@@ -86,7 +88,7 @@ pub(crate) async fn run(
         say!("account,{}", names.join(","));
     }
     for chunk in ids.chunks(CHUNK) {
-        let histories = load_chunk(&ws, chunk, kinds, usage).await?;
+        let histories = load_chunk(ws.store.as_ref(), ws.id, chunk, kinds, usage).await?;
         let rows = on_every_core(&histories, |h| keel_engine::metric_values(&plan, h, as_of, &names));
         for (h, values) in histories.iter().zip(rows) {
             match args.format {

@@ -21,6 +21,10 @@ pub(crate) struct ServeArgs {
     /// over it Keel answers 429 with Retry-After. 0: unlimited.
     #[arg(long, env = "KEEL_RATE_LIMIT", default_value_t = 25_000.0)]
     rate_limit: f64,
+    /// Seconds between re-evaluations of every account (time-based
+    /// conditions: TTV slips, the renewal window, silence).
+    #[arg(long, env = "KEEL_TICK", default_value_t = 3600)]
+    tick: u64,
 }
 
 #[derive(Debug, Args)]
@@ -49,12 +53,29 @@ enum KeysCommand {
     },
 }
 
-pub(crate) async fn serve(db: &str, workspace: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn serve(
+    db: &str,
+    workspace: &str,
+    journey: &std::path::Path,
+    args: ServeArgs,
+) -> anyhow::Result<ExitCode> {
     let ws = crate::open_workspace(db, workspace).await?;
+    let journey = if journey.exists() {
+        let Ok(checked) = crate::journey::load(journey)? else { return Ok(ExitCode::FAILURE) };
+        let bytes = std::fs::read(journey).with_context(|| format!("reading {}", journey.display()))?;
+        let version = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+        eprintln!("keel: evaluating accounts as data arrives with {} (version {version})", journey.display());
+        Some(Arc::new(keel_server::evaluator::JourneyConfig { journey: checked, version }))
+    } else {
+        eprintln!("keel: no {} here: accounts are not evaluated (`keel init` writes one)", journey.display());
+        None
+    };
     let config = keel_server::Config {
         account_property: args.account_property,
         rate_limit: (args.rate_limit > 0.0)
             .then(|| keel_server::ratelimit::RateLimit::per_second(args.rate_limit)),
+        journey,
+        tick: std::time::Duration::from_secs(args.tick.max(1)),
         ..keel_server::Config::default()
     };
     let clock: keel_server::Clock = Arc::new(crate::now);

@@ -11,6 +11,7 @@ use keel_store::{Store, StoreError, WorkspaceId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::evaluator::Evaluator;
 use crate::metrics::Metrics;
 use crate::segment::{Call, Message};
 
@@ -43,14 +44,17 @@ pub struct Ingestor {
     metrics: Arc<Metrics>,
 }
 
+/// The accounts whose data one committed group changed.
+type Touched = std::collections::BTreeSet<ExternalId>;
+
 /// Messages per transaction at most; requests beyond wait for the next one.
 const MAX_GROUP: usize = 50_000;
 
 impl Ingestor {
     /// Starts the writer task on `store`.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, evaluator: Option<Evaluator>) -> Self {
         let (jobs, rx) = mpsc::channel(4_096);
-        tokio::spawn(writer(store, rx, metrics.clone()));
+        tokio::spawn(writer(store, rx, metrics.clone(), evaluator));
         Self { jobs, metrics }
     }
 
@@ -75,7 +79,12 @@ impl Ingestor {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
+async fn writer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Job>,
+    metrics: Arc<Metrics>,
+    evaluator: Option<Evaluator>,
+) {
     while let Some(first) = rx.recv().await {
         let mut size = first.messages.len();
         let mut jobs = vec![first];
@@ -101,7 +110,11 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, metrics: Arc
             metrics.group_requests.observe(jobs.len() as f64);
             metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
             match result {
-                Ok(outcomes) => {
+                Ok((outcomes, touched)) => {
+                    let earliest = jobs.iter().map(|j| j.received_at).min();
+                    if let (Some(evaluator), Some(at)) = (&evaluator, earliest) {
+                        evaluator.touch(ws, touched, at);
+                    }
                     for o in outcomes.iter().flatten() {
                         metrics.outcome(match o {
                             Outcome::Accepted => "accepted",
@@ -152,7 +165,7 @@ async fn commit_group(
     store: &dyn Store,
     ws: WorkspaceId,
     jobs: &[Job],
-) -> Result<Vec<Vec<Outcome>>, StoreError> {
+) -> Result<(Vec<Vec<Outcome>>, Touched), StoreError> {
     let mut tx = store.begin(ws).await?;
     let mut outcomes: Vec<Vec<Outcome>> =
         jobs.iter().map(|j| vec![Outcome::Accepted; j.messages.len()]).collect();
@@ -276,7 +289,18 @@ async fn commit_group(
         outcomes[j][i] = Outcome::Duplicate;
     }
     tx.commit().await?;
-    Ok(outcomes)
+    let mut touched = Touched::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            if outcomes[j][i] != Outcome::Accepted {
+                continue;
+            }
+            if let Some(a) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) {
+                touched.insert(a);
+            }
+        }
+    }
+    Ok((outcomes, touched))
 }
 
 fn trait_text<'a>(traits: &'a serde_json::Map<String, serde_json::Value>, key: &str) -> Option<&'a str> {

@@ -6,8 +6,10 @@
 //! takes a workspace from the request itself.
 
 pub mod error;
+pub mod evaluator;
 pub mod ingest;
 pub mod keys;
+pub mod load;
 pub mod metrics;
 pub mod ratelimit;
 pub mod segment;
@@ -47,6 +49,13 @@ pub struct Config {
     /// How long a checked key is trusted without asking the database again
     /// (a revocation takes effect within this time). Zero: ask every time.
     pub key_cache: chrono::Duration,
+    /// The journey to evaluate accounts with as data arrives (`None`: no
+    /// streaming evaluation).
+    pub journey: Option<Arc<evaluator::JourneyConfig>>,
+    /// How long a touched account waits for more data before evaluation.
+    pub debounce: std::time::Duration,
+    /// How often every account is re-evaluated.
+    pub tick: std::time::Duration,
 }
 
 impl Default for Config {
@@ -56,6 +65,9 @@ impl Default for Config {
             account_property: None,
             rate_limit: None,
             key_cache: chrono::Duration::seconds(5),
+            journey: None,
+            debounce: std::time::Duration::from_millis(50),
+            tick: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -81,8 +93,18 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
         let metrics = Arc::new(metrics::Metrics::default());
+        let evaluator = config.journey.clone().map(|journey| {
+            evaluator::Evaluator::start(
+                store.clone(),
+                journey,
+                clock.clone(),
+                metrics.clone(),
+                config.debounce,
+                config.tick,
+            )
+        });
         Self {
-            ingestor: Ingestor::start(store.clone(), metrics.clone()),
+            ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator),
             store,
             config,
             clock,
@@ -102,6 +124,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/batch", post(batch))
         .route("/v1/import", post(batch))
         .route("/v1/{call}", post(single))
+        .route("/api/v1/accounts/{id}/state", get(account_state))
+        .route("/api/v1/accounts/{id}/timeline", get(account_timeline))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
@@ -123,6 +147,85 @@ pub async fn serve_on(
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "keel is serving");
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StateQuery {
+    /// Evaluate as of this date instead of reading the stored state.
+    as_of: Option<String>,
+}
+
+async fn account_state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<StateQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let id = keel_core::ExternalId::parse(&id)
+        .map_err(|e| ApiError::bad_request("invalid_id", format!("account id: {e}")))?;
+    let no_account =
+        || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no account {:?}", id.as_str()));
+    let ws = principal.workspace;
+    if let Some(raw) = query.as_of {
+        let as_of = keel_core::parse_date(&raw)
+            .map_err(|e| ApiError::bad_request("invalid_as_of", format!("as_of {raw:?}: {e}")))?;
+        let Some(journey) = &state.config.journey else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_journey",
+                "the server runs without a journey",
+            ));
+        };
+        let history = load::history(state.store.as_ref(), ws, &id).await?.ok_or_else(no_account)?;
+        let names = state.store.event_names(ws).await?;
+        let plan = keel_engine::Plan::new(journey.journey.clone(), &names);
+        let evaluated = keel_engine::evaluate(&plan, &history, as_of);
+        return Ok(Json(json!({"as_of": as_of, "journey_version": journey.version, "state": evaluated}))
+            .into_response());
+    }
+    let stored = state.store.account_state(ws, &id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no evaluated state for account {:?} (unknown, or not evaluated yet)", id.as_str()),
+        )
+    })?;
+    let inner: Value = serde_json::from_str(&stored.state).map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "evaluated_at": stored.evaluated_at,
+        "as_of": stored.as_of,
+        "journey_version": stored.journey_version,
+        "state": inner,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TimelineQuery {
+    /// Entries to return, newest first (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+async fn account_timeline(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<TimelineQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let id = keel_core::ExternalId::parse(&id)
+        .map_err(|e| ApiError::bad_request("invalid_id", format!("account id: {e}")))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = state.store.timeline(principal.workspace, &id, limit).await?;
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+            json!({"at": e.at, "kind": e.kind, "detail": detail})
+        })
+        .collect();
+    Ok(Json(json!({ "account": id.as_str(), "entries": entries })).into_response())
 }
 
 async fn prometheus(State(state): State<AppState>) -> Response {

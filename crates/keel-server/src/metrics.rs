@@ -26,6 +26,10 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Requests waiting for the writer.
     pub queue_depth: Gauge,
+    /// Accounts evaluated (streaming and scheduled).
+    pub evaluations: Counter,
+    /// Seconds from an event's arrival to its account's new state being stored.
+    pub eval_latency_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -37,6 +41,8 @@ impl Default for Metrics {
         let group_requests = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let queue_depth = Gauge::default();
+        let evaluations = Counter::default();
+        let eval_latency_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 12));
         registry.register("ingest_messages", "Ingested messages by outcome", messages.clone());
         registry.register("ingest_requests", "Ingest requests by kind and status", requests.clone());
         registry.register("ingest_request_messages", "Messages per ingest request", request_messages.clone());
@@ -47,7 +53,23 @@ impl Default for Metrics {
             commit_seconds.clone(),
         );
         registry.register("ingest_queue_depth", "Requests waiting for the writer", queue_depth.clone());
-        Self { registry, messages, requests, request_messages, group_requests, commit_seconds, queue_depth }
+        registry.register("evaluations", "Accounts evaluated", evaluations.clone());
+        registry.register(
+            "event_to_state_seconds",
+            "From an event's arrival to its account's new state being stored",
+            eval_latency_seconds.clone(),
+        );
+        Self {
+            registry,
+            messages,
+            requests,
+            request_messages,
+            group_requests,
+            commit_seconds,
+            queue_depth,
+            evaluations,
+            eval_latency_seconds,
+        }
     }
 }
 

@@ -382,3 +382,94 @@ async fn identify_keeps_contacts_and_their_role_periods() {
     );
     assert!(contacts.iter().all(|c| c.email == "ann@acme.test" && c.account.as_str() == "acme"));
 }
+
+#[tokio::test]
+async fn accounts_are_evaluated_as_events_arrive_and_changes_reach_the_timeline() {
+    let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap();
+    let config = keel_server::Config {
+        journey: Some(Arc::new(keel_server::evaluator::JourneyConfig { journey, version: "v-test".into() })),
+        debounce: std::time::Duration::from_millis(10),
+        ..keel_server::Config::default()
+    };
+    let s = start_with(config).await;
+    let (ws, ingest) = key(&s, "a", &[Scope::Ingest]).await;
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    let (_, other_read) = key(&s, "b", &[Scope::Read]).await;
+
+    // A contract started a month before the server's today (2026-03-01).
+    let mut tx = s.store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[keel_core::Account {
+        id: keel_core::ExternalId::parse("acme").unwrap(),
+        name: "Acme".into(),
+        attributes: Default::default(),
+        owner: None,
+        parent: None,
+        created: "2026-01-20".parse().unwrap(),
+    }])
+    .await
+    .unwrap();
+    tx.upsert_contracts(&[keel_core::Contract {
+        id: keel_core::ExternalId::parse("c-1").unwrap(),
+        account: keel_core::ExternalId::parse("acme").unwrap(),
+        product: keel_core::Label::parse("platform").unwrap(),
+        start: "2026-02-01".parse().unwrap(),
+        end: Some("2027-02-01".parse().unwrap()),
+        mrr: keel_core::Money::parse("1000", "EUR").unwrap(),
+        seats: 20,
+        billing_period: keel_core::BillingPeriod::Monthly,
+    }])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let batch: Vec<Value> =
+        (0..30).map(|i| track(&format!("e-{i}"), &format!("u{}", i % 6), Some("acme"))).collect();
+    assert_eq!(post(&s, "/v1/batch", Some(&ingest), &json!({ "batch": batch })).await.0, 200);
+
+    let get = |path: String, key: String| async move {
+        let res = reqwest::Client::new().get(path).basic_auth(key, Some("")).send().await.unwrap();
+        (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let url = format!("{}/api/v1/accounts/acme/state", s.url);
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        let (status, body) = get(url.clone(), read.clone()).await;
+        if status == 200 {
+            state = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(state["journey_version"], "v-test", "{state}");
+    assert_eq!(state["as_of"], "2026-03-01");
+    assert_eq!(state["state"]["lines"][0]["stage"], "onboarding", "{state}");
+    assert!(
+        state["state"]["metrics"]["active_users_7d"].as_i64().unwrap() > 0,
+        "the events were counted: {state}"
+    );
+
+    let (status, timeline) = get(format!("{}/api/v1/accounts/acme/timeline", s.url), read.clone()).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> =
+        timeline["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"stage_changed"), "{timeline}");
+    let stage =
+        timeline["entries"].as_array().unwrap().iter().find(|e| e["kind"] == "stage_changed").unwrap();
+    assert_eq!(
+        (stage["detail"]["from"].clone(), stage["detail"]["to"].clone()),
+        (Value::Null, json!("onboarding"))
+    );
+
+    // As of an earlier date, evaluated on demand.
+    let (status, then) = get(format!("{url}?as_of=2026-02-10"), read.clone()).await;
+    assert_eq!(status, 200, "{then}");
+    assert_eq!(then["state"]["as_of"], "2026-02-10");
+    assert_eq!(then["state"]["metrics"]["active_users_7d"], 0, "the events came later: {then}");
+
+    // Scopes and tenancy.
+    assert_eq!(get(url.clone(), ingest.clone()).await.0, 403);
+    assert_eq!(get(url.clone(), other_read.clone()).await.0, 404, "another workspace sees nothing");
+    let (_, empty) = get(format!("{}/api/v1/accounts/acme/timeline", s.url), other_read).await;
+    assert_eq!(empty["entries"], json!([]));
+    assert_eq!(get(format!("{url}?as_of=someday"), read).await.0, 400);
+}

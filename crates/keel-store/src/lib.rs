@@ -236,6 +236,30 @@ pub struct ApiKey {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// An account's latest evaluated state, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredState {
+    /// When Keel evaluated it.
+    pub evaluated_at: Timestamp,
+    /// The date it was evaluated as of.
+    pub as_of: keel_core::Date,
+    /// The journey version it ran under.
+    pub journey_version: String,
+    /// The engine's state, as JSON.
+    pub state: String,
+}
+
+/// One entry of an account's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    /// When Keel saw the change.
+    pub at: Timestamp,
+    /// `stage_changed`, `band_changed`, `moment_started` or `moment_ended`.
+    pub kind: String,
+    /// What changed, as JSON.
+    pub detail: String,
+}
+
 /// Which accounts [`Store::records`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accounts<'a> {
@@ -355,6 +379,24 @@ pub trait Store: Send + Sync {
     /// Event name ids (as `DayUsage::names` uses them) and names.
     async fn event_names(&self, ws: WorkspaceId) -> Result<Vec<(u64, String)>, StoreError>;
 
+    /// The workspaces, by id.
+    async fn workspaces(&self) -> Result<Vec<(WorkspaceId, String)>, StoreError>;
+
+    /// An account's latest evaluated state, if it was evaluated.
+    async fn account_state(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+    ) -> Result<Option<StoredState>, StoreError>;
+
+    /// An account's timeline, newest first, at most `limit` entries.
+    async fn timeline(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+        limit: u32,
+    ) -> Result<Vec<TimelineEntry>, StoreError>;
+
     /// Stores a new API key of a workspace (its prefix must be unique).
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
 
@@ -430,6 +472,14 @@ pub trait WriteTx: Send {
         &mut self,
         asks: &[(UserId, Timestamp)],
     ) -> Result<Vec<Option<ExternalId>>, StoreError>;
+
+    /// Replaces an account's evaluated state and appends timeline entries.
+    async fn put_account_state(
+        &mut self,
+        account: &ExternalId,
+        state: &StoredState,
+        timeline: &[TimelineEntry],
+    ) -> Result<(), StoreError>;
 
     /// Records stage changes; ones already recorded (same account, line, day,
     /// stage and journey version) are skipped. Returns how many were new.

@@ -432,6 +432,63 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|(id, name)| (id as u64, name)).collect())
     }
 
+    async fn workspaces(&self) -> Result<Vec<(WorkspaceId, String)>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM workspaces ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(id, name)| (WorkspaceId(id), name)).collect())
+    }
+
+    async fn account_state(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+    ) -> Result<Option<crate::StoredState>, StoreError> {
+        let row: Option<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT s.evaluated_at, s.as_of, s.journey_version, s.state FROM account_state s \
+             JOIN accounts a ON a.id = s.account_id WHERE a.workspace_id = ? AND a.external_id = ?",
+        )
+        .bind(ws.0)
+        .bind(account.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((at, as_of, journey_version, state)) = row else { return Ok(None) };
+        let corrupt =
+            |reason: String| StoreError::Corrupt { table: "account_state", id: account.to_string(), reason };
+        Ok(Some(crate::StoredState {
+            evaluated_at: from_micros(at).map_err(corrupt)?,
+            as_of: keel_core::parse_date(&as_of).map_err(|e| corrupt(e.to_string()))?,
+            journey_version,
+            state,
+        }))
+    }
+
+    async fn timeline(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+        limit: u32,
+    ) -> Result<Vec<crate::TimelineEntry>, StoreError> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT t.at, t.kind, t.detail FROM timeline t JOIN accounts a ON a.id = t.account_id \
+             WHERE a.workspace_id = ? AND a.external_id = ? ORDER BY t.at DESC, t.id DESC LIMIT ?",
+        )
+        .bind(ws.0)
+        .bind(account.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(at, kind, detail)| {
+                let at = from_micros(at).map_err(|reason| StoreError::Corrupt {
+                    table: "timeline",
+                    id: account.to_string(),
+                    reason,
+                })?;
+                Ok(crate::TimelineEntry { at, kind, detail })
+            })
+            .collect()
+    }
+
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_keys (workspace_id, name, prefix, secret_hash, scopes, created_at, revoked_at) \

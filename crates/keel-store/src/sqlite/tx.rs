@@ -770,6 +770,37 @@ impl WriteTx for SqliteTx {
         Ok(out)
     }
 
+    async fn put_account_state(
+        &mut self,
+        account: &ExternalId,
+        state: &crate::StoredState,
+        timeline: &[crate::TimelineEntry],
+    ) -> Result<(), StoreError> {
+        let account = self.account_id(account).await?;
+        sqlx::query(
+            "INSERT INTO account_state (account_id, evaluated_at, as_of, journey_version, state) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET evaluated_at = excluded.evaluated_at, \
+             as_of = excluded.as_of, journey_version = excluded.journey_version, state = excluded.state",
+        )
+        .bind(account)
+        .bind(micros(state.evaluated_at))
+        .bind(state.as_of.to_string())
+        .bind(&state.journey_version)
+        .bind(&state.state)
+        .execute(&mut *self.tx)
+        .await?;
+        for t in timeline {
+            sqlx::query("INSERT INTO timeline (account_id, at, kind, detail) VALUES (?, ?, ?, ?)")
+                .bind(account)
+                .bind(micros(t.at))
+                .bind(&t.kind)
+                .bind(&t.detail)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_pending_keys().await?;
         self.tx.commit().await?;

@@ -1,0 +1,237 @@
+//! Streaming evaluation: accounts touched by ingest are re-evaluated after a
+//! short debounce, and a scheduled tick re-evaluates every account (for
+//! time-based conditions: TTV slips, the renewal window, silence). Each
+//! evaluation replaces the account's stored state and appends what changed —
+//! stage, band, moments starting or ending — to its timeline.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::{ExternalId, Timestamp};
+use keel_engine::{AccountState, Plan};
+use keel_journey::Journey;
+use keel_store::{Store, StoreError, StoredState, TimelineEntry, WorkspaceId};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::Clock;
+use crate::metrics::Metrics;
+
+/// The journey the server evaluates with, and its version (a hash of the file).
+#[derive(Clone)]
+pub struct JourneyConfig {
+    /// The checked journey.
+    pub journey: Journey,
+    /// Its version, as lineage and stored states carry it.
+    pub version: String,
+}
+
+/// A request to re-evaluate an account; `received_at` is when the data that
+/// made it dirty arrived (for the event → state latency).
+struct Dirty {
+    ws: WorkspaceId,
+    account: ExternalId,
+    received_at: Option<Timestamp>,
+}
+
+/// Handle to the evaluation task.
+#[derive(Clone)]
+pub struct Evaluator {
+    dirty: mpsc::UnboundedSender<Dirty>,
+}
+
+impl Evaluator {
+    /// Starts the evaluation task and the scheduled tick.
+    pub fn start(
+        store: Arc<dyn Store>,
+        journey: Arc<JourneyConfig>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        debounce: Duration,
+        tick: Duration,
+    ) -> Self {
+        let (dirty, rx) = mpsc::unbounded_channel();
+        let evaluator = Self { dirty };
+        tokio::spawn(run(store.clone(), journey, clock, metrics, debounce, rx));
+        let ticker = evaluator.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.tick().await; // the first tick fires at once: the state of every account on start
+            loop {
+                if let Err(e) = ticker.everything(store.as_ref()).await {
+                    tracing::error!(error = %e, "scheduled evaluation could not list the accounts");
+                }
+                interval.tick().await;
+            }
+        });
+        evaluator
+    }
+
+    /// Marks accounts for re-evaluation.
+    pub fn touch(
+        &self,
+        ws: WorkspaceId,
+        accounts: impl IntoIterator<Item = ExternalId>,
+        received_at: Timestamp,
+    ) {
+        for account in accounts {
+            let _ = self.dirty.send(Dirty { ws, account, received_at: Some(received_at) });
+        }
+    }
+
+    /// Marks every account of every workspace (the scheduled tick).
+    async fn everything(&self, store: &dyn Store) -> Result<(), StoreError> {
+        for (ws, _) in store.workspaces().await? {
+            for account in crate::load::account_ids(store, ws).await? {
+                let _ = self.dirty.send(Dirty { ws, account, received_at: None });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Accounts evaluated per transaction.
+const ROUND: usize = 500;
+
+async fn run(
+    store: Arc<dyn Store>,
+    journey: Arc<JourneyConfig>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    debounce: Duration,
+    mut rx: mpsc::UnboundedReceiver<Dirty>,
+) {
+    let mut plans: HashMap<WorkspaceId, (usize, Plan)> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        tokio::time::sleep(debounce).await;
+        // Per account: the earliest arrival that made it dirty.
+        let mut dirty: BTreeMap<(WorkspaceId, ExternalId), Option<Timestamp>> = BTreeMap::new();
+        let add = |dirty: &mut BTreeMap<_, Option<Timestamp>>, d: Dirty| {
+            let slot = dirty.entry((d.ws, d.account)).or_insert(d.received_at);
+            *slot = match (*slot, d.received_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        };
+        add(&mut dirty, first);
+        while dirty.len() < ROUND {
+            match rx.try_recv() {
+                Ok(d) => add(&mut dirty, d),
+                Err(_) => break,
+            }
+        }
+        let mut by_ws: BTreeMap<WorkspaceId, Vec<(ExternalId, Option<Timestamp>)>> = BTreeMap::new();
+        for ((ws, account), at) in dirty {
+            by_ws.entry(ws).or_default().push((account, at));
+        }
+        for (ws, accounts) in by_ws {
+            let result = round(store.as_ref(), &journey, &clock, &mut plans, ws, &accounts).await;
+            match result {
+                Ok(done) => {
+                    let now = clock();
+                    for at in accounts.iter().filter_map(|(_, at)| *at) {
+                        let secs = (now - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                        metrics.eval_latency_seconds.observe(secs);
+                    }
+                    metrics.evaluations.inc_by(done as u64);
+                }
+                Err(e) => tracing::error!(error = %e, accounts = accounts.len(), "evaluation round failed"),
+            }
+        }
+    }
+}
+
+/// Evaluates some accounts of one workspace as of today and stores their
+/// states and timeline entries in one transaction.
+async fn round(
+    store: &dyn Store,
+    journey: &JourneyConfig,
+    clock: &Clock,
+    plans: &mut HashMap<WorkspaceId, (usize, Plan)>,
+    ws: WorkspaceId,
+    accounts: &[(ExternalId, Option<Timestamp>)],
+) -> Result<usize, StoreError> {
+    // The plan binds event names to ids; rebuilt when new names appeared.
+    let names = store.event_names(ws).await?;
+    let plan = match plans.get(&ws) {
+        Some((n, _)) if *n == names.len() => &plans[&ws].1,
+        _ => {
+            plans.insert(ws, (names.len(), Plan::new(journey.journey.clone(), &names)));
+            &plans[&ws].1
+        }
+    };
+    let now = clock();
+    let as_of = now.date_naive();
+    let mut writes = Vec::new();
+    for (account, _) in accounts {
+        let Some(history) = crate::load::history(store, ws, account).await? else { continue };
+        let state = keel_engine::evaluate(plan, &history, as_of);
+        let before = store.account_state(ws, account).await?;
+        let before: Option<Value> = before.and_then(|b| serde_json::from_str(&b.state).ok());
+        let after = serde_json::to_value(&state).unwrap_or(Value::Null);
+        let timeline = changes(before.as_ref(), &after, &state, now);
+        let stored = StoredState {
+            evaluated_at: now,
+            as_of,
+            journey_version: journey.version.clone(),
+            state: after.to_string(),
+        };
+        writes.push((account.clone(), stored, timeline));
+    }
+    let mut tx = store.begin(ws).await?;
+    for (account, stored, timeline) in &writes {
+        tx.put_account_state(account, stored, timeline).await?;
+    }
+    tx.commit().await?;
+    Ok(writes.len())
+}
+
+/// What changed between two evaluations of an account.
+fn changes(before: Option<&Value>, after: &Value, state: &AccountState, at: Timestamp) -> Vec<TimelineEntry> {
+    let mut out = Vec::new();
+    let entry =
+        |kind: &str, detail: Value| TimelineEntry { at, kind: kind.to_owned(), detail: detail.to_string() };
+    let stages = |v: Option<&Value>| -> BTreeMap<String, Value> {
+        v.and_then(|v| v["lines"].as_array())
+            .map(|lines| {
+                lines
+                    .iter()
+                    .filter_map(|l| Some((l["product_line"].as_str()?.to_owned(), l["stage"].clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old, new) = (stages(before), stages(Some(after)));
+    let lines: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for line in lines {
+        let (from, to) =
+            (old.get(line).cloned().unwrap_or(Value::Null), new.get(line).cloned().unwrap_or(Value::Null));
+        if from != to {
+            out.push(entry("stage_changed", json!({"product_line": line, "from": from, "to": to})));
+        }
+    }
+    let band = |v: Option<&Value>| v.map_or(Value::Null, |v| v["health"]["band"].clone());
+    let (from, to) = (band(before), band(Some(after)));
+    if from != to {
+        out.push(entry("band_changed", json!({"from": from, "to": to, "score": after["health"]["score"]})));
+    }
+    let firing = |v: Option<&Value>| -> BTreeSet<String> {
+        v.and_then(|v| v["moments"].as_array())
+            .map(|m| m.iter().filter_map(|f| f["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let (was, now) = (firing(before), firing(Some(after)));
+    for m in &state.moments {
+        if !was.contains(&m.id) {
+            out.push(entry(
+                "moment_started",
+                json!({"moment": m.id, "severity": m.severity, "owner": m.owner, "reason": m.reason}),
+            ));
+        }
+    }
+    for id in was.difference(&now) {
+        out.push(entry("moment_ended", json!({"moment": id})));
+    }
+    out
+}
