@@ -91,6 +91,15 @@ impl Evaluator {
     }
 }
 
+/// Why an evaluation round failed (it stored nothing).
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the evaluation task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Accounts evaluated per transaction.
 const ROUND: usize = 500;
 
@@ -102,7 +111,7 @@ async fn run(
     debounce: Duration,
     mut rx: mpsc::UnboundedReceiver<Dirty>,
 ) {
-    let mut plans: HashMap<WorkspaceId, (usize, Plan)> = HashMap::new();
+    let mut plans: HashMap<WorkspaceId, (usize, Arc<Plan>)> = HashMap::new();
     while let Some(first) = rx.recv().await {
         tokio::time::sleep(debounce).await;
         // Per account: the earliest arrival that made it dirty.
@@ -148,25 +157,54 @@ async fn round(
     store: &dyn Store,
     journey: &JourneyConfig,
     clock: &Clock,
-    plans: &mut HashMap<WorkspaceId, (usize, Plan)>,
+    plans: &mut HashMap<WorkspaceId, (usize, Arc<Plan>)>,
     ws: WorkspaceId,
     accounts: &[(ExternalId, Option<Timestamp>)],
-) -> Result<usize, StoreError> {
+) -> Result<usize, RoundError> {
     // The plan binds event names to ids; rebuilt when new names appeared.
     let names = store.event_names(ws).await?;
     let plan = match plans.get(&ws) {
-        Some((n, _)) if *n == names.len() => &plans[&ws].1,
+        Some((n, plan)) if *n == names.len() => plan.clone(),
         _ => {
-            plans.insert(ws, (names.len(), Plan::new(journey.journey.clone(), &names)));
-            &plans[&ws].1
+            let plan = Arc::new(Plan::new(journey.journey.clone(), &names));
+            plans.insert(ws, (names.len(), plan.clone()));
+            plan
         }
     };
     let now = clock();
     let as_of = now.date_naive();
+    // One read for the round's records, then the engine on every core, off
+    // the async workers.
+    let ids: Vec<ExternalId> = accounts.iter().map(|(a, _)| a.clone()).collect();
+    let snapshot = store.records(ws, keel_store::Accounts::List(&ids), keel_store::RecordKinds::ALL).await?;
+    let mut histories = crate::load::group(snapshot);
+    crate::load::fill_usage(store, ws, &mut histories, None, true).await?;
+    let histories = Arc::new(histories);
+    let evaluated = {
+        let (plan, histories) = (plan.clone(), histories.clone());
+        tokio::task::spawn_blocking(move || {
+            let per = histories.len().div_ceil(2).max(1);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = histories
+                    .chunks(per)
+                    .map(|part| {
+                        let plan = &plan;
+                        scope.spawn(move || {
+                            part.iter().map(|h| keel_engine::evaluate(plan, h, as_of)).collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await?
+    };
     let mut writes = Vec::new();
-    for (account, _) in accounts {
-        let Some(history) = crate::load::history(store, ws, account).await? else { continue };
-        let state = keel_engine::evaluate(plan, &history, as_of);
+    for (history, state) in histories.iter().zip(evaluated) {
+        let account = &history.account.id;
         let before = store.account_state(ws, account).await?;
         let before: Option<Value> = before.and_then(|b| serde_json::from_str(&b.state).ok());
         let after = serde_json::to_value(&state).unwrap_or(Value::Null);

@@ -270,6 +270,8 @@ pub enum Accounts<'a> {
     /// Those whose external id sorts (byte-wise, as `ExternalId` does) from
     /// the first to the second, both included: a chunk of the sorted list.
     Between(&'a ExternalId, &'a ExternalId),
+    /// These.
+    List(&'a [ExternalId]),
 }
 
 /// Which kinds of records [`Store::records`] reads besides the accounts.

@@ -87,6 +87,7 @@ impl SqliteStore {
             Accounts::All => "",
             Accounts::One(_) => " AND a.external_id = ?2",
             Accounts::Between(..) => " AND a.external_id BETWEEN ?2 AND ?3",
+            Accounts::List(_) => " AND a.external_id IN (SELECT value FROM json_each(?2))",
         };
         let sql = if T::TABLE == "accounts" {
             format!("SELECT * FROM accounts a WHERE workspace_id = ?1{only} ORDER BY external_id")
@@ -118,6 +119,10 @@ impl SqliteStore {
                 Accounts::All => stmt.query([ws.0])?,
                 Accounts::One(a) => stmt.query((ws.0, a.as_str()))?,
                 Accounts::Between(first, last) => stmt.query((ws.0, first.as_str(), last.as_str()))?,
+                Accounts::List(ids) => {
+                    let list: Vec<&str> = ids.iter().map(ExternalId::as_str).collect();
+                    stmt.query((ws.0, serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())))?
+                }
             };
             let columns: Vec<String> = rows
                 .as_ref()

@@ -1060,6 +1060,12 @@ mod tests {
             store.records(ws, crate::Accounts::Between(&acme, &acme), crate::RecordKinds::ALL).await.unwrap();
         assert_eq!((ids(&chunk), chunk.contracts.len()), (vec!["acme".to_owned()], 1));
         assert_eq!(all.contracts.len(), 1);
+        let both = [initech.clone(), acme.clone(), ExternalId::parse("nobody").unwrap()];
+        let listed = store.records(ws, crate::Accounts::List(&both), crate::RecordKinds::ALL).await.unwrap();
+        assert_eq!(
+            (ids(&listed), listed.contracts.len()),
+            (vec!["acme".to_owned(), "initech".to_owned()], 1)
+        );
         let bare = store.records(ws, crate::Accounts::All, crate::RecordKinds::default()).await.unwrap();
         assert_eq!((ids(&bare).len(), bare.contracts.len()), (2, 0), "accounts only");
         let lineage = store.transitions(ws, &ExternalId::parse("initech").unwrap()).await.unwrap();
