@@ -238,12 +238,7 @@ async fn commit_group(
         for (i, m) in job.messages.iter().enumerate() {
             let Call::Identify { traits } = &m.call else { continue };
             let Some(account) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) else {
-                outcomes[j][i] = Outcome::Rejected {
-                    reason: format!(
-                        "no account for user {:?}: send a group call for the user first, or context.groupId",
-                        m.user.as_str()
-                    ),
-                };
+                outcomes[j][i] = no_account(&m.user);
                 continue;
             };
             outcomes[j][i] = identify(tx.as_mut(), m, &account, traits).await?;
@@ -256,12 +251,7 @@ async fn commit_group(
         for (i, m) in job.messages.iter().enumerate() {
             let Call::Event { name, properties } = &m.call else { continue };
             let Some(account) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) else {
-                outcomes[j][i] = Outcome::Rejected {
-                    reason: format!(
-                        "no account for user {:?}: send a group call for the user first, or context.groupId",
-                        m.user.as_str()
-                    ),
-                };
+                outcomes[j][i] = no_account(&m.user);
                 continue;
             };
             let name = match EventName::parse(name) {
@@ -301,6 +291,16 @@ async fn commit_group(
         }
     }
     Ok((outcomes, touched))
+}
+
+/// The answer to a message whose user belongs to no account yet.
+fn no_account(user: &keel_core::UserId) -> Outcome {
+    Outcome::Rejected {
+        reason: format!(
+            "no account for user {:?}: send a group call for the user first, or context.groupId",
+            user.as_str()
+        ),
+    }
 }
 
 fn trait_text<'a>(traits: &'a serde_json::Map<String, serde_json::Value>, key: &str) -> Option<&'a str> {

@@ -149,6 +149,18 @@ pub async fn serve_on(
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
+/// A read route's key (with the `read` scope) and account id.
+async fn read_account(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Principal, keel_core::ExternalId), ApiError> {
+    let principal = authenticate(state, presented_key(headers, None)?, Scope::Read).await?;
+    let id = keel_core::ExternalId::parse(id)
+        .map_err(|e| ApiError::bad_request("invalid_id", format!("account id: {e}")))?;
+    Ok((principal, id))
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct StateQuery {
     /// Evaluate as of this date instead of reading the stored state.
@@ -161,9 +173,7 @@ async fn account_state(
     axum::extract::Query(query): axum::extract::Query<StateQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
-    let id = keel_core::ExternalId::parse(&id)
-        .map_err(|e| ApiError::bad_request("invalid_id", format!("account id: {e}")))?;
+    let (principal, id) = read_account(&state, &headers, &id).await?;
     let no_account =
         || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no account {:?}", id.as_str()));
     let ws = principal.workspace;
@@ -213,9 +223,7 @@ async fn account_timeline(
     axum::extract::Query(query): axum::extract::Query<TimelineQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
-    let id = keel_core::ExternalId::parse(&id)
-        .map_err(|e| ApiError::bad_request("invalid_id", format!("account id: {e}")))?;
+    let (principal, id) = read_account(&state, &headers, &id).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state.store.timeline(principal.workspace, &id, limit).await?;
     let entries: Vec<Value> = entries
