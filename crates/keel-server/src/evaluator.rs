@@ -5,7 +5,7 @@
 //! stage, band, moments starting or ending — to its timeline.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keel_core::{ExternalId, Timestamp};
@@ -13,7 +13,7 @@ use keel_engine::{AccountState, Plan};
 use keel_journey::Journey;
 use keel_store::{Store, StoreError, StoredState, TimelineEntry, WorkspaceId};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::Clock;
 use crate::metrics::Metrics;
@@ -27,18 +27,41 @@ pub struct JourneyConfig {
     pub version: String,
 }
 
-/// A request to re-evaluate an account; `received_at` is when the data that
-/// made it dirty arrived (for the event → state latency).
-struct Dirty {
-    ws: WorkspaceId,
-    account: ExternalId,
-    received_at: Option<Timestamp>,
+/// Accounts waiting for evaluation, each once, with the earliest arrival of
+/// the data that made it dirty (for the event → state latency; `None` for
+/// the scheduled tick). A set, so a slow evaluator holds at most one entry
+/// per account however much data arrives meanwhile.
+#[derive(Default)]
+struct Pending {
+    dirty: Mutex<BTreeMap<(WorkspaceId, ExternalId), Option<Timestamp>>>,
+    wake: Notify,
+}
+
+impl Pending {
+    fn add(&self, ws: WorkspaceId, accounts: impl IntoIterator<Item = ExternalId>, at: Option<Timestamp>) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        for account in accounts {
+            let slot = dirty.entry((ws, account)).or_insert(at);
+            *slot = match (*slot, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        drop(dirty);
+        self.wake.notify_one();
+    }
+
+    /// Up to `n` waiting accounts, removed from the set.
+    fn take(&self, n: usize) -> Vec<((WorkspaceId, ExternalId), Option<Timestamp>)> {
+        let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        std::iter::from_fn(|| dirty.pop_first()).take(n).collect()
+    }
 }
 
 /// Handle to the evaluation task.
 #[derive(Clone)]
 pub struct Evaluator {
-    dirty: mpsc::UnboundedSender<Dirty>,
+    pending: Arc<Pending>,
 }
 
 impl Evaluator {
@@ -51,9 +74,8 @@ impl Evaluator {
         debounce: Duration,
         tick: Duration,
     ) -> Self {
-        let (dirty, rx) = mpsc::unbounded_channel();
-        let evaluator = Self { dirty };
-        tokio::spawn(run(store.clone(), journey, clock, metrics, debounce, rx));
+        let evaluator = Self { pending: Arc::default() };
+        tokio::spawn(run(store.clone(), journey, clock, metrics, debounce, evaluator.pending.clone()));
         let ticker = evaluator.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
@@ -75,17 +97,13 @@ impl Evaluator {
         accounts: impl IntoIterator<Item = ExternalId>,
         received_at: Timestamp,
     ) {
-        for account in accounts {
-            let _ = self.dirty.send(Dirty { ws, account, received_at: Some(received_at) });
-        }
+        self.pending.add(ws, accounts, Some(received_at));
     }
 
     /// Marks every account of every workspace (the scheduled tick).
     async fn everything(&self, store: &dyn Store) -> Result<(), StoreError> {
         for (ws, _) in store.workspaces().await? {
-            for account in crate::load::account_ids(store, ws).await? {
-                let _ = self.dirty.send(Dirty { ws, account, received_at: None });
-            }
+            self.pending.add(ws, crate::load::account_ids(store, ws).await?, None);
         }
         Ok(())
     }
@@ -109,26 +127,16 @@ async fn run(
     clock: Clock,
     metrics: Arc<Metrics>,
     debounce: Duration,
-    mut rx: mpsc::UnboundedReceiver<Dirty>,
+    pending: Arc<Pending>,
 ) {
     let mut plans: HashMap<WorkspaceId, (usize, Arc<Plan>)> = HashMap::new();
-    while let Some(first) = rx.recv().await {
-        tokio::time::sleep(debounce).await;
-        // Per account: the earliest arrival that made it dirty.
-        let mut dirty: BTreeMap<(WorkspaceId, ExternalId), Option<Timestamp>> = BTreeMap::new();
-        let add = |dirty: &mut BTreeMap<_, Option<Timestamp>>, d: Dirty| {
-            let slot = dirty.entry((d.ws, d.account)).or_insert(d.received_at);
-            *slot = match (*slot, d.received_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        };
-        add(&mut dirty, first);
-        while dirty.len() < ROUND {
-            match rx.try_recv() {
-                Ok(d) => add(&mut dirty, d),
-                Err(_) => break,
-            }
+    loop {
+        let dirty = pending.take(ROUND);
+        if dirty.is_empty() {
+            pending.wake.notified().await;
+            // Let more data for the same accounts arrive first.
+            tokio::time::sleep(debounce).await;
+            continue;
         }
         let mut by_ws: BTreeMap<WorkspaceId, Vec<(ExternalId, Option<Timestamp>)>> = BTreeMap::new();
         for ((ws, account), at) in dirty {
@@ -272,4 +280,33 @@ fn changes(before: Option<&Value>, after: &Value, state: &AccountState, at: Time
         out.push(entry("moment_ended", json!({"moment": id})));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_accounts_are_kept_once_with_their_earliest_arrival() {
+        let p = Pending::default();
+        let t = |s: &str| keel_core::parse_timestamp(s).unwrap();
+        let id = |s: &str| ExternalId::parse(s).unwrap();
+        let ws = WorkspaceId(1);
+        for _ in 0..1000 {
+            p.add(ws, [id("acme"), id("initech")], Some(t("2026-01-01T10:00:05Z")));
+        }
+        p.add(ws, [id("acme")], Some(t("2026-01-01T10:00:01Z")));
+        p.add(ws, [id("initech")], None);
+        p.add(WorkspaceId(2), [id("acme")], None);
+        let first = p.take(2);
+        assert_eq!(
+            first,
+            [
+                ((ws, id("acme")), Some(t("2026-01-01T10:00:01Z"))),
+                ((ws, id("initech")), Some(t("2026-01-01T10:00:05Z"))),
+            ]
+        );
+        assert_eq!(p.take(10), [((WorkspaceId(2), id("acme")), None)]);
+        assert!(p.take(10).is_empty());
+    }
 }
