@@ -9,6 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState, Plan};
+use keel_server::load::{CHUNK, on_every_core};
 use keel_server::load::{Usage, account_ids, load_chunk};
 use keel_store::{RecordKinds, TransitionRecord};
 
@@ -38,9 +39,6 @@ pub(crate) struct AccountArgs {
     #[arg(long)]
     json: bool,
 }
-
-/// Accounts evaluated per store round trip.
-pub(crate) const CHUNK: usize = 500;
 
 /// Loads the journey and binds it to the workspace; also returns its version
 /// (a hash of the file), which recorded lineage carries.
@@ -77,23 +75,6 @@ fn lineage(states: &[AccountState], version: &str) -> anyhow::Result<Vec<Transit
         }
     }
     Ok(out)
-}
-
-/// Maps `f` over histories on every core, keeping their order.
-pub(crate) fn on_every_core<T: Send>(
-    histories: &[AccountHistory],
-    f: impl Fn(&AccountHistory) -> T + Sync,
-) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(histories.len().max(1));
-    let per = histories.len().div_ceil(threads).max(1);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = histories
-            .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    })
 }
 
 pub(crate) async fn run(

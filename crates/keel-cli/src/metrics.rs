@@ -4,15 +4,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use keel_core::Date;
-use keel_engine::{History, Needs};
-use keel_store::RecordKinds;
+use keel_server::load::{MetricTableError, metric_table};
 
-use keel_server::load::{Usage, account_ids, load_chunk};
-
-use crate::evaluate::{CHUNK, on_every_core, plan};
+use crate::evaluate::plan;
 
 /// The metrics shown when none are asked for.
 const DEFAULT: &[&str] = &[
@@ -62,34 +58,11 @@ pub(crate) async fn run(
     } else {
         args.metrics.iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect()
     };
-    let mut needs = Needs::default();
-    for name in &names {
-        needs = needs.union(plan.needs(name).with_context(|| format!("--metric {name}"))?);
-    }
-    let kinds = RecordKinds {
-        contracts: needs.contracts,
-        contacts: needs.contacts,
-        tickets: needs.tickets,
-        surveys: needs.surveys,
-        touchpoints: needs.touchpoints,
-        opportunities: false,
-    };
-    let since = match needs.usage {
-        History::None => None,
-        History::Days(n) => Some(as_of - chrono::Days::new(u64::from(n.saturating_sub(1)))),
-        History::All => None,
-    };
     let started = std::time::Instant::now();
-    let ids = account_ids(ws.store.as_ref(), ws.id).await.context("reading the workspace")?;
-    tracing::debug!(?needs, "reading");
-    let usage = if needs.usage == History::None { Usage::None } else { Usage::Since(since, false) };
-
     if matches!(args.format, Format::Csv) {
         say!("account,{}", names.join(","));
     }
-    for chunk in ids.chunks(CHUNK) {
-        let histories = load_chunk(ws.store.as_ref(), ws.id, chunk, kinds, usage).await?;
-        let rows = on_every_core(&histories, |h| keel_engine::metric_values(&plan, h, as_of, &names));
+    metric_table(ws.store.as_ref(), ws.id, &plan, as_of, &names, |histories, rows| {
         for (h, values) in histories.iter().zip(rows) {
             match args.format {
                 Format::Csv => {
@@ -110,7 +83,12 @@ pub(crate) async fn run(
                 }
             }
         }
-    }
+    })
+    .await
+    .map_err(|e| match e {
+        MetricTableError::Metric { name, source } => anyhow::anyhow!("--metric {name}: {source}"),
+        MetricTableError::Store(e) => anyhow::Error::new(e).context("reading the workspace"),
+    })?;
     tracing::info!(total = ?started.elapsed(), "metrics computed");
     Ok(ExitCode::SUCCESS)
 }

@@ -65,7 +65,12 @@ pub(crate) async fn serve(
         let bytes = std::fs::read(journey).with_context(|| format!("reading {}", journey.display()))?;
         let version = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
         eprintln!("keel: evaluating accounts as data arrives with {} (version {version})", journey.display());
-        Some(Arc::new(keel_server::evaluator::JourneyConfig { journey: checked, version }))
+        Some(Arc::new(keel_server::evaluator::JourneyConfig {
+            journey: checked,
+            version,
+            file: journey.display().to_string(),
+            source: String::from_utf8_lossy(&bytes).into_owned(),
+        }))
     } else {
         eprintln!("keel: no {} here: accounts are not evaluated (`keel init` writes one)", journey.display());
         None

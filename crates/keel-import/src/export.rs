@@ -68,10 +68,7 @@ impl<W: Write> Exporter<W> {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
         }));
-        self.row(cells, || {
-            json!({"id": a.id, "name": a.name, "owner": a.owner, "parent_id": a.parent,
-                   "created_date": a.created.to_string(), "attributes": a.attributes})
-        })
+        self.row(cells, || account_json(a))
     }
 
     /// Writes a contract line.
@@ -87,11 +84,7 @@ impl<W: Write> Exporter<W> {
             c.seats.to_string(),
             c.billing_period.as_str().into(),
         ];
-        self.row(cells, || {
-            json!({"id": c.id, "account_id": c.account, "product": c.product, "start_date": c.start.to_string(),
-                   "end_date": c.end.map(|d| d.to_string()), "mrr": c.mrr.amount.to_string(),
-                   "currency": c.mrr.currency, "seats": c.seats, "billing_period": c.billing_period.as_str()})
-        })
+        self.row(cells, || contract_json(c))
     }
 
     /// Writes a contact.
@@ -105,10 +98,7 @@ impl<W: Write> Exporter<W> {
             c.active_from.to_string(),
             opt(&c.active_to),
         ];
-        self.row(cells, || {
-            json!({"id": c.id, "account_id": c.account, "email": c.email, "name": c.name, "role": c.role,
-                   "active_from": c.active_from.to_string(), "active_to": c.active_to.map(|d| d.to_string())})
-        })
+        self.row(cells, || contact_json(c))
     }
 
     /// Writes an event.
@@ -129,10 +119,7 @@ impl<W: Write> Exporter<W> {
             ts(e.received_at),
             props(),
         ];
-        self.row(cells, || {
-            json!({"message_id": e.message_id, "account_id": e.account, "user_id": e.user, "event": e.name,
-                   "timestamp": ts(e.timestamp), "received_at": ts(e.received_at), "properties": e.properties})
-        })
+        self.row(cells, || event_json(e))
     }
 
     /// Writes a ticket.
@@ -146,10 +133,7 @@ impl<W: Write> Exporter<W> {
             t.status.as_str().into(),
             opt(&t.csat),
         ];
-        self.row(cells, || {
-            json!({"id": t.id, "account_id": t.account, "opened_at": ts(t.opened), "closed_at": t.closed.map(ts),
-                   "severity": t.severity.level(), "status": t.status.as_str(), "csat": t.csat})
-        })
+        self.row(cells, || ticket_json(t))
     }
 
     /// Writes a survey response.
@@ -163,10 +147,7 @@ impl<W: Write> Exporter<W> {
             opt(&s.comment),
             ts(s.responded),
         ];
-        self.row(cells, || {
-            json!({"id": s.id, "account_id": s.account, "contact_id": s.contact, "kind": s.kind.as_str(),
-                   "score": s.score, "comment": s.comment, "responded_at": ts(s.responded)})
-        })
+        self.row(cells, || survey_json(s))
     }
 
     /// Writes a touchpoint.
@@ -180,10 +161,7 @@ impl<W: Write> Exporter<W> {
             opt(&t.notes),
             opt(&t.outcome),
         ];
-        self.row(cells, || {
-            json!({"id": t.id, "account_id": t.account, "kind": t.kind, "occurred_at": ts(t.occurred),
-                   "owner": t.owner, "notes": t.notes, "outcome": t.outcome})
-        })
+        self.row(cells, || touchpoint_json(t))
     }
 
     /// Writes an opportunity.
@@ -200,12 +178,7 @@ impl<W: Write> Exporter<W> {
             opt(&o.closed),
             o.status.as_str().into(),
         ];
-        self.row(cells, || {
-            json!({"id": o.id, "account_id": o.account, "kind": o.kind.as_str(), "source": o.source.as_str(),
-                   "mrr_delta": o.mrr_delta.amount.to_string(), "currency": o.mrr_delta.currency,
-                   "stage": o.stage, "created_date": o.created.to_string(),
-                   "closed_date": o.closed.map(|d| d.to_string()), "status": o.status.as_str()})
-        })
+        self.row(cells, || opportunity_json(o))
     }
 
     /// Flushes and returns the underlying writer.
@@ -218,4 +191,55 @@ impl<W: Write> Exporter<W> {
             }
         }
     }
+}
+
+/// An account as a JSON object with the import columns.
+pub fn account_json(a: &Account) -> Value {
+    json!({"id": a.id, "name": a.name, "owner": a.owner, "parent_id": a.parent,
+          "created_date": a.created.to_string(), "attributes": a.attributes})
+}
+
+/// A contract line as a JSON object with the import columns.
+pub fn contract_json(c: &Contract) -> Value {
+    json!({"id": c.id, "account_id": c.account, "product": c.product, "start_date": c.start.to_string(),
+          "end_date": c.end.map(|d| d.to_string()), "mrr": c.mrr.amount.to_string(),
+          "currency": c.mrr.currency, "seats": c.seats, "billing_period": c.billing_period.as_str()})
+}
+
+/// A contact as a JSON object with the import columns.
+pub fn contact_json(c: &Contact) -> Value {
+    json!({"id": c.id, "account_id": c.account, "email": c.email, "name": c.name, "role": c.role,
+          "active_from": c.active_from.to_string(), "active_to": c.active_to.map(|d| d.to_string())})
+}
+
+/// An event as a JSON object with the import columns.
+pub fn event_json(e: &Event) -> Value {
+    json!({"message_id": e.message_id, "account_id": e.account, "user_id": e.user, "event": e.name,
+          "timestamp": ts(e.timestamp), "received_at": ts(e.received_at), "properties": e.properties})
+}
+
+/// A ticket as a JSON object with the import columns.
+pub fn ticket_json(t: &Ticket) -> Value {
+    json!({"id": t.id, "account_id": t.account, "opened_at": ts(t.opened), "closed_at": t.closed.map(ts),
+          "severity": t.severity.level(), "status": t.status.as_str(), "csat": t.csat})
+}
+
+/// A survey response as a JSON object with the import columns.
+pub fn survey_json(s: &SurveyResponse) -> Value {
+    json!({"id": s.id, "account_id": s.account, "contact_id": s.contact, "kind": s.kind.as_str(),
+          "score": s.score, "comment": s.comment, "responded_at": ts(s.responded)})
+}
+
+/// A touchpoint as a JSON object with the import columns.
+pub fn touchpoint_json(t: &Touchpoint) -> Value {
+    json!({"id": t.id, "account_id": t.account, "kind": t.kind, "occurred_at": ts(t.occurred),
+          "owner": t.owner, "notes": t.notes, "outcome": t.outcome})
+}
+
+/// An opportunity as a JSON object with the import columns.
+pub fn opportunity_json(o: &Opportunity) -> Value {
+    json!({"id": o.id, "account_id": o.account, "kind": o.kind.as_str(), "source": o.source.as_str(),
+          "mrr_delta": o.mrr_delta.amount.to_string(), "currency": o.mrr_delta.currency,
+          "stage": o.stage, "created_date": o.created.to_string(),
+          "closed_date": o.closed.map(|d| d.to_string()), "status": o.status.as_str()})
 }

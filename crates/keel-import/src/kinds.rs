@@ -15,84 +15,121 @@ pub struct Column {
     pub name: &'static str,
     /// Whether every row must fill it.
     pub required: bool,
+    /// What it holds.
+    pub ty: ColumnType,
 }
 
-const fn req(name: &'static str) -> Column {
-    Column { name, required: true }
-}
-const fn opt(name: &'static str) -> Column {
-    Column { name, required: false }
+/// What a column holds (as JSON: text unless said otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Free text.
+    Text,
+    /// An external id.
+    Id,
+    /// A lowercase label such as a product or role.
+    Label,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// RFC 3339 with a zone, or a date (midnight UTC).
+    Timestamp,
+    /// A whole number (JSON number).
+    Integer,
+    /// A decimal amount, as text or a JSON number.
+    Decimal,
+    /// A JSON object.
+    Object,
+    /// One of a fixed list of words.
+    Choice(&'static [&'static str]),
 }
 
-const ACCOUNTS: &[Column] =
-    &[req("id"), req("name"), opt("owner"), opt("parent_id"), req("created_date"), opt("attributes")];
+const fn req(name: &'static str, ty: ColumnType) -> Column {
+    Column { name, required: true, ty }
+}
+const fn opt(name: &'static str, ty: ColumnType) -> Column {
+    Column { name, required: false, ty }
+}
+use ColumnType::{
+    Date as D, Decimal as Dec, Id, Integer as Int, Label as L, Object as Obj, Text as T, Timestamp as Ts,
+};
+
+const ACCOUNTS: &[Column] = &[
+    req("id", Id),
+    req("name", T),
+    opt("owner", T),
+    opt("parent_id", Id),
+    req("created_date", D),
+    opt("attributes", Obj),
+];
 const CONTRACTS: &[Column] = &[
-    req("id"),
-    req("account_id"),
-    req("product"),
-    req("start_date"),
-    opt("end_date"),
-    req("mrr"),
-    opt("currency"),
-    req("seats"),
-    req("billing_period"),
+    req("id", Id),
+    req("account_id", Id),
+    req("product", L),
+    req("start_date", D),
+    opt("end_date", D),
+    req("mrr", Dec),
+    opt("currency", T),
+    req("seats", Int),
+    req(
+        "billing_period",
+        ColumnType::Choice(&["monthly", "quarterly", "semi_annual", "annual", "multi_year"]),
+    ),
 ];
 const CONTACTS: &[Column] = &[
-    req("id"),
-    req("account_id"),
-    req("email"),
-    opt("name"),
-    req("role"),
-    req("active_from"),
-    opt("active_to"),
+    req("id", Id),
+    req("account_id", Id),
+    req("email", T),
+    opt("name", T),
+    req("role", L),
+    req("active_from", D),
+    opt("active_to", D),
 ];
 const EVENTS: &[Column] = &[
-    opt("message_id"),
-    req("account_id"),
-    req("user_id"),
-    req("event"),
-    req("timestamp"),
-    opt("received_at"),
-    opt("properties"),
+    opt("message_id", T),
+    req("account_id", Id),
+    req("user_id", T),
+    req("event", T),
+    req("timestamp", Ts),
+    opt("received_at", Ts),
+    opt("properties", Obj),
 ];
 const TICKETS: &[Column] = &[
-    req("id"),
-    req("account_id"),
-    req("opened_at"),
-    opt("closed_at"),
-    req("severity"),
-    req("status"),
-    opt("csat"),
+    req("id", Id),
+    req("account_id", Id),
+    req("opened_at", Ts),
+    opt("closed_at", Ts),
+    req("severity", Int),
+    req("status", ColumnType::Choice(&["open", "pending", "solved", "closed"])),
+    opt("csat", Int),
 ];
 const SURVEYS: &[Column] = &[
-    req("id"),
-    req("account_id"),
-    opt("contact_id"),
-    req("kind"),
-    req("score"),
-    opt("comment"),
-    req("responded_at"),
+    req("id", Id),
+    req("account_id", Id),
+    opt("contact_id", Id),
+    req("kind", ColumnType::Choice(&["nps", "csat"])),
+    req("score", Int),
+    opt("comment", T),
+    req("responded_at", Ts),
 ];
 const TOUCHPOINTS: &[Column] = &[
-    req("id"),
-    req("account_id"),
-    req("kind"),
-    req("occurred_at"),
-    opt("owner"),
-    opt("notes"),
-    opt("outcome"),
+    req("id", Id),
+    req("account_id", Id),
+    req("kind", L),
+    req("occurred_at", Ts),
+    opt("owner", T),
+    opt("notes", T),
+    opt("outcome", T),
 ];
 const OPPORTUNITIES: &[Column] = &[
-    req("id"),
-    req("account_id"),
-    req("kind"),
-    req("source"),
-    req("mrr_delta"),
-    opt("currency"),
-    req("stage"),
-    req("created_date"),
-    opt("closed_date"),
-    req("status"),
+    req("id", Id),
+    req("account_id", Id),
+    req("kind", ColumnType::Choice(&["expansion", "renewal", "cross_sell"])),
+    req("source", ColumnType::Choice(&["cs", "sales", "marketing", "partner"])),
+    req("mrr_delta", Dec),
+    opt("currency", T),
+    req("stage", T),
+    req("created_date", D),
+    opt("closed_date", D),
+    req("status", ColumnType::Choice(&["open", "won", "lost"])),
 ];
 
 /// The columns a kind accepts, in documentation order.

@@ -45,10 +45,13 @@ use keel_core::{EntityKind, ExternalId, Timestamp};
 use keel_store::{ImportLog, Store, StoreError, WorkspaceId, WriteCounts, WriteTx};
 use tokio::sync::mpsc;
 
-pub use export::Exporter;
+pub use export::{
+    Exporter, account_json, contact_json, contract_json, event_json, opportunity_json, survey_json,
+    ticket_json, touchpoint_json,
+};
 pub use fields::FieldError;
 pub use format::Format;
-pub use kinds::{Column, Record, columns};
+pub use kinds::{Column, ColumnType, Record, columns};
 
 use fields::RowReader;
 use format::{FileProblem, RowEvent};

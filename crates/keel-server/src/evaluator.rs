@@ -11,7 +11,7 @@ use std::time::Duration;
 use keel_core::{ExternalId, Timestamp};
 use keel_engine::{AccountState, Plan};
 use keel_journey::Journey;
-use keel_store::{Store, StoreError, StoredState, TimelineEntry, WorkspaceId};
+use keel_store::{StateSummary, Store, StoreError, StoredState, TimelineEntry, WorkspaceId};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -25,6 +25,10 @@ pub struct JourneyConfig {
     pub journey: Journey,
     /// Its version, as lineage and stored states carry it.
     pub version: String,
+    /// The file it was read from.
+    pub file: String,
+    /// The file's text.
+    pub source: String,
 }
 
 /// Accounts waiting for evaluation, each once, with the earliest arrival of
@@ -191,22 +195,7 @@ async fn round(
     let evaluated = {
         let (plan, histories) = (plan.clone(), histories.clone());
         tokio::task::spawn_blocking(move || {
-            let per = histories.len().div_ceil(2).max(1);
-            std::thread::scope(|scope| {
-                let parts: Vec<_> = histories
-                    .chunks(per)
-                    .map(|part| {
-                        let plan = &plan;
-                        scope.spawn(move || {
-                            part.iter().map(|h| keel_engine::evaluate(plan, h, as_of)).collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                parts
-                    .into_iter()
-                    .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect::<Vec<_>>()
-            })
+            crate::load::on_every_core(&histories, |h| keel_engine::evaluate(&plan, h, as_of))
         })
         .await?
     };
@@ -222,6 +211,7 @@ async fn round(
             as_of,
             journey_version: journey.version.clone(),
             state: after.to_string(),
+            summary: summary(&state),
         };
         writes.push((account.clone(), stored, timeline));
     }
@@ -231,6 +221,19 @@ async fn round(
     }
     tx.commit().await?;
     Ok(writes.len())
+}
+
+/// What the account list filters and sorts on.
+pub fn summary(state: &AccountState) -> StateSummary {
+    let metric = |name: &str| state.metrics.get(name).copied().flatten();
+    StateSummary {
+        segment: state.segment.clone(),
+        band: state.health.band.map(|b| b.as_str().to_owned()),
+        score: state.health.score,
+        stages: state.lines.iter().map(|l| (l.product_line.clone(), l.stage.clone())).collect(),
+        mrr: metric("mrr").map(keel_engine::Val::as_f64),
+        renewal: metric("days_to_renewal").map(|d| state.as_of + chrono::Duration::days(d.as_f64() as i64)),
+    }
 }
 
 /// What changed between two evaluations of an account.

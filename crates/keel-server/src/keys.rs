@@ -91,9 +91,11 @@ pub async fn create(
     scopes: &[Scope],
     now: Timestamp,
 ) -> Result<NewKey, StoreError> {
-    let mut rng = rand::rng();
-    let random: String =
-        (0..SECRET_LEN).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
+    let random: String = {
+        // The thread's generator is not Send: drop it before awaiting.
+        let mut rng = rand::rng();
+        (0..SECRET_LEN).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    };
     let secret = format!("keel_{random}");
     let mut scopes = scopes.to_vec();
     scopes.sort();

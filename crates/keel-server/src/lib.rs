@@ -5,6 +5,7 @@
 //! Every request is scoped to the workspace of the key it presents; no route
 //! takes a workspace from the request itself.
 
+pub mod api;
 pub mod error;
 pub mod evaluator;
 pub mod ingest;
@@ -22,7 +23,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use base64::Engine as _;
 use keel_core::Timestamp;
 use keel_store::Store;
@@ -56,6 +57,8 @@ pub struct Config {
     pub debounce: std::time::Duration,
     /// How often every account is re-evaluated.
     pub tick: std::time::Duration,
+    /// The largest body of a record write (`/api/v1/records/{kind}`), in bytes.
+    pub records_bytes: usize,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             journey: None,
             debounce: std::time::Duration::from_millis(50),
             tick: std::time::Duration::from_secs(3600),
+            records_bytes: 64 << 20,
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct AppState {
     metrics: Arc<metrics::Metrics>,
     /// Checked keys by the SHA-256 of the key, with when they were checked.
     checked: Arc<std::sync::Mutex<CheckedKeys>>,
+    /// The streaming evaluator, when the server runs a journey.
+    evaluator: Option<evaluator::Evaluator>,
 }
 
 impl AppState {
@@ -104,7 +110,8 @@ impl AppState {
             )
         });
         Self {
-            ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator),
+            ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone()),
+            evaluator,
             store,
             config,
             clock,
@@ -115,17 +122,23 @@ impl AppState {
     }
 }
 
+/// The OpenAPI document of the whole HTTP API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::finish(api::routes().into_openapi())
+}
+
 /// The whole HTTP API.
 pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(prometheus))
-        .route("/v1/batch", post(batch))
-        .route("/v1/import", post(batch))
-        .route("/v1/{call}", post(single))
-        .route("/api/v1/accounts/{id}/state", get(account_state))
-        .route("/api/v1/accounts/{id}/timeline", get(account_timeline))
+    let (routes, openapi) = api::routes().split_for_parts();
+    let openapi = api::finish(openapi);
+    let json = openapi.to_pretty_json().unwrap_or_default();
+    let page = api::docs::page(&serde_json::from_str(&json).unwrap_or_default());
+    routes
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }),
+        )
+        .route("/api/docs", get(move || async move { axum::response::Html(page) }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
@@ -149,100 +162,31 @@ pub async fn serve_on(
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
-/// A read route's key (with the `read` scope) and account id.
-async fn read_account(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<(Principal, keel_core::ExternalId), ApiError> {
-    let principal = authenticate(state, presented_key(headers, None)?, Scope::Read).await?;
-    let id = keel_core::ExternalId::parse(id)
-        .map_err(|e| ApiError::bad_request("invalid_id", format!("account id: {e}")))?;
-    Ok((principal, id))
+/// Whether the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "`ok`", body = String)))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok\n"
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct StateQuery {
-    /// Evaluate as of this date instead of reading the stored state.
-    as_of: Option<String>,
-}
-
-async fn account_state(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<StateQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (principal, id) = read_account(&state, &headers, &id).await?;
-    let no_account =
-        || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no account {:?}", id.as_str()));
-    let ws = principal.workspace;
-    if let Some(raw) = query.as_of {
-        let as_of = keel_core::parse_date(&raw)
-            .map_err(|e| ApiError::bad_request("invalid_as_of", format!("as_of {raw:?}: {e}")))?;
-        let Some(journey) = &state.config.journey else {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "no_journey",
-                "the server runs without a journey",
-            ));
-        };
-        let history = load::history(state.store.as_ref(), ws, &id).await?.ok_or_else(no_account)?;
-        let names = state.store.event_names(ws).await?;
-        let plan = keel_engine::Plan::new(journey.journey.clone(), &names);
-        let evaluated = keel_engine::evaluate(&plan, &history, as_of);
-        return Ok(Json(json!({"as_of": as_of, "journey_version": journey.version, "state": evaluated}))
-            .into_response());
-    }
-    let stored = state.store.account_state(ws, &id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no evaluated state for account {:?} (unknown, or not evaluated yet)", id.as_str()),
-        )
-    })?;
-    let inner: Value = serde_json::from_str(&stored.state).map_err(ApiError::internal)?;
-    Ok(Json(json!({
-        "evaluated_at": stored.evaluated_at,
-        "as_of": stored.as_of,
-        "journey_version": stored.journey_version,
-        "state": inner,
-    }))
-    .into_response())
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct TimelineQuery {
-    /// Entries to return, newest first (default 100, at most 1000).
-    limit: Option<u32>,
-}
-
-async fn account_timeline(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<TimelineQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (principal, id) = read_account(&state, &headers, &id).await?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = state.store.timeline(principal.workspace, &id, limit).await?;
-    let entries: Vec<Value> = entries
-        .into_iter()
-        .map(|e| {
-            let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
-            json!({"at": e.at, "kind": e.kind, "detail": detail})
-        })
-        .collect();
-    Ok(Json(json!({ "account": id.as_str(), "entries": entries })).into_response())
-}
-
-async fn prometheus(State(state): State<AppState>) -> Response {
+/// Prometheus metrics: ingest counts, batch sizes, commit latency, evaluation latency, queue depth.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text", body = String)))]
+pub(crate) async fn prometheus(State(state): State<AppState>) -> Response {
     let body = state.metrics.render();
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
         .into_response()
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+/// Whether the server can answer: the database responds.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`ready`", body = String),
+        (status = 503, description = "The database does not answer", body = api::ErrorBody),
+    )
+)]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     match state.store.workspace("default").await {
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()).into_response(),
@@ -251,7 +195,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 /// The key a request presents: HTTP Basic (key as user name), Bearer, or
 /// the body's `writeKey`.
-fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Result<Option<String>, ApiError> {
+pub(crate) fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Result<Option<String>, ApiError> {
     if let Some(raw) = headers.get(header::AUTHORIZATION) {
         let raw = raw.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
         if let Some(token) = raw.strip_prefix("Bearer ") {
@@ -271,7 +215,11 @@ fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Result<Option<Str
     Ok(body.and_then(|b| b.get("writeKey")).and_then(Value::as_str).map(str::to_owned))
 }
 
-async fn authenticate(state: &AppState, key: Option<String>, scope: Scope) -> Result<Principal, ApiError> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    key: Option<String>,
+    scope: Scope,
+) -> Result<Principal, ApiError> {
     let key = key.ok_or_else(|| {
         ApiError::unauthorized("no API key: send it as HTTP Basic user name, a Bearer token, or writeKey")
     })?;
@@ -312,7 +260,7 @@ async fn authenticate(state: &AppState, key: Option<String>, scope: Scope) -> Re
 
 /// Reads the body (gunzipped when `Content-Encoding: gzip`, as Segment's
 /// libraries can send it) up to `limit` bytes; more is a 413 with `code`.
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -348,7 +296,7 @@ async fn read_body(
     }
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
@@ -364,7 +312,24 @@ fn counted(state: &AppState, kind: &str, result: Result<Response, ApiError>) -> 
     response
 }
 
-async fn single(
+/// One Segment call: `track`, `identify`, `group`, `page`, `screen`, `alias`,
+/// or Keel's `ungroup` (ends a user's membership of an account). Answers
+/// only after the message is committed.
+#[utoipa::path(
+    post,
+    path = "/v1/{call}",
+    tag = "ingest",
+    params(("call" = String, Path, description = "track, identify, group, page, screen, alias or ungroup")),
+    request_body(content = Object, description = "A Segment message (at most 32 KB)"),
+    responses(
+        (status = 200, description = "Accepted or a duplicate: `{\"success\": true, \"result\": …}`", body = Object),
+        (status = 400, description = "invalid_json (with line and column), invalid_message, rejected, invalid_gzip", body = api::ErrorBody),
+        (status = 404, description = "No such call", body = api::ErrorBody),
+        (status = 413, description = "message_too_large", body = api::ErrorBody),
+        (status = 415, description = "unsupported_encoding (send identity or gzip)", body = api::ErrorBody),
+    )
+)]
+pub(crate) async fn single(
     State(state): State<AppState>,
     Path(call): Path<String>,
     headers: HeaderMap,
@@ -374,7 +339,34 @@ async fn single(
     counted(&state, "single", result)
 }
 
-async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+/// A Segment batch: up to 2 500 messages and 500 KB. Answers after the
+/// accepted messages are committed, with a result per message.
+#[utoipa::path(
+    post,
+    path = "/v1/batch",
+    tag = "ingest",
+    request_body(content = Object, description = "`{\"batch\": [messages…], \"sentAt\": …, \"context\": …}`"),
+    responses(
+        (status = 200, description = "`{success, accepted, duplicate, rejected, results: [accepted | duplicate | {rejected: reason}]}`", body = Object),
+        (status = 400, description = "invalid_json, invalid_batch, invalid_gzip", body = api::ErrorBody),
+        (status = 413, description = "batch_too_large, too_many_messages", body = api::ErrorBody),
+        (status = 415, description = "unsupported_encoding", body = api::ErrorBody),
+    )
+)]
+pub(crate) async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let result = batch_call(&state, headers, body).await;
+    counted(&state, "batch", result)
+}
+
+/// Segment's `/v1/import`: the same as `/v1/batch`.
+#[utoipa::path(
+    post,
+    path = "/v1/import",
+    tag = "ingest",
+    request_body(content = Object, description = "As /v1/batch"),
+    responses((status = 200, description = "As /v1/batch", body = Object))
+)]
+pub(crate) async fn import(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = batch_call(&state, headers, body).await;
     counted(&state, "batch", result)
 }

@@ -95,3 +95,80 @@ pub async fn history(
     fill_usage(store, ws, &mut histories, None, true).await?;
     Ok(histories.pop())
 }
+
+/// Accounts read and evaluated at a time: bounds memory on large workspaces.
+pub const CHUNK: usize = 500;
+
+/// `f` over every history, split across the machine's cores.
+pub fn on_every_core<T: Send>(
+    histories: &[AccountHistory],
+    f: impl Fn(&AccountHistory) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(histories.len().max(1));
+    let per = histories.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = histories
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// Why a metric table could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricTableError {
+    /// A metric is unknown or needs a product line.
+    #[error("metric {name:?}: {source}")]
+    Metric {
+        /// The metric as asked.
+        name: String,
+        /// Why.
+        source: keel_engine::NeedsError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Some metrics of every account as of a date, reading only the records and
+/// the usage window they need; `each` gets the rows chunk by chunk, in
+/// account order.
+pub async fn metric_table(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    as_of: Date,
+    names: &[String],
+    mut each: impl FnMut(&[AccountHistory], Vec<Vec<Option<keel_engine::Val>>>),
+) -> Result<(), MetricTableError> {
+    let mut needs = keel_engine::Needs::default();
+    for name in names {
+        let more =
+            plan.needs(name).map_err(|source| MetricTableError::Metric { name: name.clone(), source })?;
+        needs = needs.union(more);
+    }
+    let kinds = RecordKinds {
+        contracts: needs.contracts,
+        contacts: needs.contacts,
+        tickets: needs.tickets,
+        surveys: needs.surveys,
+        touchpoints: needs.touchpoints,
+        opportunities: false,
+    };
+    let usage = match needs.usage {
+        keel_engine::History::None => Usage::None,
+        keel_engine::History::Days(n) => {
+            Usage::Since(Some(as_of - chrono::Days::new(u64::from(n.saturating_sub(1)))), false)
+        }
+        keel_engine::History::All => Usage::Since(None, false),
+    };
+    let ids = account_ids(store, ws).await?;
+    for chunk in ids.chunks(CHUNK) {
+        let histories = load_chunk(store, ws, chunk, kinds, usage).await?;
+        let rows = on_every_core(&histories, |h| keel_engine::metric_values(plan, h, as_of, names));
+        each(&histories, rows);
+    }
+    Ok(())
+}

@@ -236,8 +236,26 @@ pub struct ApiKey {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// What the account list filters and sorts on, taken from an evaluated
+/// state when it is stored.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct StateSummary {
+    /// The segment the account fell in.
+    pub segment: Option<String>,
+    /// The health band.
+    pub band: Option<String>,
+    /// The health score.
+    pub score: Option<f64>,
+    /// Per product line, its stage (None: the line ended).
+    pub stages: Vec<(String, Option<String>)>,
+    /// MRR of the active contract lines.
+    pub mrr: Option<f64>,
+    /// When the active contract ends.
+    pub renewal: Option<keel_core::Date>,
+}
+
 /// An account's latest evaluated state, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredState {
     /// When Keel evaluated it.
     pub evaluated_at: Timestamp,
@@ -247,6 +265,98 @@ pub struct StoredState {
     pub journey_version: String,
     /// The engine's state, as JSON.
     pub state: String,
+    /// The columns the account list reads.
+    pub summary: StateSummary,
+}
+
+/// What the account list is ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountSort {
+    /// External id.
+    #[default]
+    Id,
+    /// Display name.
+    Name,
+    /// Owner.
+    Owner,
+    /// MRR of the active lines.
+    Mrr,
+    /// Renewal date.
+    Renewal,
+    /// Health score.
+    Score,
+}
+
+impl AccountSort {
+    /// Every order, by name.
+    pub const ALL: [(&'static str, AccountSort); 6] = [
+        ("id", AccountSort::Id),
+        ("name", AccountSort::Name),
+        ("owner", AccountSort::Owner),
+        ("mrr", AccountSort::Mrr),
+        ("renewal", AccountSort::Renewal),
+        ("score", AccountSort::Score),
+    ];
+}
+
+/// Where a page of the account list ends: the last row's sort key. Accounts
+/// without a value sort last in either direction.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct AccountCursor {
+    /// Whether the last row had a value (ascending: 0 had one; descending: 1 had one).
+    pub flag: i64,
+    /// Its value (text or number; 0 or "" when it had none).
+    pub value: serde_json::Value,
+    /// Its external id.
+    pub id: String,
+}
+
+/// A filtered, sorted page of a workspace's accounts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountQuery {
+    /// Segment id.
+    pub segment: Option<String>,
+    /// A stage of any product line, or `line:stage`.
+    pub stage: Option<String>,
+    /// Health band.
+    pub band: Option<String>,
+    /// Owner, exactly.
+    pub owner: Option<String>,
+    /// Renewal on or after this date.
+    pub renewal_from: Option<keel_core::Date>,
+    /// Renewal on or before this date.
+    pub renewal_to: Option<keel_core::Date>,
+    /// Text that the name or id contains (case-insensitive).
+    pub search: Option<String>,
+    /// The order.
+    pub sort: AccountSort,
+    /// Largest first.
+    pub descending: bool,
+    /// Rows per page.
+    pub limit: u32,
+    /// Continue after this row.
+    pub after: Option<AccountCursor>,
+}
+
+/// One row of the account list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRow {
+    /// The account.
+    pub account: Account,
+    /// When it was last evaluated, and what the list reads of that state.
+    pub evaluated: Option<(Timestamp, StateSummary)>,
+}
+
+/// A page of the account list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountPage {
+    /// The rows.
+    pub rows: Vec<AccountRow>,
+    /// Rows matching the filter, on all pages.
+    pub total: u64,
+    /// Where the next page starts (None: this is the last page).
+    pub next: Option<AccountCursor>,
 }
 
 /// One entry of an account's timeline.
@@ -390,6 +500,9 @@ pub trait Store: Send + Sync {
         ws: WorkspaceId,
         account: &ExternalId,
     ) -> Result<Option<StoredState>, StoreError>;
+
+    /// A filtered, sorted page of the workspace's accounts.
+    async fn list_accounts(&self, ws: WorkspaceId, query: &AccountQuery) -> Result<AccountPage, StoreError>;
 
     /// An account's timeline, newest first, at most `limit` entries.
     async fn timeline(

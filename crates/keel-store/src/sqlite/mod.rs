@@ -1,5 +1,6 @@
 //! The embedded SQLite backend: WAL, full synchronous commits, a large page cache.
 
+mod accounts;
 mod raw;
 mod rows;
 mod tx;
@@ -448,23 +449,49 @@ impl Store for SqliteStore {
         ws: WorkspaceId,
         account: &ExternalId,
     ) -> Result<Option<crate::StoredState>, StoreError> {
-        let row: Option<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT s.evaluated_at, s.as_of, s.journey_version, s.state FROM account_state s \
+        let row = sqlx::query(
+            "SELECT s.evaluated_at, s.as_of, s.journey_version, s.state, s.segment, s.band, s.score, \
+             s.stages, s.mrr, s.renewal_date FROM account_state s \
              JOIN accounts a ON a.id = s.account_id WHERE a.workspace_id = ? AND a.external_id = ?",
         )
         .bind(ws.0)
         .bind(account.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        let Some((at, as_of, journey_version, state)) = row else { return Ok(None) };
+        let Some(row) = row else { return Ok(None) };
         let corrupt =
             |reason: String| StoreError::Corrupt { table: "account_state", id: account.to_string(), reason };
+        let (at, as_of): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
         Ok(Some(crate::StoredState {
             evaluated_at: from_micros(at).map_err(corrupt)?,
             as_of: keel_core::parse_date(&as_of).map_err(|e| corrupt(e.to_string()))?,
-            journey_version,
-            state,
+            journey_version: row.try_get(2)?,
+            state: row.try_get(3)?,
+            summary: accounts::summary(&row, 4).map_err(corrupt)?,
         }))
+    }
+
+    async fn list_accounts(
+        &self,
+        ws: WorkspaceId,
+        query: &crate::AccountQuery,
+    ) -> Result<crate::AccountPage, StoreError> {
+        let (mut page, total) = accounts::list(&self.pool, ws, query).await?;
+        let more = page.len() > query.limit as usize;
+        page.truncate(query.limit as usize);
+        let ids: Vec<ExternalId> = page.iter().map(|r| r.id.clone()).collect();
+        let mut found: HashMap<ExternalId, keel_core::Account> = self
+            .all_of::<keel_core::Account>(ws, Accounts::List(&ids))
+            .await?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
+        let next = if more { page.last().map(|r| r.cursor.clone()) } else { None };
+        let rows = page
+            .into_iter()
+            .filter_map(|r| Some(crate::AccountRow { account: found.remove(&r.id)?, evaluated: r.evaluated }))
+            .collect();
+        Ok(crate::AccountPage { rows, total, next })
     }
 
     async fn timeline(

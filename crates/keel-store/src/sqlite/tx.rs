@@ -777,16 +777,26 @@ impl WriteTx for SqliteTx {
         timeline: &[crate::TimelineEntry],
     ) -> Result<(), StoreError> {
         let account = self.account_id(account).await?;
+        let summary = &state.summary;
         sqlx::query(
-            "INSERT INTO account_state (account_id, evaluated_at, as_of, journey_version, state) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET evaluated_at = excluded.evaluated_at, \
-             as_of = excluded.as_of, journey_version = excluded.journey_version, state = excluded.state",
+            "INSERT INTO account_state (account_id, evaluated_at, as_of, journey_version, state, \
+             segment, band, score, stages, mrr, renewal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (account_id) DO UPDATE SET evaluated_at = excluded.evaluated_at, \
+             as_of = excluded.as_of, journey_version = excluded.journey_version, state = excluded.state, \
+             segment = excluded.segment, band = excluded.band, score = excluded.score, \
+             stages = excluded.stages, mrr = excluded.mrr, renewal_date = excluded.renewal_date",
         )
         .bind(account)
         .bind(micros(state.evaluated_at))
         .bind(state.as_of.to_string())
         .bind(&state.journey_version)
         .bind(&state.state)
+        .bind(&summary.segment)
+        .bind(&summary.band)
+        .bind(summary.score)
+        .bind(super::accounts::stages_column(&summary.stages))
+        .bind(summary.mrr)
+        .bind(summary.renewal.map(|d| d.to_string()))
         .execute(&mut *self.tx)
         .await?;
         for t in timeline {

@@ -1,0 +1,144 @@
+//! The REST API under `/api/v1`: accounts and their records, state and
+//! timeline, record writes in the import format, the journey, reports, keys.
+//! Every handler is annotated for the OpenAPI document ([`openapi`]), which
+//! is generated from these annotations and served at `/api/v1/openapi.json`
+//! with a human-readable page at `/api/docs`.
+
+pub mod accounts;
+pub mod docs;
+pub mod journey;
+pub mod keys;
+pub mod records;
+pub mod reports;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::{OpenApi as _, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The error body every failed request gets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable code to match on, e.g. `not_found`, `invalid_parameter`, `rate_limited`.
+    pub code: String,
+    /// What went wrong and what to change, for a person.
+    pub message: String,
+}
+
+/// Query parameters, with a JSON error naming the bad one instead of axum's
+/// plain-text rejection. Unknown parameters are refused, so a misspelt
+/// filter is an error rather than silently ignored.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let message = match e.path().to_string().as_str() {
+                "." => e.inner().to_string(),
+                field => format!("{field}: {}", e.inner()),
+            };
+            ApiError::bad_request("invalid_parameter", message)
+        })
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Keel",
+        description = "Keel's HTTP API: Segment-compatible ingest under /v1, and the REST API under /api/v1. \
+Authenticate with an API key (`keel keys create`) as HTTP Basic user name (empty password), as a Bearer \
+token, or — for Segment calls — as `writeKey` in the body. Every request acts in the key's workspace only. \
+Errors are JSON objects with a stable `code` and a `message`.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(ErrorBody, accounts::AccountRecordKind, records::RecordKind)),
+    tags(
+        (name = "ingest", description = "Segment HTTP Tracking API (needs the ingest scope)"),
+        (name = "accounts", description = "Accounts, their state, timeline and records (read scope)"),
+        (name = "records", description = "Writing records in the import format (ingest scope)"),
+        (name = "journey", description = "The journey the server evaluates with (read scope)"),
+        (name = "reports", description = "Portfolio reports (read scope)"),
+        (name = "keys", description = "API keys of the workspace (admin scope)"),
+        (name = "operations", description = "Health, readiness and metrics (no key)"),
+    )
+)]
+struct ApiDoc;
+
+/// The API's routes with their OpenAPI annotations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(crate::healthz))
+        .routes(routes!(crate::ready))
+        .routes(routes!(crate::prometheus))
+        .routes(routes!(crate::single))
+        .routes(routes!(crate::batch))
+        .routes(routes!(crate::import))
+        .routes(routes!(accounts::list))
+        .routes(routes!(accounts::get))
+        .routes(routes!(accounts::state))
+        .routes(routes!(accounts::timeline))
+        .routes(routes!(accounts::records))
+        .routes(routes!(accounts::log_touchpoint))
+        .routes(routes!(records::write))
+        .routes(routes!(journey::get))
+        .routes(routes!(journey::validate))
+        .routes(routes!(reports::metrics))
+        .routes(routes!(reports::portfolio))
+        .routes(routes!(reports::status))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+}
+
+/// Adds what every authenticated operation shares: the security schemes,
+/// the 401 / 403 / 429 answers, and the record schemas.
+pub fn finish(mut api: OpenApi) -> OpenApi {
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    for (name, schema) in records::schemas() {
+        components.schemas.insert(name, schema);
+    }
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+            )
+            .build()
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+        for op in operations.into_iter().flatten() {
+            if !(path.starts_with("/api/v1") || path.starts_with("/v1")) {
+                continue;
+            }
+            op.security = Some(vec![
+                SecurityRequirement::new("basic", Vec::<String>::new()),
+                SecurityRequirement::new("bearer", Vec::<String>::new()),
+            ]);
+            let answers = &mut op.responses.responses;
+            answers
+                .entry("401".into())
+                .or_insert_with(|| error("No key, or a key that is unknown or revoked").into());
+            answers.entry("403".into()).or_insert_with(|| error("The key lacks the scope this needs").into());
+            answers.entry("429".into()).or_insert_with(|| {
+                error("The key is over its rate limit; the Retry-After header says when to retry").into()
+            });
+        }
+    }
+    api
+}

@@ -1,0 +1,230 @@
+//! Reports as JSON: metric values per account as of any date, the
+//! portfolio in brief from the stored states, and the workspace's status.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use keel_store::{AccountQuery, AccountSort};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::Query;
+use crate::error::ApiError;
+use crate::keys::Scope;
+use crate::load::MetricTableError;
+use crate::{AppState, authenticate, presented_key};
+
+/// Which metrics, as of when.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsParams {
+    /// As of this date (YYYY-MM-DD); default: today.
+    as_of: Option<String>,
+    /// Metrics, comma-separated: built-in (docs/journey.md lists them) or
+    /// defined in the journey; default: the usage, seat and revenue metrics.
+    metric: Option<String>,
+}
+
+/// The metrics shown when none are asked for.
+pub const DEFAULT_METRICS: &[&str] = &[
+    "active_users_7d",
+    "active_users_28d",
+    "active_seat_ratio",
+    "core_features_weekly",
+    "feature_breadth",
+    "usage_change_pct",
+    "mrr",
+    "days_to_renewal",
+];
+
+/// One account's metric values.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricRow {
+    /// The account.
+    pub account: String,
+    /// Value per metric (null: no data).
+    #[schema(value_type = Object)]
+    pub values: BTreeMap<String, Value>,
+}
+
+/// Metric values of every account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricsReport {
+    /// The date.
+    pub as_of: String,
+    /// The metrics, in the order asked.
+    pub metrics: Vec<String>,
+    /// One row per account, in id order.
+    pub rows: Vec<MetricRow>,
+}
+
+fn no_journey() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "no_journey", "the server runs without a journey")
+}
+
+/// Metric values of every account as of a date (what `keel metrics` prints).
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/metrics",
+    tag = "reports",
+    params(MetricsParams),
+    responses(
+        (status = 200, description = "The values", body = MetricsReport),
+        (status = 400, description = "A date or metric is invalid (the message names it)", body = super::ErrorBody),
+        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<MetricsParams>,
+) -> Result<Json<MetricsReport>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = match params.as_of {
+        Some(raw) => keel_core::parse_date(&raw)
+            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("as_of: {raw:?}: {e}")))?,
+        None => (state.clock)().date_naive(),
+    };
+    let names: Vec<String> = match params.metric {
+        Some(list) => list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect(),
+        None => DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
+    };
+    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
+    let event_names = state.store.event_names(principal.workspace).await?;
+    let plan = keel_engine::Plan::new(journey.journey.clone(), &event_names);
+    let mut rows = Vec::new();
+    crate::load::metric_table(
+        state.store.as_ref(),
+        principal.workspace,
+        &plan,
+        as_of,
+        &names,
+        |hs, values| {
+            for (h, v) in hs.iter().zip(values) {
+                let values = names
+                    .iter()
+                    .zip(v)
+                    .map(|(n, v)| (n.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
+                    .collect();
+                rows.push(MetricRow { account: h.account.id.to_string(), values });
+            }
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        MetricTableError::Metric { .. } => ApiError::bad_request("invalid_parameter", format!("metric: {e}")),
+        MetricTableError::Store(e) => e.into(),
+    })?;
+    Ok(Json(MetricsReport { as_of: as_of.to_string(), metrics: names, rows }))
+}
+
+/// Accounts and MRR in one group.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Tally {
+    /// Accounts.
+    pub accounts: u64,
+    /// Their MRR.
+    pub mrr: f64,
+}
+
+impl Tally {
+    fn add(&mut self, mrr: Option<f64>) {
+        self.accounts += 1;
+        self.mrr += mrr.unwrap_or_default();
+    }
+}
+
+/// The portfolio in brief, from each account's latest evaluation.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Portfolio {
+    /// The date renewals are counted from.
+    pub as_of: String,
+    /// Every account.
+    pub accounts: u64,
+    /// Accounts not evaluated yet.
+    pub not_evaluated: u64,
+    /// By health band (`none`: no data).
+    pub by_band: BTreeMap<String, Tally>,
+    /// By segment (`none`: no segment matched).
+    pub by_segment: BTreeMap<String, Tally>,
+    /// By `line:stage`.
+    pub by_stage: BTreeMap<String, Tally>,
+    /// Renewing in the next 90 days.
+    pub renewing_90d: Tally,
+    /// Renewing in the next 180 days.
+    pub renewing_180d: Tally,
+}
+
+/// Accounts and MRR by band, segment and stage, and renewals ahead.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/portfolio",
+    tag = "reports",
+    responses((status = 200, description = "The portfolio", body = Portfolio))
+)]
+pub async fn portfolio(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Portfolio>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let today = (state.clock)().date_naive();
+    let mut out = Portfolio { as_of: today.to_string(), ..Portfolio::default() };
+    let mut query = AccountQuery { sort: AccountSort::Id, limit: 1000, ..AccountQuery::default() };
+    loop {
+        let page = state.store.list_accounts(principal.workspace, &query).await?;
+        for row in &page.rows {
+            out.accounts += 1;
+            let Some((_, s)) = &row.evaluated else {
+                out.not_evaluated += 1;
+                continue;
+            };
+            let none = || "none".to_owned();
+            out.by_band.entry(s.band.clone().unwrap_or_else(none)).or_default().add(s.mrr);
+            out.by_segment.entry(s.segment.clone().unwrap_or_else(none)).or_default().add(s.mrr);
+            for (line, stage) in &s.stages {
+                if let Some(stage) = stage {
+                    out.by_stage.entry(format!("{line}:{stage}")).or_default().add(s.mrr);
+                }
+            }
+            if let Some(renewal) = s.renewal
+                && renewal >= today
+            {
+                let days = (renewal - today).num_days();
+                if days <= 90 {
+                    out.renewing_90d.add(s.mrr);
+                }
+                if days <= 180 {
+                    out.renewing_180d.add(s.mrr);
+                }
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    Ok(Json(out))
+}
+
+/// What the workspace holds: counts per kind, date ranges, the last import.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "reports",
+    responses((status = 200, description = "The status (what `keel status` prints)", body = Object))
+)]
+pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let status = state.store.status(principal.workspace).await?;
+    let counts: BTreeMap<String, u64> = status.counts.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+    Ok(Json(serde_json::json!({
+        "counts": counts,
+        "events_span": status.events_span,
+        "contracts_span": status.contracts_span,
+        "last_import": status.last_import,
+    })))
+}

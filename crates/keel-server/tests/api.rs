@@ -1,0 +1,700 @@
+//! The REST API over real HTTP against a real SQLite store: the account
+//! list, records in the import format, touchpoints, the journey, reports,
+//! keys, the OpenAPI document — and tenant isolation on every route the
+//! document lists.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+mod common;
+
+use std::cmp::Ordering;
+
+use common::{Server, get, journey, key, post, start_with};
+use keel_server::keys::Scope;
+use serde_json::{Value, json};
+
+/// Five accounts, with contracts and contacts, written through the API.
+async fn world(s: &Server, admin: &str) {
+    let accounts = json!([
+        {"id": "acme", "name": "Acme Corp", "owner": "ann", "created_date": "2026-01-20"},
+        {"id": "globex", "name": "Globex", "owner": "bob", "created_date": "2024-12-01"},
+        {"id": "initech", "name": "Initech", "owner": "ann", "created_date": "2025-05-01"},
+        {"id": "umbrella", "name": "Umbrella", "created_date": "2025-05-01"},
+        {"id": "hooli", "name": "Hooli", "owner": "bob", "created_date": "2025-03-01"},
+    ]);
+    let (status, report) = post(s, "/api/v1/records/accounts", Some(admin), &accounts).await;
+    assert_eq!((status, report["inserted"].clone()), (200, json!(5)), "{report}");
+    let contracts = "id,account_id,product,start_date,end_date,mrr,currency,seats,billing_period\n\
+        c-1,acme,platform,2026-02-01,2027-02-01,1000,EUR,20,monthly\n\
+        c-2,globex,platform,2025-01-01,2026-05-01,3000,EUR,50,annual\n\
+        c-3,initech,analytics,2025-06-01,2026-12-01,500,EUR,5,monthly\n\
+        c-4,hooli,platform,2025-03-01,2026-08-01,1500,EUR,30,annual\n\
+        c-5,hooli,analytics,2025-09-01,2026-08-01,500,EUR,10,annual\n";
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/records/contracts", s.url))
+        .basic_auth(admin, Some(""))
+        .header("content-type", "text/csv")
+        .body(contracts)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let report: Value = res.json().await.unwrap();
+    assert_eq!((status, report["inserted"].clone()), (200, json!(5)), "{report}");
+    let contacts = "{\"id\":\"p-1\",\"account_id\":\"acme\",\"email\":\"pat@acme.test\",\"role\":\"champion\",\"active_from\":\"2026-02-01\"}\n";
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/records/contacts", s.url))
+        .basic_auth(admin, Some(""))
+        .header("content-type", "application/x-ndjson")
+        .body(contacts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+fn evaluating() -> keel_server::Config {
+    keel_server::Config {
+        journey: Some(journey()),
+        debounce: std::time::Duration::from_millis(10),
+        ..keel_server::Config::default()
+    }
+}
+
+/// The whole list once every account has been evaluated.
+async fn evaluated(s: &Server, key: &str) -> Vec<Value> {
+    for _ in 0..400 {
+        let (status, page) = get(s, "/api/v1/accounts?limit=1000&sort=id", key).await;
+        assert_eq!(status, 200, "{page}");
+        let rows = page["accounts"].as_array().unwrap().clone();
+        // Evaluated after the contracts arrived: all of their MRR counted.
+        let mrr: f64 = rows.iter().filter_map(|r| r["mrr"].as_f64()).sum();
+        if rows.len() == 5 && rows.iter().all(|r| !r["evaluated_at"].is_null()) && mrr == 6500.0 {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the accounts were not evaluated");
+}
+
+fn ids(rows: &[Value]) -> Vec<String> {
+    rows.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Every page of a listing, following the cursors.
+async fn all_pages(s: &Server, key: &str, query: &str) -> (Vec<Value>, u64) {
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/accounts?{query}&cursor={c}"),
+            None => format!("/api/v1/accounts?{query}"),
+        };
+        let (status, page) = get(s, &path, key).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        rows.extend(page["accounts"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return (rows, page["total"].as_u64().unwrap()),
+        }
+    }
+}
+
+/// Rows with a value first, by it; then by id; accounts without one last.
+fn expected_order(rows: &[Value], field: &str, descending: bool) -> Vec<String> {
+    let mut sorted = rows.to_vec();
+    sorted.sort_by(|a, b| {
+        let (x, y) = (&a[field], &b[field]);
+        let by_value = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => return Ordering::Greater,
+            (false, true) => return Ordering::Less,
+            _ => match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap(),
+                _ => x.as_str().unwrap().cmp(y.as_str().unwrap()),
+            },
+        };
+        let ord = by_value.then_with(|| a["id"].as_str().unwrap().cmp(b["id"].as_str().unwrap()));
+        if descending { ord.reverse() } else { ord }
+    });
+    ids(&sorted)
+}
+
+#[tokio::test]
+async fn the_account_list_filters_sorts_and_pages() {
+    let s = start_with(evaluating()).await;
+    let (_, admin) = key(&s, "a", &[Scope::Admin]).await;
+    world(&s, &admin).await;
+    let all = evaluated(&s, &admin).await;
+    assert_eq!(ids(&all), ["acme", "globex", "hooli", "initech", "umbrella"]);
+    let acme = &all[0];
+    assert_eq!(acme["mrr"], 1000.0);
+    assert_eq!(acme["renewal_date"], "2027-02-01");
+    assert_eq!(acme["stages"], json!([{"product_line": "platform", "stage": "onboarding"}]), "{acme}");
+    let hooli = &all[2];
+    assert_eq!(hooli["mrr"], 2000.0, "both lines count: {hooli}");
+    assert_eq!(hooli["stages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (all[4]["mrr"].clone(), all[4]["renewal_date"].clone()),
+        (json!(0.0), Value::Null),
+        "no contract"
+    );
+
+    // Every order, both directions: the right order, and the pages of two
+    // add up to the single page.
+    for (sort, field) in [
+        ("id", "id"),
+        ("name", "name"),
+        ("owner", "owner"),
+        ("mrr", "mrr"),
+        ("renewal", "renewal_date"),
+        ("score", "score"),
+    ] {
+        for descending in [false, true] {
+            let sort = if descending { format!("-{sort}") } else { sort.to_owned() };
+            let (one, total) = all_pages(&s, &admin, &format!("sort={sort}&limit=1000")).await;
+            assert_eq!(ids(&one), expected_order(&all, field, descending), "sort={sort}");
+            let (paged, paged_total) = all_pages(&s, &admin, &format!("sort={sort}&limit=2")).await;
+            assert_eq!(ids(&paged), ids(&one), "sort={sort} in pages of 2");
+            assert_eq!((total, paged_total), (5, 5));
+        }
+    }
+    let (by_mrr, _) = all_pages(&s, &admin, "sort=-mrr&limit=1000").await;
+    assert_eq!(ids(&by_mrr), ["globex", "hooli", "acme", "initech", "umbrella"]);
+    let (by_renewal, _) = all_pages(&s, &admin, "sort=-renewal&limit=1000").await;
+    assert_eq!(
+        ids(&by_renewal),
+        ["acme", "initech", "hooli", "globex", "umbrella"],
+        "no renewal date comes last"
+    );
+
+    // Filters.
+    let list = |q: &'static str| {
+        let (s, admin) = (&s, &admin);
+        async move { ids(&all_pages(s, admin, q).await.0) }
+    };
+    assert_eq!(list("owner=ann").await, ["acme", "initech"]);
+    assert_eq!(list("q=CORP").await, ["acme"], "search ignores case");
+    assert_eq!(list("q=glob").await, ["globex"]);
+    assert_eq!(list("renewal_from=2026-05-01&renewal_to=2026-08-01&sort=renewal").await, ["globex", "hooli"]);
+    assert_eq!(list("renewal_from=2026-05-02&renewal_to=2026-07-31").await, Vec::<String>::new());
+    let pairs: std::collections::BTreeSet<(String, String)> = all
+        .iter()
+        .flat_map(|r| r["stages"].as_array().unwrap().iter())
+        .map(|l| (l["product_line"].as_str().unwrap().to_owned(), l["stage"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(pairs.len() >= 2, "{pairs:?}");
+    let has = |r: &Value, line: Option<&str>, stage: &str| {
+        r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["stage"] == stage && line.is_none_or(|x| l["product_line"] == x))
+    };
+    for (line, stage) in &pairs {
+        let expected = ids(&all.iter().filter(|r| has(r, Some(line), stage)).cloned().collect::<Vec<_>>());
+        assert_eq!(ids(&all_pages(&s, &admin, &format!("stage={line}:{stage}&sort=id")).await.0), expected);
+        let expected = ids(&all.iter().filter(|r| has(r, None, stage)).cloned().collect::<Vec<_>>());
+        assert_eq!(ids(&all_pages(&s, &admin, &format!("stage={stage}&sort=id")).await.0), expected);
+    }
+    assert!(list("stage=platform:onboarding").await.contains(&"acme".to_owned()));
+    for band in ["red", "yellow", "green"] {
+        let expected: Vec<String> =
+            ids(&all.iter().filter(|r| r["band"] == band).cloned().collect::<Vec<_>>());
+        let got = ids(&all_pages(&s, &admin, &format!("band={band}&sort=id")).await.0);
+        assert_eq!(got, expected, "band={band}");
+    }
+    let segments: std::collections::BTreeSet<String> =
+        all.iter().filter_map(|r| r["segment"].as_str().map(str::to_owned)).collect();
+    assert!(!segments.is_empty());
+    for segment in &segments {
+        let expected: Vec<String> =
+            ids(&all.iter().filter(|r| r["segment"] == **segment).cloned().collect::<Vec<_>>());
+        let got = ids(&all_pages(&s, &admin, &format!("segment={segment}&sort=id")).await.0);
+        assert_eq!(got, expected, "segment={segment}");
+    }
+    let (_, page) = get(&s, "/api/v1/accounts?owner=bob&limit=1", &admin).await;
+    assert_eq!((page["total"].clone(), page["accounts"].as_array().unwrap().len()), (json!(2), 1));
+
+    // Bad parameters are named.
+    for (query, names) in [
+        ("sort=bogus", "sort"),
+        ("band=blue", "band"),
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("renewal_from=tomorrow", "renewal_from"),
+        ("cursor=xyz", "cursor"),
+        ("segmnt=smb", "segmnt"),
+        ("limit=many", "limit"),
+    ] {
+        let (status, body) = get(&s, &format!("/api/v1/accounts?{query}"), &admin).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "{query}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(names), "{query}: {body}");
+    }
+    let (_, page) = get(&s, "/api/v1/accounts?sort=mrr&limit=1", &admin).await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (status, body) = get(&s, &format!("/api/v1/accounts?sort=name&cursor={cursor}"), &admin).await;
+    assert_eq!(status, 400, "a cursor of another order: {body}");
+}
+
+#[tokio::test]
+async fn records_are_written_in_the_import_format_and_a_retry_changes_nothing() {
+    let s = start_with(keel_server::Config { records_bytes: 4096, ..evaluating() }).await;
+    let (_, admin) = key(&s, "a", &[Scope::Admin]).await;
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    world(&s, &admin).await;
+
+    // The same rows again: unchanged.
+    let acme = json!([{"id": "acme", "name": "Acme Corp", "owner": "ann", "created_date": "2026-01-20"}]);
+    let (status, report) = post(&s, "/api/v1/records/accounts", Some(&admin), &acme).await;
+    assert_eq!(
+        (status, report["unchanged"].clone(), report["outcome"].clone()),
+        (200, json!(1), json!("committed"))
+    );
+
+    // One bad row: nothing stored, each problem named by line and field.
+    let tickets = json!([
+        {"id": "t-1", "account_id": "acme", "opened_at": "2026-02-20T10:00:00Z", "severity": 2, "status": "open"},
+        {"id": "t-2", "account_id": "acme", "opened_at": "2026-02-21T10:00:00Z", "severity": 9, "status": "open"},
+        {"id": "t-3", "account_id": "nobody", "opened_at": "2026-02-21T10:00:00Z", "severity": 1, "status": "open"},
+    ]);
+    let (status, report) = post(&s, "/api/v1/records/tickets", Some(&admin), &tickets).await;
+    assert_eq!((status, report["code"].as_str()), (422, Some("invalid_records")), "{report}");
+    assert_eq!(report["rejected"], 2);
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(
+        (problems[0]["line"].clone(), problems[0]["field"].clone()),
+        (json!(2), json!("severity")),
+        "{report}"
+    );
+    assert_eq!(
+        (problems[1]["line"].clone(), problems[1]["field"].clone()),
+        (json!(3), json!("account_id")),
+        "{report}"
+    );
+    let (_, listed) = get(&s, "/api/v1/accounts/acme/records/tickets", &read).await;
+    assert_eq!(listed["records"], json!([]), "nothing was stored");
+
+    // A dry run checks and stores nothing; allow_partial stores the good row.
+    let (status, report) =
+        post(&s, "/api/v1/records/tickets?dry_run=true&allow_partial=true", Some(&admin), &tickets).await;
+    assert_eq!((status, report["outcome"].as_str()), (200, Some("dry_run")));
+    let (status, report) =
+        post(&s, "/api/v1/records/tickets?allow_partial=true", Some(&admin), &tickets).await;
+    assert_eq!((status, report["inserted"].clone(), report["rejected"].clone()), (200, json!(1), json!(2)));
+    let (_, listed) = get(&s, "/api/v1/accounts/acme/records/tickets", &read).await;
+    assert_eq!(listed["records"][0]["id"], "t-1");
+    assert_eq!(listed["records"][0]["severity"], 2);
+
+    // The account with its full state, contracts and contacts.
+    let mut detail = Value::Null;
+    for _ in 0..200 {
+        let (status, body) = get(&s, "/api/v1/accounts/acme", &read).await;
+        assert_eq!(status, 200, "{body}");
+        if !body["state"].is_null() {
+            detail = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(detail["account"]["name"], "Acme Corp");
+    assert_eq!(detail["contracts"][0]["mrr"], "1000.00");
+    assert_eq!(detail["contacts"][0]["role"], "champion");
+    assert_eq!(detail["state"]["state"]["lines"][0]["stage"], "onboarding", "{detail}");
+    let (status, _) = get(&s, "/api/v1/accounts/nobody", &read).await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&s, "/api/v1/accounts/acme/records/invoices", &read).await;
+    assert_eq!(status, 404);
+
+    // Wrong bodies.
+    let (status, body) = post(&s, "/api/v1/records/tickets", Some(&admin), &json!({"id": "t-9"})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_body")));
+    let (status, _) = post(&s, "/api/v1/records/invoices", Some(&admin), &json!([])).await;
+    assert_eq!(status, 404);
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/records/tickets", s.url))
+        .basic_auth(&admin, Some(""))
+        .header("content-type", "application/xml")
+        .body("<tickets/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 415);
+    let big: Vec<Value> = (0..100)
+        .map(|i| json!({"id": format!("a-{i}"), "name": "x".repeat(40), "created_date": "2026-01-01"}))
+        .collect();
+    let (status, body) = post(&s, "/api/v1/records/accounts", Some(&admin), &json!(big)).await;
+    assert_eq!((status, body["code"].as_str()), (413, Some("body_too_large")));
+    let (status, _) = post(&s, "/api/v1/records/accounts", Some(&read), &acme).await;
+    assert_eq!(status, 403, "writing needs the ingest scope");
+}
+
+#[tokio::test]
+async fn a_touchpoint_is_logged_once_however_often_it_is_retried() {
+    let s = start_with(evaluating()).await;
+    let (_, admin) = key(&s, "a", &[Scope::Admin]).await;
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    world(&s, &admin).await;
+    let send = |body: Value, idempotency: Option<&'static str>| {
+        let (s, admin) = (&s, admin.clone());
+        async move {
+            let mut req = reqwest::Client::new()
+                .post(format!("{}/api/v1/accounts/acme/touchpoints", s.url))
+                .basic_auth(admin, Some(""))
+                .json(&body);
+            if let Some(k) = idempotency {
+                req = req.header("Idempotency-Key", k);
+            }
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let kickoff = json!({"kind": "kickoff", "owner": "ann", "notes": "goals agreed"});
+    let (status, first) = send(kickoff.clone(), Some("k-1")).await;
+    assert_eq!((status, first["result"].as_str()), (201, Some("inserted")), "{first}");
+    assert_eq!(first["touchpoint"]["kind"], "kickoff");
+    assert_eq!(first["touchpoint"]["occurred_at"], "2026-03-01T12:00:00Z", "default: now");
+    let (status, again) = send(kickoff.clone(), Some("k-1")).await;
+    assert_eq!((status, again["result"].as_str()), (200, Some("unchanged")));
+    assert_eq!(again["touchpoint"]["id"], first["touchpoint"]["id"]);
+
+    // Without a key, the same content at the same time is the same touchpoint.
+    let ebr = json!({"kind": "ebr", "occurred_at": "2026-02-27T15:00:00Z"});
+    assert_eq!(send(ebr.clone(), None).await.0, 201);
+    assert_eq!(send(ebr.clone(), None).await.0, 200);
+    let (_, listed) = get(&s, "/api/v1/accounts/acme/records/touchpoints", &read).await;
+    assert_eq!(listed["records"].as_array().unwrap().len(), 2, "{listed}");
+
+    let (status, body) = send(json!({"kind": "Not A Label!"}), None).await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("invalid_record")), "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("kind"), "{body}");
+    let (status, body) = send(json!({"kind": "ebr", "when": "now"}), None).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_json")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("when"));
+    let (status, _) = post(&s, "/api/v1/accounts/nobody/touchpoints", Some(&admin), &ebr).await;
+    assert_eq!(status, 404);
+    let (status, _) = post(&s, "/api/v1/accounts/acme/touchpoints", Some(&read), &ebr).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn the_journey_is_served_and_posted_files_are_checked() {
+    let s = start_with(evaluating()).await;
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    let (status, j) = get(&s, "/api/v1/journey", &read).await;
+    assert_eq!(status, 200);
+    assert_eq!(j["version"], "v-test");
+    assert_eq!(j["source"], keel_journey::DEFAULT_JOURNEY);
+    let stages: Vec<&str> =
+        j["stages"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["onboarding", "adoption", "value_realization", "expansion", "renewal", "advocacy"]);
+
+    let check = |body: String| {
+        let (s, read) = (&s, read.clone());
+        async move {
+            let res = reqwest::Client::new()
+                .post(format!("{}/api/v1/journey/validate", s.url))
+                .basic_auth(read, Some(""))
+                .header("content-type", "application/toml")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, ok) = check(keel_journey::DEFAULT_JOURNEY.to_owned()).await;
+    assert_eq!((status, ok["valid"].clone(), ok["counts"]["stages"].clone()), (200, json!(true), json!(6)));
+    let broken = keel_journey::DEFAULT_JOURNEY.replacen("exit = \"", "exit = \"no_such_metric > 3 && ", 1);
+    let (status, bad) = check(broken.clone()).await;
+    assert_eq!((status, bad["valid"].clone()), (200, json!(false)), "{bad}");
+    let problem = &bad["problems"][0];
+    let line = broken.lines().position(|l| l.contains("no_such_metric")).unwrap() + 1;
+    assert_eq!(problem["line"], line, "{bad}");
+    assert!(problem["message"].as_str().unwrap().contains("no_such_metric"), "{bad}");
+    assert!(problem["column"].as_u64().unwrap() > 1);
+
+    // A server without a journey says so.
+    let plain = common::start().await;
+    let (_, read) = key(&plain, "a", &[Scope::Read]).await;
+    let (status, body) = get(&plain, "/api/v1/journey", &read).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("no_journey")));
+}
+
+#[tokio::test]
+async fn reports_give_metrics_per_account_and_the_portfolio() {
+    let s = start_with(evaluating()).await;
+    let (_, admin) = key(&s, "a", &[Scope::Admin]).await;
+    world(&s, &admin).await;
+    let all = evaluated(&s, &admin).await;
+    let (status, report) =
+        get(&s, "/api/v1/reports/metrics?metric=mrr,days_to_renewal&as_of=2026-03-01", &admin).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["metrics"], json!(["mrr", "days_to_renewal"]));
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[0]["account"], "acme");
+    assert_eq!(rows[0]["values"]["mrr"], 1000.0);
+    assert_eq!(rows[0]["values"]["days_to_renewal"], 337, "2026-03-01 to 2027-02-01");
+    let (status, body) = get(&s, "/api/v1/reports/metrics?metric=mrr,no_such_thing", &admin).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("no_such_thing"), "{body}");
+
+    let (status, p) = get(&s, "/api/v1/reports/portfolio", &admin).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!((p["accounts"].clone(), p["not_evaluated"].clone()), (json!(5), json!(0)));
+    let band_total: u64 =
+        p["by_band"].as_object().unwrap().values().map(|t| t["accounts"].as_u64().unwrap()).sum();
+    assert_eq!(band_total, 5);
+    let mrr_total: f64 = p["by_band"].as_object().unwrap().values().map(|t| t["mrr"].as_f64().unwrap()).sum();
+    assert_eq!(mrr_total, 6500.0);
+    // Renewals: globex (2026-05-01) within 90 days; hooli (2026-08-01) within 180.
+    assert_eq!(p["renewing_90d"], json!({"accounts": 1, "mrr": 3000.0}));
+    assert_eq!(p["renewing_180d"], json!({"accounts": 2, "mrr": 5000.0}));
+    let expected_red = all.iter().filter(|r| r["band"] == "red").count() as u64;
+    assert_eq!(p["by_band"]["red"]["accounts"].as_u64().unwrap_or(0), expected_red);
+
+    let (status, st) = get(&s, "/api/v1/status", &admin).await;
+    assert_eq!(
+        (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),
+        (200, json!(5), json!(5))
+    );
+}
+
+#[tokio::test]
+async fn keys_are_created_listed_and_revoked_by_admin_keys_only() {
+    let s = start_with(keel_server::Config::default()).await;
+    let (_, admin) = key(&s, "a", &[Scope::Admin]).await;
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    let (status, created) =
+        post(&s, "/api/v1/keys", Some(&admin), &json!({"name": "warehouse", "scopes": ["read"]})).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let prefix = created["key"]["prefix"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with(&prefix));
+    assert_eq!(get(&s, "/api/v1/accounts", &secret).await.0, 200, "the new key works");
+    let (_, listed) = get(&s, "/api/v1/keys", &admin).await;
+    let text = listed.to_string();
+    assert!(text.contains(&prefix) && !text.contains(&secret), "listed without its secret");
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
+
+    assert_eq!(get(&s, "/api/v1/keys", &read).await.0, 403);
+    let (status, body) =
+        post(&s, "/api/v1/keys", Some(&admin), &json!({"name": "x", "scopes": ["write"]})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_field")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("write"));
+
+    let revoke = |k: String, p: String| {
+        let s = &s;
+        async move {
+            reqwest::Client::new()
+                .delete(format!("{}/api/v1/keys/{p}", s.url))
+                .basic_auth(k, Some(""))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(revoke(read.clone(), prefix.clone()).await, 403);
+    assert_eq!(revoke(admin.clone(), prefix.clone()).await, 204);
+    assert_eq!(get(&s, "/api/v1/accounts", &secret).await.0, 401, "revoked at once on this server");
+    assert_eq!(revoke(admin.clone(), prefix).await, 404, "already revoked");
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_renders_as_a_page() {
+    let s = start_with(keel_server::Config::default()).await;
+    let res = reqwest::get(format!("{}/api/v1/openapi.json", s.url)).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for reference in text.split("#/components/schemas/").skip(1) {
+        let name: String = reference.chars().take_while(|c| c.is_alphanumeric()).collect();
+        assert!(schemas.contains_key(&name), "{name} is referenced and defined");
+    }
+    // The record schemas follow the import columns.
+    assert_eq!(
+        doc["components"]["schemas"]["Contract"]["required"],
+        json!(["id", "account_id", "product", "start_date", "mrr", "seats", "billing_period"])
+    );
+
+    // Every path the document lists answers something other than "no such route".
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{}", paths.len());
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{id}", "acme")
+            .replace("{kind}", "contracts")
+            .replace("{call}", "track")
+            .replace("{prefix}", "keel_xxxxxxx");
+        for method in item.as_object().unwrap().keys() {
+            let res = reqwest::Client::new()
+                .request(method.to_uppercase().parse().unwrap(), format!("{}{concrete}", s.url))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            assert!(!(status == 404 && body["message"] == "no such route"), "{method} {path} is routed");
+            assert_ne!(status, 405, "{method} {path}");
+        }
+    }
+
+    let page = reqwest::get(format!("{}/api/docs", s.url)).await.unwrap().text().await.unwrap();
+    for path in paths.keys() {
+        assert!(page.contains(&format!("<code>{path}</code>")), "the page documents {path}");
+    }
+    assert!(page.contains("id=\"schema-AccountList\""));
+}
+
+/// Marks every record of workspace A: no answer to workspace B may hold it.
+const MARK: &str = "SECRET-OF-A";
+
+#[tokio::test]
+async fn no_key_of_one_workspace_reads_or_writes_another_on_any_route() {
+    let s = start_with(evaluating()).await;
+    let (a, a_admin) = key(&s, "a", &[Scope::Admin]).await;
+    let (_, b_admin) = key(&s, "b", &[Scope::Admin]).await;
+    let (_, b_read) = key(&s, "b", &[Scope::Read]).await;
+    let rows =
+        json!([{"id": "acme", "name": format!("Acme {MARK}"), "owner": MARK, "created_date": "2026-01-20"}]);
+    assert_eq!(post(&s, "/api/v1/records/accounts", Some(&a_admin), &rows).await.0, 200);
+    let contract = json!([{"id": "c-1", "account_id": "acme", "product": "platform", "start_date": "2026-02-01",
+                           "mrr": "1000", "seats": 20, "billing_period": "monthly"}]);
+    assert_eq!(post(&s, "/api/v1/records/contracts", Some(&a_admin), &contract).await.0, 200);
+    let tp = json!({"kind": "kickoff", "notes": MARK});
+    assert_eq!(post(&s, "/api/v1/accounts/acme/touchpoints", Some(&a_admin), &tp).await.0, 201);
+    evaluated_one(&s, &a_admin).await;
+    let a_prefix = s.store.api_keys(a).await.unwrap()[0].prefix.clone();
+    let before = s.store.snapshot(a).await.unwrap();
+
+    let doc: Value =
+        reqwest::get(format!("{}/api/v1/openapi.json", s.url)).await.unwrap().json().await.unwrap();
+    let mut tried = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("security").is_none() {
+                continue;
+            }
+            let kinds: Vec<String> = if path.contains("{kind}") {
+                let name = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "kind").unwrap()
+                    ["schema"]["$ref"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                doc["components"]["schemas"][&name]["enum"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_str().unwrap().to_owned())
+                    .collect()
+            } else {
+                vec![String::new()]
+            };
+            for kind in kinds {
+                let concrete = path
+                    .replace("{id}", "acme")
+                    .replace("{kind}", &kind)
+                    .replace("{call}", "track")
+                    .replace("{prefix}", &a_prefix);
+                let body = body_for(path, &kind);
+                let url = format!("{}{concrete}", s.url);
+                let send = |key: Option<String>| {
+                    let mut req =
+                        reqwest::Client::new().request(method.to_uppercase().parse().unwrap(), &url);
+                    if let Some(body) = &body {
+                        req = req.json(body);
+                    }
+                    if let Some(k) = key {
+                        req = req.basic_auth(k, Some(""));
+                    }
+                    async move {
+                        let res = req.send().await.unwrap();
+                        (res.status().as_u16(), res.text().await.unwrap())
+                    }
+                };
+                let (status, text) = send(Some(b_admin.clone())).await;
+                assert!(
+                    !text.contains(MARK),
+                    "{method} {concrete} with B's key answered {status} with A's data: {text}"
+                );
+                assert_eq!(send(None).await.0, 401, "{method} {concrete} without a key");
+                if path.starts_with("/api/v1/keys")
+                    || path.starts_with("/v1")
+                    || path.starts_with("/api/v1/records")
+                    || path.ends_with("/touchpoints")
+                {
+                    assert_eq!(
+                        send(Some(b_read.clone())).await.0,
+                        403,
+                        "{method} {concrete} with a read-only key"
+                    );
+                }
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried >= 25, "{tried} operations tried");
+    // Let B's writes be evaluated, then A holds exactly what it held.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(s.store.snapshot(a).await.unwrap(), before, "nothing of A changed");
+    assert_eq!(get(&s, "/api/v1/accounts", &a_admin).await.0, 200, "A's key still works");
+}
+
+async fn evaluated_one(s: &Server, key: &str) {
+    for _ in 0..400 {
+        let (status, _) = get(s, "/api/v1/accounts/acme/state", key).await;
+        if status == 200 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("acme was not evaluated");
+}
+
+/// A body that aims at workspace A's account.
+fn body_for(path: &str, kind: &str) -> Option<Value> {
+    let track = json!({"type": "track", "userId": "u1", "event": "x", "messageId": "m-b-1",
+                       "timestamp": "2026-03-01T10:00:00Z", "context": {"groupId": "acme"}});
+    Some(match path {
+        "/v1/{call}" => track,
+        "/v1/batch" | "/v1/import" => json!({"batch": [track]}),
+        "/api/v1/accounts/{id}/touchpoints" => json!({"kind": "ebr", "notes": "from b"}),
+        "/api/v1/journey/validate" => json!("not toml"),
+        "/api/v1/keys" => json!({"name": "b2", "scopes": ["read"]}),
+        "/api/v1/records/{kind}" => {
+            let row = match kind {
+                "accounts" => json!({"id": "acme", "name": "Acme of B", "created_date": "2026-01-01"}),
+                "contracts" => {
+                    json!({"id": "c-1", "account_id": "acme", "product": "platform", "start_date": "2026-02-01", "mrr": "1", "seats": 1, "billing_period": "monthly"})
+                }
+                "contacts" => {
+                    json!({"id": "p-1", "account_id": "acme", "email": "b@b.test", "role": "champion", "active_from": "2026-01-01"})
+                }
+                "events" => {
+                    json!({"message_id": "e-b", "account_id": "acme", "user_id": "u", "event": "x", "timestamp": "2026-02-01T00:00:00Z"})
+                }
+                "tickets" => {
+                    json!({"id": "t-1", "account_id": "acme", "opened_at": "2026-02-01T00:00:00Z", "severity": 1, "status": "open"})
+                }
+                "surveys" => {
+                    json!({"id": "s-1", "account_id": "acme", "kind": "nps", "score": 0, "responded_at": "2026-02-01T00:00:00Z"})
+                }
+                "touchpoints" => {
+                    json!({"id": "tp-1", "account_id": "acme", "kind": "ebr", "occurred_at": "2026-02-01T00:00:00Z"})
+                }
+                _ => {
+                    json!({"id": "o-1", "account_id": "acme", "kind": "expansion", "source": "cs", "mrr_delta": "1", "stage": "x", "created_date": "2026-02-01", "status": "open"})
+                }
+            };
+            json!([row])
+        }
+        _ => return None,
+    })
+}

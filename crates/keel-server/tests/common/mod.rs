@@ -1,0 +1,90 @@
+//! The test harness: a real server on a loopback port over a real SQLite
+//! file, keys, and small HTTP helpers.
+#![allow(dead_code, reason = "each test file uses part of the harness")]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+use std::sync::Arc;
+
+use keel_core::EntityKind;
+use keel_server::keys::{self, Scope};
+use keel_store::{SqliteOptions, SqliteStore, Store, WorkspaceId};
+use serde_json::{Value, json};
+
+pub struct Server {
+    pub url: String,
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn clock() -> keel_server::Clock {
+    Arc::new(|| keel_core::parse_timestamp("2026-03-01T12:00:00Z").unwrap())
+}
+
+pub async fn start() -> Server {
+    start_with(keel_server::Config::default()).await
+}
+
+pub async fn start_with(config: keel_server::Config) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
+    let state = keel_server::AppState::new(store.clone(), config, clock());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(keel_server::serve_on(listener, state, std::future::pending()));
+    Server { url, store, _dir: dir }
+}
+
+/// The default journey, as the server runs it.
+pub fn journey() -> Arc<keel_server::evaluator::JourneyConfig> {
+    let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap();
+    Arc::new(keel_server::evaluator::JourneyConfig {
+        journey,
+        version: "v-test".into(),
+        file: "journey.toml".into(),
+        source: keel_journey::DEFAULT_JOURNEY.into(),
+    })
+}
+
+pub async fn key(s: &Server, workspace: &str, scopes: &[Scope]) -> (WorkspaceId, String) {
+    let ws = s.store.workspace(workspace).await.unwrap();
+    let at = keel_core::parse_timestamp("2026-01-01T00:00:00Z").unwrap();
+    let k = keys::create(s.store.as_ref(), ws, workspace, "test", scopes, at).await.unwrap();
+    (ws, k.secret)
+}
+
+pub async fn events(s: &Server, ws: WorkspaceId) -> u64 {
+    let status = s.store.status(ws).await.unwrap();
+    status.counts.iter().find(|(k, _)| *k == EntityKind::Events).map_or(0, |(_, n)| *n)
+}
+
+pub fn track(id: &str, user: &str, account: Option<&str>) -> Value {
+    let mut m = json!({"type": "track", "messageId": id, "userId": user, "event": "report_viewed",
+                       "timestamp": "2026-03-01T11:00:00Z", "properties": {"report": "usage"}});
+    if let Some(a) = account {
+        m["context"] = json!({"groupId": a});
+    }
+    m
+}
+
+pub async fn post(s: &Server, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(format!("{}{path}", s.url)).json(body);
+    if let Some(k) = key {
+        req = req.basic_auth(k, Some(""));
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn get(s: &Server, path: &str, key: &str) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .get(format!("{}{path}", s.url))
+        .basic_auth(key, Some(""))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
