@@ -11,6 +11,7 @@ macro_rules! say {
     }};
 }
 
+mod config;
 mod demo;
 mod evaluate;
 mod import;
@@ -27,7 +28,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use keel_store::{DbUrl, Store, WorkspaceId};
 
 /// Keel — the post-sale customer journey engine.
@@ -42,6 +43,11 @@ use keel_store::{DbUrl, Store, WorkspaceId};
 #[derive(Debug, Parser)]
 #[command(name = "keel", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
+    /// A configuration file (default: keel.toml when it exists); flags and
+    /// KEEL_* variables override it. See docs/configuration.md.
+    #[arg(long, global = true, env = "KEEL_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     /// The database: an SQLite file path or a sqlite:// URL.
     #[arg(long, global = true, env = "KEEL_DB", default_value = "keel.db")]
     db: String,
@@ -103,8 +109,29 @@ pub(crate) fn now() -> keel_core::Timestamp {
     chrono::Utc::now()
 }
 
+/// The command line, with the configuration file's settings where no flag
+/// or variable gave one.
+fn parse() -> anyhow::Result<Cli> {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let (file, _) = config::load(cli.config.as_deref())?;
+    cli.db = config::pick(&matches, "db", cli.db, file.db);
+    cli.workspace = config::pick(&matches, "workspace", cli.workspace, file.workspace);
+    cli.journey = config::pick(&matches, "journey", cli.journey, file.journey);
+    if let (Command::Serve(args), Some(("serve", sub))) = (&mut cli.command, matches.subcommand()) {
+        args.apply(sub, file.serve);
+    }
+    Ok(cli)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("KEEL_LOG"))
         .with_writer(std::io::stderr);

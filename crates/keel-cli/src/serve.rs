@@ -25,6 +25,44 @@ pub(crate) struct ServeArgs {
     /// conditions: TTV slips, the renewal window, silence).
     #[arg(long, env = "KEEL_TICK", default_value_t = 3600)]
     tick: u64,
+    /// Milliseconds a touched account waits for more data before it is evaluated.
+    #[arg(long, env = "KEEL_DEBOUNCE_MS", default_value_t = 50)]
+    debounce_ms: u64,
+    /// Seconds a checked API key is trusted without asking the database
+    /// (a revocation on another server takes effect within this time).
+    #[arg(long, env = "KEEL_KEY_CACHE_SECS", default_value_t = 5)]
+    key_cache_secs: u64,
+    /// Largest Segment message (a single call, or one item of a batch), in bytes.
+    #[arg(long, env = "KEEL_MESSAGE_MAX_BYTES", default_value_t = 32 * 1024)]
+    message_max_bytes: usize,
+    /// Largest Segment batch request, in bytes.
+    #[arg(long, env = "KEEL_BATCH_MAX_BYTES", default_value_t = 500 * 1024)]
+    batch_max_bytes: usize,
+    /// Most messages in one Segment batch.
+    #[arg(long, env = "KEEL_BATCH_MAX_MESSAGES", default_value_t = 2_500)]
+    batch_max_messages: usize,
+    /// Largest body of a record write (/api/v1/records/{kind}), in bytes.
+    #[arg(long, env = "KEEL_RECORDS_MAX_BYTES", default_value_t = 64 << 20)]
+    records_max_bytes: usize,
+}
+
+impl ServeArgs {
+    /// Takes the configuration file's `[serve]` settings where no flag or variable gave one.
+    pub(crate) fn apply(&mut self, m: &clap::ArgMatches, f: crate::config::ServeFile) {
+        use crate::config::pick;
+        self.bind = pick(m, "bind", self.bind, f.bind);
+        self.account_property =
+            pick(m, "account_property", self.account_property.take(), f.account_property.map(Some));
+        self.rate_limit = pick(m, "rate_limit", self.rate_limit, f.rate_limit);
+        self.tick = pick(m, "tick", self.tick, f.tick);
+        self.debounce_ms = pick(m, "debounce_ms", self.debounce_ms, f.debounce_ms);
+        self.key_cache_secs = pick(m, "key_cache_secs", self.key_cache_secs, f.key_cache_secs);
+        self.message_max_bytes = pick(m, "message_max_bytes", self.message_max_bytes, f.message_max_bytes);
+        self.batch_max_bytes = pick(m, "batch_max_bytes", self.batch_max_bytes, f.batch_max_bytes);
+        self.batch_max_messages =
+            pick(m, "batch_max_messages", self.batch_max_messages, f.batch_max_messages);
+        self.records_max_bytes = pick(m, "records_max_bytes", self.records_max_bytes, f.records_max_bytes);
+    }
 }
 
 #[derive(Debug, Args)]
@@ -81,7 +119,14 @@ pub(crate) async fn serve(
             .then(|| keel_server::ratelimit::RateLimit::per_second(args.rate_limit)),
         journey,
         tick: std::time::Duration::from_secs(args.tick.max(1)),
-        ..keel_server::Config::default()
+        debounce: std::time::Duration::from_millis(args.debounce_ms),
+        key_cache: chrono::Duration::seconds(i64::try_from(args.key_cache_secs).unwrap_or(i64::MAX)),
+        limits: keel_server::segment::Limits {
+            message_bytes: args.message_max_bytes,
+            batch_bytes: args.batch_max_bytes,
+            batch_messages: args.batch_max_messages,
+        },
+        records_bytes: args.records_max_bytes,
     };
     let clock: keel_server::Clock = Arc::new(crate::now);
     let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);

@@ -299,3 +299,103 @@ fn the_official_segment_client_delivers_every_event_exactly_once() {
     assert!(killed.success());
     assert!(server.wait().unwrap().success());
 }
+
+/// `keel` in `dir` with no database flag and no KEEL_* variables but `env`.
+fn keel_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+    for var in ["KEEL_DB", "KEEL_WORKSPACE", "KEEL_JOURNEY", "KEEL_CONFIG", "KEEL_BIND"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied()).args(args).current_dir(dir).output().expect("the keel binary runs")
+}
+
+#[test]
+fn settings_come_from_the_file_then_variables_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("keel.toml"), "db = \"from-file.db\"\nworkspace = \"team\"\n").unwrap();
+    let made = |name: &str| d.join(name).exists();
+
+    let out = keel_in(d, &[], &["keys", "create", "--name", "a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(made("from-file.db"), "keel.toml is read when present");
+    let listed = |args: &[&str]| stdout(&keel_in(d, &[], args)).lines().count();
+    assert_eq!(listed(&["keys", "list"]), 2, "the key is in the file's workspace");
+    assert_eq!(listed(&["--workspace", "default", "keys", "list"]), 1, "and not in another");
+
+    let out = keel_in(d, &[("KEEL_DB", "from-env.db")], &["keys", "create", "--name", "a"]);
+    assert!(out.status.success() && made("from-env.db"), "a variable beats the file");
+    let out =
+        keel_in(d, &[("KEEL_DB", "from-env.db")], &["--db", "from-flag.db", "keys", "create", "--name", "a"]);
+    assert!(out.status.success() && made("from-flag.db"), "a flag beats both");
+
+    std::fs::write(d.join("other.toml"), "db = \"other.db\"\n").unwrap();
+    let out = keel_in(d, &[("KEEL_CONFIG", "other.toml")], &["keys", "create", "--name", "a"]);
+    assert!(out.status.success() && made("other.db"), "KEEL_CONFIG names another file");
+
+    // Mistakes name the file, line and column.
+    std::fs::write(d.join("bad.toml"), "db = \"x.db\"\n[serve]\nbnd = \"127.0.0.1:1\"\n").unwrap();
+    let out = keel_in(d, &[], &["--config", "bad.toml", "status"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad.toml:3:1") && stderr(&out).contains("bnd"), "{}", stderr(&out));
+    std::fs::write(d.join("bad.toml"), "db = 3\n").unwrap();
+    let out = keel_in(d, &[], &["--config", "bad.toml", "status"]);
+    assert!(stderr(&out).contains("bad.toml:1:6"), "{}", stderr(&out));
+    let out = keel_in(d, &[], &["--config", "missing.toml", "status"]);
+    assert!(stderr(&out).contains("missing.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn keel_serve_takes_its_settings_from_the_file() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("keel.toml"),
+        "db = \"k.db\"\n[serve]\nbind = \"127.0.0.1:0\"\nmessage_max_bytes = 300\n",
+    )
+    .unwrap();
+    let out = keel_in(d, &[], &["keys", "create", "--name", "a"]);
+    let key = stdout(&out).trim().to_owned();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("serve")
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_BIND")
+        .env_remove("KEEL_CONFIG")
+        .current_dir(d)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("keel serve printed its address").unwrap();
+        if let Some(at) = line.find("http://") {
+            break line[at + 7..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    assert!(!addr.ends_with(":8080"), "the file's bind: {addr}");
+    let post = |body: &str| {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            conn,
+            "POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let small = r#"{"userId":"u","event":"x","context":{"groupId":"acme"}}"#;
+    assert!(post(small).starts_with("HTTP/1.1 200"), "{}", post(small));
+    let large = format!(
+        r#"{{"userId":"u","event":"x","context":{{"groupId":"acme"}},"properties":{{"p":"{}"}}}}"#,
+        "y".repeat(400)
+    );
+    let answer = post(&large);
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("message_too_large"), "{answer}");
+    Command::new("kill").arg(server.id().to_string()).status().unwrap();
+    assert!(server.wait().unwrap().success());
+}

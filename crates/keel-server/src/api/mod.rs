@@ -1,7 +1,7 @@
 //! The REST API under `/api/v1`: accounts and their records, state and
 //! timeline, record writes in the import format, the journey, reports, keys.
-//! Every handler is annotated for the OpenAPI document ([`openapi`]), which
-//! is generated from these annotations and served at `/api/v1/openapi.json`
+//! Every handler is annotated for the OpenAPI document, which
+//! is generated from these annotations (see [`crate::openapi`]) and served at `/api/v1/openapi.json`
 //! with a human-readable page at `/api/docs`.
 
 pub mod accounts;
