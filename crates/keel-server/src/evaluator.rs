@@ -68,6 +68,15 @@ pub struct Evaluator {
     pending: Arc<Pending>,
 }
 
+/// When the evaluator runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How long a touched account waits for more data.
+    pub debounce: Duration,
+    /// How often every account is re-evaluated.
+    pub tick: Duration,
+}
+
 impl Evaluator {
     /// Starts the evaluation task and the scheduled tick.
     pub fn start(
@@ -75,14 +84,15 @@ impl Evaluator {
         journey: Arc<JourneyConfig>,
         clock: Clock,
         metrics: Arc<Metrics>,
-        debounce: Duration,
-        tick: Duration,
+        timing: Timing,
+        gate: crate::WriteGate,
     ) -> Self {
         let evaluator = Self { pending: Arc::default() };
-        tokio::spawn(run(store.clone(), journey, clock, metrics, debounce, evaluator.pending.clone()));
+        let task = Task { store: store.clone(), journey, clock, metrics, gate };
+        tokio::spawn(run(task, timing.debounce, evaluator.pending.clone()));
         let ticker = evaluator.clone();
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(tick);
+            let mut interval = tokio::time::interval(timing.tick);
             interval.tick().await; // the first tick fires at once: the state of every account on start
             loop {
                 if let Err(e) = ticker.everything(store.as_ref()).await {
@@ -125,15 +135,67 @@ enum RoundError {
 /// Accounts evaluated per transaction.
 const ROUND: usize = 500;
 
-async fn run(
+/// What the evaluation task works with.
+struct Task {
     store: Arc<dyn Store>,
     journey: Arc<JourneyConfig>,
     clock: Clock,
     metrics: Arc<Metrics>,
-    debounce: Duration,
-    pending: Arc<Pending>,
-) {
+    gate: crate::WriteGate,
+}
+
+/// What the timeline compares between two evaluations of an account.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Digest {
+    /// Stage per product line (null: the line ended).
+    stages: BTreeMap<String, Value>,
+    band: Value,
+    /// Firing moments.
+    moments: BTreeSet<String>,
+}
+
+impl Digest {
+    fn of_state(state: &AccountState) -> Self {
+        Digest {
+            stages: state
+                .lines
+                .iter()
+                .map(|l| (l.product_line.clone(), l.stage.clone().map_or(Value::Null, Value::String)))
+                .collect(),
+            band: state.health.band.map_or(Value::Null, |b| Value::String(b.as_str().to_owned())),
+            moments: state.moments.iter().map(|m| m.id.clone()).collect(),
+        }
+    }
+
+    /// From a stored state's JSON.
+    fn of_json(v: &Value) -> Self {
+        Digest {
+            stages: v["lines"]
+                .as_array()
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .filter_map(|l| Some((l["product_line"].as_str()?.to_owned(), l["stage"].clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            band: v["health"]["band"].clone(),
+            moments: v["moments"]
+                .as_array()
+                .map(|m| m.iter().filter_map(|f| f["id"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The digest of each account's stored state, kept in memory: this task is
+/// the only writer of stored states, so after the first read of an account
+/// it never needs to read (and parse) its stored state again.
+type Digests = HashMap<(WorkspaceId, ExternalId), Digest>;
+
+async fn run(task: Task, debounce: Duration, pending: Arc<Pending>) {
     let mut plans: HashMap<WorkspaceId, (usize, Arc<Plan>)> = HashMap::new();
+    let mut digests = Digests::new();
     loop {
         let dirty = pending.take(ROUND);
         if dirty.is_empty() {
@@ -147,17 +209,21 @@ async fn run(
             by_ws.entry(ws).or_default().push((account, at));
         }
         for (ws, accounts) in by_ws {
-            let result = round(store.as_ref(), &journey, &clock, &mut plans, ws, &accounts).await;
+            let result = round(&task, &mut plans, &mut digests, ws, &accounts).await;
             match result {
                 Ok(done) => {
-                    let now = clock();
+                    let now = (task.clock)();
                     for at in accounts.iter().filter_map(|(_, at)| *at) {
                         let secs = (now - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
-                        metrics.eval_latency_seconds.observe(secs);
+                        task.metrics.eval_latency_seconds.observe(secs);
                     }
-                    metrics.evaluations.inc_by(done as u64);
+                    task.metrics.evaluations.inc_by(done as u64);
                 }
-                Err(e) => tracing::error!(error = %e, accounts = accounts.len(), "evaluation round failed"),
+                Err(e) => {
+                    // What is in memory may now differ from what is stored: read it again.
+                    digests.retain(|(w, _), _| *w != ws);
+                    tracing::error!(error = %e, accounts = accounts.len(), "evaluation round failed");
+                }
             }
         }
     }
@@ -166,60 +232,88 @@ async fn run(
 /// Evaluates some accounts of one workspace as of today and stores their
 /// states and timeline entries in one transaction.
 async fn round(
-    store: &dyn Store,
-    journey: &JourneyConfig,
-    clock: &Clock,
+    task: &Task,
     plans: &mut HashMap<WorkspaceId, (usize, Arc<Plan>)>,
+    digests: &mut Digests,
     ws: WorkspaceId,
     accounts: &[(ExternalId, Option<Timestamp>)],
 ) -> Result<usize, RoundError> {
+    let store = task.store.as_ref();
     // The plan binds event names to ids; rebuilt when new names appeared.
     let names = store.event_names(ws).await?;
     let plan = match plans.get(&ws) {
         Some((n, plan)) if *n == names.len() => plan.clone(),
         _ => {
-            let plan = Arc::new(Plan::new(journey.journey.clone(), &names));
+            let plan = Arc::new(Plan::new(task.journey.journey.clone(), &names));
             plans.insert(ws, (names.len(), plan.clone()));
             plan
         }
     };
-    let now = clock();
+    let now = (task.clock)();
     let as_of = now.date_naive();
     // One read for the round's records, then the engine on every core, off
     // the async workers.
     let ids: Vec<ExternalId> = accounts.iter().map(|(a, _)| a.clone()).collect();
+    let started = std::time::Instant::now();
     let snapshot = store.records(ws, keel_store::Accounts::List(&ids), keel_store::RecordKinds::ALL).await?;
     let mut histories = crate::load::group(snapshot);
     crate::load::fill_usage(store, ws, &mut histories, None, true).await?;
+    let read = started.elapsed();
     let histories = Arc::new(histories);
     let evaluated = {
         let (plan, histories) = (plan.clone(), histories.clone());
         tokio::task::spawn_blocking(move || {
-            crate::load::on_every_core(&histories, |h| keel_engine::evaluate(&plan, h, as_of))
+            crate::load::on_every_core(&histories, |h| {
+                let state = keel_engine::evaluate(&plan, h, as_of);
+                let json = serde_json::to_string(&state).unwrap_or_default();
+                (state, json)
+            })
         })
         .await?
     };
+    let evaluated_in = started.elapsed() - read;
     let mut writes = Vec::new();
-    for (history, state) in histories.iter().zip(evaluated) {
+    let mut digested = Vec::new();
+    for (history, (state, json)) in histories.iter().zip(evaluated) {
         let account = &history.account.id;
-        let before = store.account_state(ws, account).await?;
-        let before: Option<Value> = before.and_then(|b| serde_json::from_str(&b.state).ok());
-        let after = serde_json::to_value(&state).unwrap_or(Value::Null);
-        let timeline = changes(before.as_ref(), &after, &state, now);
+        let key = (ws, account.clone());
+        if !digests.contains_key(&key) {
+            let stored = store.account_state(ws, account).await?;
+            let before = stored.and_then(|b| serde_json::from_str::<Value>(&b.state).ok());
+            digests.insert(key.clone(), before.as_ref().map(Digest::of_json).unwrap_or_default());
+        }
+        let after = Digest::of_state(&state);
+        let timeline = changes(digests.get(&key), &after, &state, now);
         let stored = StoredState {
             evaluated_at: now,
             as_of,
-            journey_version: journey.version.clone(),
-            state: after.to_string(),
+            journey_version: task.journey.version.clone(),
+            state: json,
             summary: summary(&state),
         };
         writes.push((account.clone(), stored, timeline));
+        digested.push((key, after));
     }
-    let mut tx = store.begin(ws).await?;
-    for (account, stored, timeline) in &writes {
-        tx.put_account_state(account, stored, timeline).await?;
-    }
-    tx.commit().await?;
+    let waited = {
+        let asked = std::time::Instant::now();
+        let _turn = task.gate.lock().await;
+        let waited = asked.elapsed();
+        let mut tx = store.begin(ws).await?;
+        for (account, stored, timeline) in &writes {
+            tx.put_account_state(account, stored, timeline).await?;
+        }
+        tx.commit().await?;
+        waited
+    };
+    digests.extend(digested);
+    tracing::debug!(
+        accounts = writes.len(),
+        ?read,
+        evaluated = ?evaluated_in,
+        waited_for_writer = ?waited,
+        total = ?started.elapsed(),
+        "evaluation round"
+    );
     Ok(writes.len())
 }
 
@@ -237,49 +331,40 @@ pub fn summary(state: &AccountState) -> StateSummary {
 }
 
 /// What changed between two evaluations of an account.
-fn changes(before: Option<&Value>, after: &Value, state: &AccountState, at: Timestamp) -> Vec<TimelineEntry> {
+fn changes(
+    before: Option<&Digest>,
+    after: &Digest,
+    state: &AccountState,
+    at: Timestamp,
+) -> Vec<TimelineEntry> {
     let mut out = Vec::new();
     let entry =
         |kind: &str, detail: Value| TimelineEntry { at, kind: kind.to_owned(), detail: detail.to_string() };
-    let stages = |v: Option<&Value>| -> BTreeMap<String, Value> {
-        v.and_then(|v| v["lines"].as_array())
-            .map(|lines| {
-                lines
-                    .iter()
-                    .filter_map(|l| Some((l["product_line"].as_str()?.to_owned(), l["stage"].clone())))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (old, new) = (stages(before), stages(Some(after)));
-    let lines: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let empty = Digest::default();
+    let before = before.unwrap_or(&empty);
+    let lines: BTreeSet<&String> = before.stages.keys().chain(after.stages.keys()).collect();
     for line in lines {
-        let (from, to) =
-            (old.get(line).cloned().unwrap_or(Value::Null), new.get(line).cloned().unwrap_or(Value::Null));
+        let from = before.stages.get(line).cloned().unwrap_or(Value::Null);
+        let to = after.stages.get(line).cloned().unwrap_or(Value::Null);
         if from != to {
             out.push(entry("stage_changed", json!({"product_line": line, "from": from, "to": to})));
         }
     }
-    let band = |v: Option<&Value>| v.map_or(Value::Null, |v| v["health"]["band"].clone());
-    let (from, to) = (band(before), band(Some(after)));
-    if from != to {
-        out.push(entry("band_changed", json!({"from": from, "to": to, "score": after["health"]["score"]})));
+    if before.band != after.band {
+        out.push(entry(
+            "band_changed",
+            json!({"from": before.band, "to": after.band, "score": state.health.score}),
+        ));
     }
-    let firing = |v: Option<&Value>| -> BTreeSet<String> {
-        v.and_then(|v| v["moments"].as_array())
-            .map(|m| m.iter().filter_map(|f| f["id"].as_str().map(str::to_owned)).collect())
-            .unwrap_or_default()
-    };
-    let (was, now) = (firing(before), firing(Some(after)));
     for m in &state.moments {
-        if !was.contains(&m.id) {
+        if !before.moments.contains(&m.id) {
             out.push(entry(
                 "moment_started",
                 json!({"moment": m.id, "severity": m.severity, "owner": m.owner, "reason": m.reason}),
             ));
         }
     }
-    for id in was.difference(&now) {
+    for id in before.moments.difference(&after.moments) {
         out.push(entry("moment_ended", json!({"moment": id})));
     }
     out
@@ -288,6 +373,47 @@ fn changes(before: Option<&Value>, after: &Value, state: &AccountState, at: Time
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the evaluator keeps in memory equals what it would read back from
+    /// the stored JSON after a restart, so a restart adds no false changes.
+    #[test]
+    fn the_digest_of_a_state_equals_the_digest_of_its_stored_json() {
+        let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap();
+        let plan = Plan::new(journey, &[]);
+        let id = |s: &str| ExternalId::parse(s).unwrap();
+        let mut history = keel_engine::AccountHistory::new(keel_core::Account {
+            id: id("acme"),
+            name: "Acme".into(),
+            attributes: Default::default(),
+            owner: None,
+            parent: None,
+            created: "2025-01-01".parse().unwrap(),
+        });
+        for (line, (start, end)) in
+            [("platform", ("2025-01-01", None)), ("analytics", ("2025-02-01", Some("2025-08-01")))]
+        {
+            history.contracts.push(keel_core::Contract {
+                id: id(&format!("c-{line}")),
+                account: id("acme"),
+                product: keel_core::Label::parse(line).unwrap(),
+                start: start.parse().unwrap(),
+                end: end.map(|e: &str| e.parse().unwrap()),
+                mrr: keel_core::Money::parse("100", "EUR").unwrap(),
+                seats: 10,
+                billing_period: keel_core::BillingPeriod::Monthly,
+            });
+        }
+        let state = keel_engine::evaluate(&plan, &history, "2025-10-01".parse().unwrap());
+        let digest = Digest::of_state(&state);
+        assert_eq!(digest.stages.len(), 2, "{digest:?}");
+        assert!(digest.stages.values().any(Value::is_null), "the ended line: {digest:?}");
+        assert!(!digest.moments.is_empty() || digest.band != Value::Null, "{digest:?}");
+        let json: Value = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+        assert_eq!(Digest::of_json(&json), digest);
+        assert!(changes(Some(&digest), &digest, &state, Timestamp::default()).is_empty());
+        let first = changes(None, &digest, &state, Timestamp::default());
+        assert!(first.iter().any(|e| e.kind == "stage_changed"), "{first:?}");
+    }
 
     #[test]
     fn pending_accounts_are_kept_once_with_their_earliest_arrival() {

@@ -52,9 +52,14 @@ const MAX_GROUP: usize = 50_000;
 
 impl Ingestor {
     /// Starts the writer task on `store`.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, evaluator: Option<Evaluator>) -> Self {
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        evaluator: Option<Evaluator>,
+        gate: crate::WriteGate,
+    ) -> Self {
         let (jobs, rx) = mpsc::channel(4_096);
-        tokio::spawn(writer(store, rx, metrics.clone(), evaluator));
+        tokio::spawn(writer(store, rx, metrics.clone(), evaluator, gate));
         Self { jobs, metrics }
     }
 
@@ -84,6 +89,7 @@ async fn writer(
     mut rx: mpsc::Receiver<Job>,
     metrics: Arc<Metrics>,
     evaluator: Option<Evaluator>,
+    gate: crate::WriteGate,
 ) {
     while let Some(first) = rx.recv().await {
         let mut size = first.messages.len();
@@ -105,7 +111,10 @@ async fn writer(
         for (ws, jobs) in by_ws {
             let started = std::time::Instant::now();
             let n: usize = jobs.iter().map(|j| j.messages.len()).sum();
-            let result = commit_group(store.as_ref(), ws, &jobs).await;
+            let result = {
+                let _turn = gate.lock().await;
+                commit_group(store.as_ref(), ws, &jobs).await
+            };
             tracing::debug!(requests = jobs.len(), messages = n, elapsed = ?started.elapsed(), "group committed");
             metrics.group_requests.observe(jobs.len() as f64);
             metrics.commit_seconds.observe(started.elapsed().as_secs_f64());

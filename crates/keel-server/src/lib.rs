@@ -76,6 +76,12 @@ impl Default for Config {
     }
 }
 
+/// Taken around every write transaction the server makes (ingest, evaluation,
+/// record writes): SQLite has one writer at a time, and its busy handler
+/// polls with growing sleeps, which let a busy ingest writer starve the
+/// evaluator for seconds. The gate queues writers in arrival order instead.
+pub type WriteGate = Arc<tokio::sync::Mutex<()>>;
+
 /// Checked keys by the SHA-256 of the key, with when they were checked.
 type CheckedKeys = std::collections::HashMap<Vec<u8>, (Principal, Timestamp)>;
 
@@ -92,6 +98,8 @@ pub struct AppState {
     checked: Arc<std::sync::Mutex<CheckedKeys>>,
     /// The streaming evaluator, when the server runs a journey.
     evaluator: Option<evaluator::Evaluator>,
+    /// Taken around write transactions.
+    gate: WriteGate,
 }
 
 impl AppState {
@@ -99,19 +107,21 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
         let metrics = Arc::new(metrics::Metrics::default());
+        let gate = WriteGate::default();
         let evaluator = config.journey.clone().map(|journey| {
             evaluator::Evaluator::start(
                 store.clone(),
                 journey,
                 clock.clone(),
                 metrics.clone(),
-                config.debounce,
-                config.tick,
+                evaluator::Timing { debounce: config.debounce, tick: config.tick },
+                gate.clone(),
             )
         });
         Self {
-            ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone()),
+            ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone(), gate.clone()),
             evaluator,
+            gate,
             store,
             config,
             clock,
