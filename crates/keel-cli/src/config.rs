@@ -34,6 +34,7 @@ pub(crate) struct ServeFile {
     pub batch_max_bytes: Option<usize>,
     pub batch_max_messages: Option<usize>,
     pub records_max_bytes: Option<usize>,
+    pub dedup_window_days: Option<u32>,
 }
 
 /// Reads the file named by `--config`/`KEEL_CONFIG`, or `keel.toml` when

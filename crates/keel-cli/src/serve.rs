@@ -44,6 +44,10 @@ pub(crate) struct ServeArgs {
     /// Largest body of a record write (/api/v1/records/{kind}), in bytes.
     #[arg(long, env = "KEEL_RECORDS_MAX_BYTES", default_value_t = 64 << 20)]
     records_max_bytes: usize,
+    /// Days a message id is remembered for deduplication; a message resent
+    /// later is accepted again. 0: remember forever.
+    #[arg(long, env = "KEEL_DEDUP_WINDOW_DAYS", default_value_t = 30)]
+    dedup_window_days: u32,
 }
 
 impl ServeArgs {
@@ -62,6 +66,7 @@ impl ServeArgs {
         self.batch_max_messages =
             pick(m, "batch_max_messages", self.batch_max_messages, f.batch_max_messages);
         self.records_max_bytes = pick(m, "records_max_bytes", self.records_max_bytes, f.records_max_bytes);
+        self.dedup_window_days = pick(m, "dedup_window_days", self.dedup_window_days, f.dedup_window_days);
     }
 }
 
@@ -127,6 +132,7 @@ pub(crate) async fn serve(
             batch_messages: args.batch_max_messages,
         },
         records_bytes: args.records_max_bytes,
+        dedup_window_days: args.dedup_window_days,
     };
     let clock: keel_server::Clock = Arc::new(crate::now);
     let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);

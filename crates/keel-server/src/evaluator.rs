@@ -299,9 +299,7 @@ async fn round(
         let _turn = task.gate.lock().await;
         let waited = asked.elapsed();
         let mut tx = store.begin(ws).await?;
-        for (account, stored, timeline) in &writes {
-            tx.put_account_state(account, stored, timeline).await?;
-        }
+        tx.put_account_states(&writes).await?;
         tx.commit().await?;
         waited
     };

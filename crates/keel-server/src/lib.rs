@@ -59,6 +59,8 @@ pub struct Config {
     pub tick: std::time::Duration,
     /// The largest body of a record write (`/api/v1/records/{kind}`), in bytes.
     pub records_bytes: usize,
+    /// Days a message id is remembered for deduplication (0: forever).
+    pub dedup_window_days: u32,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             debounce: std::time::Duration::from_millis(50),
             tick: std::time::Duration::from_secs(3600),
             records_bytes: 64 << 20,
+            dedup_window_days: 30,
         }
     }
 }
@@ -118,6 +121,14 @@ impl AppState {
                 gate.clone(),
             )
         });
+        if config.dedup_window_days > 0 {
+            tokio::spawn(forget_old_message_ids(
+                store.clone(),
+                clock.clone(),
+                gate.clone(),
+                config.dedup_window_days,
+            ));
+        }
         Self {
             ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone(), gate.clone()),
             evaluator,
@@ -129,6 +140,28 @@ impl AppState {
             checked: Arc::default(),
             metrics,
         }
+    }
+}
+
+/// Every hour: deduplication forgets the message ids older than its window,
+/// a slice of the key space at a time so that ingest waits at most one slice.
+async fn forget_old_message_ids(store: Arc<dyn Store>, clock: Clock, gate: WriteGate, window_days: u32) {
+    const PARTS: u32 = 256;
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        let mut forgotten = 0;
+        for part in 0..PARTS {
+            let _turn = gate.lock().await;
+            match store.forget_message_ids(clock(), window_days, part, PARTS).await {
+                Ok(n) => forgotten += n,
+                Err(e) => {
+                    tracing::error!(error = %e, "forgetting old message ids failed; retrying in an hour");
+                    break;
+                }
+            }
+        }
+        tracing::info!(forgotten, window_days, "deduplication forgot message ids older than its window");
     }
 }
 

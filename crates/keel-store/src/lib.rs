@@ -512,6 +512,20 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<TimelineEntry>, StoreError>;
 
+    /// Deduplication's window: marks the day `now` falls on (the events
+    /// stored from then on arrived on or after it), then forgets the message
+    /// ids of events stored before the mark of the day `window_days` before
+    /// `now` — in part `part` of `parts` slices of the key space, so that
+    /// each call holds the write lock briefly. Returns how many ids it forgot.
+    /// A forgotten message id is accepted again if resent; the events stay.
+    async fn forget_message_ids(
+        &self,
+        now: Timestamp,
+        window_days: u32,
+        part: u32,
+        parts: u32,
+    ) -> Result<u64, StoreError>;
+
     /// Stores a new API key of a workspace (its prefix must be unique).
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
 
@@ -588,12 +602,10 @@ pub trait WriteTx: Send {
         asks: &[(UserId, Timestamp)],
     ) -> Result<Vec<Option<ExternalId>>, StoreError>;
 
-    /// Replaces an account's evaluated state and appends timeline entries.
-    async fn put_account_state(
+    /// Replaces accounts' evaluated states and appends their timeline entries.
+    async fn put_account_states(
         &mut self,
-        account: &ExternalId,
-        state: &StoredState,
-        timeline: &[TimelineEntry],
+        states: &[(ExternalId, StoredState, Vec<TimelineEntry>)],
     ) -> Result<(), StoreError>;
 
     /// Records stage changes; ones already recorded (same account, line, day,

@@ -560,6 +560,49 @@ impl Store for SqliteStore {
         row.as_ref().map(decode_api_key).transpose()
     }
 
+    async fn forget_message_ids(
+        &self,
+        now: keel_core::Timestamp,
+        window_days: u32,
+        part: u32,
+        parts: u32,
+    ) -> Result<u64, StoreError> {
+        let today = i64::from(day_number(now));
+        sqlx::query(
+            "INSERT OR IGNORE INTO ingest_marks (day, first_event_id) \
+             SELECT ?, COALESCE(MAX(id), 0) + 1 FROM events",
+        )
+        .bind(today)
+        .execute(&self.pool)
+        .await?;
+        let horizon: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT day, first_event_id FROM ingest_marks WHERE day <= ? ORDER BY day DESC LIMIT 1",
+        )
+        .bind(today - i64::from(window_days))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((horizon_day, horizon)) = horizon else { return Ok(0) };
+        // The key space (all i64 rowids) in `parts` equal slices.
+        let parts = u128::from(parts.max(1));
+        let span = (1u128 << 64) / parts;
+        let lo = (u128::from(part) * span) as i128 + i128::from(i64::MIN);
+        let hi = if u128::from(part) + 1 == parts { i128::from(i64::MAX) } else { lo + span as i128 - 1 };
+        // A key followed by the next key is (almost surely) the head of a
+        // hash-collision chain that later keys are found through: keep it.
+        let forgotten = sqlx::query(
+            "DELETE FROM event_keys WHERE key BETWEEN ? AND ? AND event_id < ? \
+             AND NOT EXISTS (SELECT 1 FROM event_keys n WHERE n.key = event_keys.key + 1)",
+        )
+        .bind(lo as i64)
+        .bind(hi as i64)
+        .bind(horizon)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM ingest_marks WHERE day < ?").bind(horizon_day).execute(&self.pool).await?;
+        Ok(forgotten)
+    }
+
     async fn revoke_api_key(
         &self,
         ws: WorkspaceId,

@@ -770,45 +770,50 @@ impl WriteTx for SqliteTx {
         Ok(out)
     }
 
-    async fn put_account_state(
+    async fn put_account_states(
         &mut self,
-        account: &ExternalId,
-        state: &crate::StoredState,
-        timeline: &[crate::TimelineEntry],
+        states: &[(ExternalId, crate::StoredState, Vec<crate::TimelineEntry>)],
     ) -> Result<(), StoreError> {
-        let account = self.account_id(account).await?;
-        let summary = &state.summary;
-        sqlx::query(
-            "INSERT INTO account_state (account_id, evaluated_at, as_of, journey_version, state, \
-             segment, band, score, stages, mrr, renewal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (account_id) DO UPDATE SET evaluated_at = excluded.evaluated_at, \
-             as_of = excluded.as_of, journey_version = excluded.journey_version, state = excluded.state, \
-             segment = excluded.segment, band = excluded.band, score = excluded.score, \
-             stages = excluded.stages, mrr = excluded.mrr, renewal_date = excluded.renewal_date",
-        )
-        .bind(account)
-        .bind(micros(state.evaluated_at))
-        .bind(state.as_of.to_string())
-        .bind(&state.journey_version)
-        .bind(&state.state)
-        .bind(&summary.segment)
-        .bind(&summary.band)
-        .bind(summary.score)
-        .bind(super::accounts::stages_column(&summary.stages))
-        .bind(summary.mrr)
-        .bind(summary.renewal.map(|d| d.to_string()))
-        .execute(&mut *self.tx)
-        .await?;
-        for t in timeline {
-            sqlx::query("INSERT INTO timeline (account_id, at, kind, detail) VALUES (?, ?, ?, ?)")
-                .bind(account)
-                .bind(micros(t.at))
-                .bind(&t.kind)
-                .bind(&t.detail)
-                .execute(&mut *self.tx)
-                .await?;
+        let mut ids = Vec::with_capacity(states.len());
+        for (account, _, _) in states {
+            ids.push(self.account_id(account).await?);
         }
-        Ok(())
+        // One borrow of the connection for the whole batch: through sqlx,
+        // every statement would cross to its worker thread and back.
+        let mut handle = self.tx.lock_handle().await?;
+        raw::with_connection(handle.as_raw_handle(), |conn| {
+            let mut upsert = conn.prepare_cached(
+                "INSERT INTO account_state (account_id, evaluated_at, as_of, journey_version, state, \
+                 segment, band, score, stages, mrr, renewal_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (account_id) DO UPDATE SET evaluated_at = excluded.evaluated_at, \
+                 as_of = excluded.as_of, journey_version = excluded.journey_version, state = excluded.state, \
+                 segment = excluded.segment, band = excluded.band, score = excluded.score, \
+                 stages = excluded.stages, mrr = excluded.mrr, renewal_date = excluded.renewal_date",
+            )?;
+            let mut append = conn.prepare_cached(
+                "INSERT INTO timeline (account_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (id, (_, state, timeline)) in ids.iter().zip(states) {
+                let summary = &state.summary;
+                upsert.execute(rusqlite::params![
+                    id,
+                    micros(state.evaluated_at),
+                    state.as_of.to_string(),
+                    state.journey_version,
+                    state.state,
+                    summary.segment,
+                    summary.band,
+                    summary.score,
+                    super::accounts::stages_column(&summary.stages),
+                    summary.mrr,
+                    summary.renewal.map(|d| d.to_string()),
+                ])?;
+                for t in timeline {
+                    append.execute(rusqlite::params![id, micros(t.at), t.kind, t.detail])?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -888,6 +893,44 @@ mod tests {
         assert_eq!((third.counts.inserted, third.duplicates), (0, vec![0]), "the probed key is found again");
         tx.commit().await.unwrap();
         assert_eq!(store.snapshot(ws).await.unwrap().events.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn message_ids_are_forgotten_after_the_window_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let day = |d: &str| keel_core::parse_timestamp(&format!("{d}T09:00:00Z")).unwrap();
+        let append = |messages: &'static [&'static str]| {
+            let store = &store;
+            async move {
+                let mut tx = store.begin(ws).await.unwrap();
+                let rows: Vec<Event> = messages.iter().map(|m| event("acme", m, 0)).collect();
+                let out = tx.append_events(&rows).await.unwrap();
+                tx.commit().await.unwrap();
+                (out.counts.inserted, out.counts.unchanged)
+            }
+        };
+        let forget = |now: &str, window: u32| {
+            let (store, now) = (&store, day(now));
+            async move {
+                let mut n = 0;
+                for part in 0..16 {
+                    n += store.forget_message_ids(now, window, part, 16).await.unwrap();
+                }
+                n
+            }
+        };
+        // m-1 arrives before any mark, m-2 after the mark of 2026-01-20.
+        assert_eq!(append(&["m-1"]).await, (1, 0));
+        assert_eq!(forget("2026-01-20", 30).await, 0, "no mark is 30 days old yet");
+        assert_eq!(append(&["m-2"]).await, (1, 0));
+        assert_eq!(forget("2026-02-18", 30).await, 0, "29 days after the mark: nothing forgotten");
+        assert_eq!(append(&["m-1", "m-2"]).await, (0, 2), "both still duplicates");
+        assert_eq!(forget("2026-02-19", 30).await, 1, "30 days after the mark: what came before it");
+        assert_eq!(append(&["m-1", "m-2"]).await, (1, 1), "m-1 is accepted again, m-2 is still a duplicate");
+        assert_eq!(forget("2026-02-19", 30).await, 0, "forgetting again forgets nothing more");
+        let all = store.snapshot(ws).await.unwrap().events.len();
+        assert_eq!(all, 3, "forgetting an id removes no event");
     }
 
     #[tokio::test]
