@@ -27,6 +27,9 @@ pub(crate) struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
     ws: WorkspaceId,
     accounts: Option<HashMap<ExternalId, i64>>,
+    /// Whether `accounts` holds every account of the workspace, or only
+    /// those looked up so far.
+    all_accounts: bool,
     hashes: HashMap<&'static str, HashMap<String, i64>>,
     next_event_id: Option<i64>,
     keys: ClaimedKeys,
@@ -99,6 +102,7 @@ impl SqliteTx {
             tx,
             ws,
             accounts: None,
+            all_accounts: false,
             hashes: HashMap::default(),
             next_event_id: None,
             keys: ClaimedKeys::default(),
@@ -109,15 +113,50 @@ impl SqliteTx {
 
     /// The internal id of one of the workspace's accounts.
     async fn account_id(&mut self, account: &ExternalId) -> Result<i64, StoreError> {
-        self.load_accounts().await?;
+        self.resolve_accounts([account]).await?;
         self.accounts
             .as_ref()
             .and_then(|a| a.get(account).copied())
             .ok_or_else(|| StoreError::UnknownAccount(account.to_string()))
     }
 
+    /// Looks up the internal ids of those of `ids` not looked up yet (a
+    /// workspace may hold a hundred thousand accounts: a transaction reads
+    /// only those it touches).
+    async fn resolve_accounts<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a ExternalId>,
+    ) -> Result<(), StoreError> {
+        if self.all_accounts {
+            return Ok(());
+        }
+        let map = self.accounts.get_or_insert_with(HashMap::default);
+        let mut missing: Vec<&str> =
+            ids.into_iter().filter(|id| !map.contains_key(*id)).map(ExternalId::as_str).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        for chunk in missing.chunks(rows_per_statement(1) - 1) {
+            let mut qb: QueryBuilder<'static, Sqlite> =
+                QueryBuilder::new("SELECT id, external_id FROM accounts WHERE workspace_id = ");
+            qb.push_bind(self.ws.0).push(" AND external_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind((*id).to_owned());
+            }
+            qb.push(")");
+            let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *self.tx).await?;
+            for (id, ext) in rows {
+                if let Ok(ext) = ExternalId::parse(&ext) {
+                    map.insert(ext, id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every account of the workspace into the map.
     async fn load_accounts(&mut self) -> Result<(), StoreError> {
-        if self.accounts.is_none() {
+        if !self.all_accounts {
             let rows: Vec<(i64, String)> =
                 sqlx::query_as("SELECT id, external_id FROM accounts WHERE workspace_id = ?")
                     .bind(self.ws.0)
@@ -132,14 +171,16 @@ impl SqliteTx {
                 })?;
                 map.insert(ext, id);
             }
+            // Accounts inserted in this transaction are in the table too.
             self.accounts = Some(map);
+            self.all_accounts = true;
         }
         Ok(())
     }
 
     async fn upsert<T: Entity>(&mut self, rows: &[T]) -> Result<WriteCounts, StoreError> {
         let is_account = T::TABLE == "accounts";
-        self.load_accounts().await?;
+        self.resolve_accounts(rows.iter().filter_map(Entity::account)).await?;
         // Look up the stored hashes of just the ids in this batch (not the
         // whole table: a workspace may hold millions of rows of a kind).
         let known = self.hashes.entry(T::TABLE).or_default();
@@ -531,7 +572,7 @@ impl WriteTx for SqliteTx {
     }
 
     async fn missing_accounts(&mut self, ids: &[ExternalId]) -> Result<Vec<ExternalId>, StoreError> {
-        self.load_accounts().await?;
+        self.resolve_accounts(ids).await?;
         let known = self.accounts.as_ref();
         let mut missing: Vec<ExternalId> =
             ids.iter().filter(|id| !known.is_some_and(|k| k.contains_key(*id))).cloned().collect();
@@ -588,7 +629,7 @@ impl WriteTx for SqliteTx {
     }
 
     async fn append_events(&mut self, rows: &[Event]) -> Result<AppendOutcome, StoreError> {
-        self.load_accounts().await?;
+        self.resolve_accounts(rows.iter().map(|e| &e.account)).await?;
         let mut account_ids = Vec::with_capacity(rows.len());
         {
             let accounts = self.accounts.as_ref().ok_or_else(|| StoreError::UnknownAccount(String::new()))?;
@@ -660,7 +701,7 @@ impl WriteTx for SqliteTx {
     }
 
     async fn record_transitions(&mut self, rows: &[crate::TransitionRecord]) -> Result<u64, StoreError> {
-        self.load_accounts().await?;
+        self.resolve_accounts(rows.iter().map(|r| &r.account)).await?;
         let mut inserted = 0;
         for r in rows {
             let account = *self
@@ -774,6 +815,7 @@ impl WriteTx for SqliteTx {
         &mut self,
         states: &[(ExternalId, crate::StoredState, Vec<crate::TimelineEntry>)],
     ) -> Result<(), StoreError> {
+        self.resolve_accounts(states.iter().map(|(a, _, _)| a)).await?;
         let mut ids = Vec::with_capacity(states.len());
         for (account, _, _) in states {
             ids.push(self.account_id(account).await?);
