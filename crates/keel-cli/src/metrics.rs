@@ -10,18 +10,6 @@ use keel_server::load::{MetricTableError, metric_table};
 
 use crate::evaluate::plan;
 
-/// The metrics shown when none are asked for.
-const DEFAULT: &[&str] = &[
-    "active_users_7d",
-    "active_users_28d",
-    "active_seat_ratio",
-    "core_features_weekly",
-    "feature_breadth",
-    "usage_change_pct",
-    "mrr",
-    "days_to_renewal",
-];
-
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     /// One header line, then one line per account.
@@ -54,7 +42,7 @@ pub(crate) async fn run(
     let Some((plan, _)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let names: Vec<String> = if args.metrics.is_empty() {
-        DEFAULT.iter().map(|m| (*m).to_owned()).collect()
+        keel_server::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect()
     } else {
         args.metrics.iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect()
     };

@@ -206,21 +206,24 @@ async fn commit_group(
             let changed = match &m.call {
                 Call::Group { account, .. } => tx.join_account(&m.user, account, m.timestamp).await?,
                 Call::Ungroup { account } => tx.leave_account(&m.user, account, m.timestamp).await?,
+                Call::Alias { previous } => match alias(tx.as_mut(), m, previous).await? {
+                    Some(changed) => changed,
+                    None => {
+                        outcomes[j][i] = Outcome::Rejected {
+                            reason: format!(
+                                "neither {:?} nor {:?} belongs to an account yet: send a group call first, \
+                                 or context.groupId",
+                                previous.as_str(),
+                                m.user.as_str()
+                            ),
+                        };
+                        continue;
+                    }
+                },
                 _ => continue,
             };
             if !changed {
                 outcomes[j][i] = Outcome::Duplicate;
-            }
-        }
-    }
-
-    // Not applied yet: said per message rather than dropped silently.
-    for (j, job) in jobs.iter().enumerate() {
-        for (i, m) in job.messages.iter().enumerate() {
-            if matches!(m.call, Call::Alias { .. }) {
-                outcomes[j][i] = Outcome::Rejected {
-                    reason: "alias calls are not applied yet; nothing of this one was stored".into(),
-                };
             }
         }
     }
@@ -300,6 +303,37 @@ async fn commit_group(
         }
     }
     Ok((outcomes, touched))
+}
+
+/// Applies an `alias` call: the two ids are one person, so from the call's
+/// time each belongs to the account the other belongs to (or both to
+/// `context.groupId` when the call names one), and later events of either
+/// id land on that account. `None`: neither id belongs to an account.
+/// `Some(false)`: they were linked already (a retry).
+async fn alias(
+    tx: &mut dyn keel_store::WriteTx,
+    m: &Message,
+    previous: &keel_core::UserId,
+) -> Result<Option<bool>, StoreError> {
+    let at = m.timestamp;
+    let (of_previous, of_user) = match &m.account {
+        Some(account) => (Some(account.clone()), Some(account.clone())),
+        None => {
+            let found = tx.account_of_users(&[(previous.clone(), at), (m.user.clone(), at)]).await?;
+            (found[0].clone(), found[1].clone())
+        }
+    };
+    if of_previous.is_none() && of_user.is_none() {
+        return Ok(None);
+    }
+    let mut changed = false;
+    if let Some(account) = &of_previous {
+        changed |= tx.join_account(&m.user, account, at).await?;
+    }
+    if let Some(account) = &of_user {
+        changed |= tx.join_account(previous, account, at).await?;
+    }
+    Ok(Some(changed))
 }
 
 /// The answer to a message whose user belongs to no account yet.

@@ -116,6 +116,18 @@ pub fn on_every_core<T: Send>(
     })
 }
 
+/// The metrics a metric table shows when none are asked for: usage, seats, revenue.
+pub const DEFAULT_METRICS: &[&str] = &[
+    "active_users_7d",
+    "active_users_28d",
+    "active_seat_ratio",
+    "core_features_weekly",
+    "feature_breadth",
+    "usage_change_pct",
+    "mrr",
+    "days_to_renewal",
+];
+
 /// Why a metric table could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricTableError {

@@ -289,9 +289,8 @@ async fn identify_keeps_contacts_and_their_role_periods() {
     assert_eq!(status, 200, "{body}");
     let statuses: Vec<&str> =
         body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["accepted", "accepted", "rejected", "rejected"]);
+    assert_eq!(statuses, ["accepted", "accepted", "rejected", "accepted"], "{body}");
     assert!(body["results"][2]["reason"].as_str().unwrap().contains("no account for user \"stranger\""));
-    assert!(body["results"][3]["reason"].as_str().unwrap().contains("alias calls are not applied yet"));
     // The same identify again changes nothing; a later one naming her champion opens a new period.
     let (_, again) = post(&s, "/v1/batch", Some(&k), &json!({"batch": [first["batch"][1].clone()]})).await;
     assert_eq!(again["duplicate"], 1);
@@ -422,4 +421,49 @@ async fn accounts_are_evaluated_as_events_arrive_and_changes_reach_the_timeline(
     let (_, empty) = get(format!("{}/api/v1/accounts/acme/timeline", s.url), other_read).await;
     assert_eq!(empty["entries"], json!([]));
     assert_eq!(get(format!("{url}?as_of=someday"), read).await.0, 400);
+}
+
+#[tokio::test]
+async fn alias_puts_both_ids_on_one_account() {
+    let s = start().await;
+    let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
+    let call = |kind: &str, id: &str, extra: Value| {
+        let mut m = json!({"type": kind, "messageId": id, "timestamp": "2026-03-01T10:00:00Z"});
+        for (key, v) in extra.as_object().unwrap() {
+            m[key] = v.clone();
+        }
+        m
+    };
+    let link = call("alias", "a1", json!({"userId": "ann", "previousId": "anon-7"}));
+    let (status, body) = post(&s, "/v1/alias", Some(&k), &link).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("rejected")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("neither \"anon-7\" nor \"ann\""), "{body}");
+
+    let joined = call("group", "g1", json!({"userId": "ann", "groupId": "acme"}));
+    assert_eq!(post(&s, "/v1/group", Some(&k), &joined).await.0, 200);
+    let (status, body) = post(&s, "/v1/alias", Some(&k), &link).await;
+    assert_eq!((status, body["result"]["status"].as_str()), (200, Some("accepted")), "{body}");
+    let (_, body) = post(&s, "/v1/alias", Some(&k), &link).await;
+    assert_eq!(body["result"]["status"], "duplicate", "{body}");
+
+    // With context.groupId, both ids join that account.
+    let named = call(
+        "alias",
+        "a2",
+        json!({"userId": "bob", "previousId": "anon-9", "context": {"groupId": "initech"}}),
+    );
+    assert_eq!(post(&s, "/v1/alias", Some(&k), &named).await.0, 200);
+
+    // Later events of the previous ids, without a groupId, land on the accounts.
+    for (id, user) in [("t1", "anon-7"), ("t2", "anon-9"), ("t3", "bob")] {
+        let t = call("track", id, json!({"userId": user, "event": "page_viewed"}));
+        let (status, body) = post(&s, "/v1/track", Some(&k), &t).await;
+        assert_eq!(status, 200, "{user}: {body}");
+    }
+    let events = s.store.snapshot(ws).await.unwrap().events;
+    let placed: Vec<(&str, &str)> = events.iter().map(|e| (e.user.as_str(), e.account.as_str())).collect();
+    assert_eq!(placed.len(), 3);
+    for pair in [("anon-7", "acme"), ("anon-9", "initech"), ("bob", "initech")] {
+        assert!(placed.contains(&pair), "{pair:?} in {placed:?}");
+    }
 }

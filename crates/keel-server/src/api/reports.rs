@@ -29,18 +29,6 @@ pub struct MetricsParams {
     metric: Option<String>,
 }
 
-/// The metrics shown when none are asked for.
-pub const DEFAULT_METRICS: &[&str] = &[
-    "active_users_7d",
-    "active_users_28d",
-    "active_seat_ratio",
-    "core_features_weekly",
-    "feature_breadth",
-    "usage_change_pct",
-    "mrr",
-    "days_to_renewal",
-];
-
 /// One account's metric values.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MetricRow {
@@ -91,7 +79,7 @@ pub async fn metrics(
     };
     let names: Vec<String> = match params.metric {
         Some(list) => list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect(),
-        None => DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
+        None => crate::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
     };
     let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
     let event_names = state.store.event_names(principal.workspace).await?;
