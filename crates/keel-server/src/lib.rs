@@ -453,17 +453,38 @@ async fn single_call(
     }
 }
 
+/// A batch request's envelope; the messages stay raw until parsed one by one.
+#[derive(Debug, Default, serde::Deserialize)]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    batch: Option<Vec<&'a serde_json::value::RawValue>>,
+    #[serde(rename = "sentAt")]
+    sent_at: Option<Value>,
+    context: Option<Value>,
+    #[serde(rename = "writeKey")]
+    write_key: Option<String>,
+}
+
 async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let limits = state.config.limits;
     let header_key = presented_key(&headers, None)?;
     let bytes = read_body(&headers, body, limits.batch_bytes, "batch_too_large", "a batch").await?;
-    let value = parse_json(&bytes)?;
+    // The items stay raw text until each is parsed on its own: their sizes
+    // are their lengths, and a bad item does not spoil the others.
+    let batch: BatchBody<'_> = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(_) => {
+            // Invalid JSON (say where), or valid JSON of the wrong shape.
+            parse_json(&bytes)?;
+            BatchBody::default()
+        }
+    };
     let key = match header_key {
         Some(k) => Some(k),
-        None => presented_key(&headers, Some(&value))?,
+        None => batch.write_key.clone(),
     };
     let principal = authenticate(state, key, Scope::Ingest).await?;
-    let Some(items) = value.get("batch").and_then(Value::as_array) else {
+    let Some(items) = &batch.batch else {
         return Err(ApiError::bad_request(
             "invalid_batch",
             "the body must be an object with a \"batch\" array",
@@ -476,12 +497,14 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
         ));
     }
     let received_at = (state.clock)();
-    let sent_at = value
-        .get("sentAt")
+    let sent_at = batch
+        .sent_at
+        .as_ref()
         .and_then(Value::as_str)
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&chrono::Utc));
-    let group_id = value.pointer("/context/groupId").and_then(Value::as_str).map(str::to_owned);
+    let group_id =
+        batch.context.as_ref().and_then(|c| c.pointer("/groupId")).and_then(Value::as_str).map(str::to_owned);
     let env =
         Envelope { received_at, sent_at, group_id, account_property: state.config.account_property.clone() };
 
@@ -489,11 +512,13 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
     let mut valid = Vec::new();
     let mut slots = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let size = item.to_string().len();
+        let size = item.get().len();
         let parsed = if size > limits.message_bytes {
             Err(format!("message_too_large: {size} bytes; the limit is {}", limits.message_bytes))
         } else {
-            segment::parse(item, None, &env)
+            serde_json::from_str::<Value>(item.get())
+                .map_err(|e| format!("not JSON: {e}"))
+                .and_then(|item| segment::parse(&item, None, &env))
         };
         match parsed {
             Ok(m) => {
