@@ -97,8 +97,18 @@ pub(crate) struct Workspace {
 }
 
 pub(crate) async fn open_workspace(db: &str, workspace: &str) -> anyhow::Result<Workspace> {
+    open_workspace_with(db, workspace, true).await
+}
+
+/// As [`open_workspace`]; `auto_checkpoint: false` when the caller checkpoints in the background.
+pub(crate) async fn open_workspace_with(
+    db: &str,
+    workspace: &str,
+    auto_checkpoint: bool,
+) -> anyhow::Result<Workspace> {
     let url = DbUrl::parse(db)?;
-    let store = keel_store::open(&url).await.with_context(|| format!("opening {url}"))?;
+    let store =
+        keel_store::open_with(&url, auto_checkpoint).await.with_context(|| format!("opening {url}"))?;
     let id = store.workspace(workspace).await.with_context(|| format!("opening workspace {workspace:?}"))?;
     Ok(Workspace { store, id, name: workspace.to_owned(), url })
 }

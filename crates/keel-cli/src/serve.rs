@@ -102,7 +102,8 @@ pub(crate) async fn serve(
     journey: &std::path::Path,
     args: ServeArgs,
 ) -> anyhow::Result<ExitCode> {
-    let ws = crate::open_workspace(db, workspace).await?;
+    // Checkpoints run in the background, not inside a request's commit.
+    let ws = crate::open_workspace_with(db, workspace, false).await?;
     let journey = if journey.exists() {
         let Ok(checked) = crate::journey::load(journey)? else { return Ok(ExitCode::FAILURE) };
         let bytes = std::fs::read(journey).with_context(|| format!("reading {}", journey.display()))?;
@@ -133,6 +134,7 @@ pub(crate) async fn serve(
         },
         records_bytes: args.records_max_bytes,
         dedup_window_days: args.dedup_window_days,
+        checkpoint_every: std::time::Duration::from_millis(500),
     };
     let clock: keel_server::Clock = Arc::new(crate::now);
     let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);

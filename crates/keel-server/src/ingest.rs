@@ -111,11 +111,18 @@ async fn writer(
         for (ws, jobs) in by_ws {
             let started = std::time::Instant::now();
             let n: usize = jobs.iter().map(|j| j.messages.len()).sum();
-            let result = {
+            let (result, waited) = {
                 let _turn = gate.lock().await;
-                commit_group(store.as_ref(), ws, &jobs).await
+                let waited = started.elapsed();
+                (commit_group(store.as_ref(), ws, &jobs).await, waited)
             };
-            tracing::debug!(requests = jobs.len(), messages = n, elapsed = ?started.elapsed(), "group committed");
+            tracing::debug!(
+                requests = jobs.len(),
+                messages = n,
+                waited_for_writer = ?waited,
+                elapsed = ?started.elapsed(),
+                "group committed"
+            );
             metrics.group_requests.observe(jobs.len() as f64);
             metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
             match result {
@@ -175,6 +182,7 @@ async fn commit_group(
     ws: WorkspaceId,
     jobs: &[Job],
 ) -> Result<(Vec<Vec<Outcome>>, Touched), StoreError> {
+    let t0 = std::time::Instant::now();
     let mut tx = store.begin(ws).await?;
     let mut outcomes: Vec<Vec<Outcome>> =
         jobs.iter().map(|j| vec![Outcome::Accepted; j.messages.len()]).collect();
@@ -285,12 +293,15 @@ async fn commit_group(
             positions.push((j, i));
         }
     }
+    let before_append = t0.elapsed();
     let appended = tx.append_events(&events).await?;
+    let appended_at = t0.elapsed();
     for d in appended.duplicates {
         let (j, i) = positions[d];
         outcomes[j][i] = Outcome::Duplicate;
     }
     tx.commit().await?;
+    tracing::trace!(?before_append, ?appended_at, committed = ?t0.elapsed(), "group phases");
     let mut touched = Touched::new();
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {

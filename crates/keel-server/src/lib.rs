@@ -61,6 +61,9 @@ pub struct Config {
     pub records_bytes: usize,
     /// Days a message id is remembered for deduplication (0: forever).
     pub dedup_window_days: u32,
+    /// How often a background task checkpoints the store (zero: never; the
+    /// store must then checkpoint on its own, as SQLite does by default).
+    pub checkpoint_every: std::time::Duration,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             tick: std::time::Duration::from_secs(3600),
             records_bytes: 64 << 20,
             dedup_window_days: 30,
+            checkpoint_every: std::time::Duration::ZERO,
         }
     }
 }
@@ -121,6 +125,9 @@ impl AppState {
                 gate.clone(),
             )
         });
+        if config.checkpoint_every > std::time::Duration::ZERO {
+            tokio::spawn(checkpoints(store.clone(), gate.clone(), config.checkpoint_every));
+        }
         if config.dedup_window_days > 0 {
             tokio::spawn(forget_old_message_ids(
                 store.clone(),
@@ -139,6 +146,28 @@ impl AppState {
             limiter,
             checked: Arc::default(),
             metrics,
+        }
+    }
+}
+
+/// Checkpoints the store in the background, so that no request's commit
+/// pays for one: a passive checkpoint every `every`, and once the log holds
+/// more than 64 MiB, a restarting one between two write transactions (most
+/// of the log is copied by then, so the writers wait briefly).
+async fn checkpoints(store: Arc<dyn Store>, gate: WriteGate, every: std::time::Duration) {
+    const RESTART_PAGES: u64 = 16_384;
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        let result = match store.checkpoint(false).await {
+            Ok(pages) if pages > RESTART_PAGES => {
+                let _turn = gate.lock().await;
+                store.checkpoint(true).await
+            }
+            other => other,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "checkpoint failed; retrying");
         }
     }
 }

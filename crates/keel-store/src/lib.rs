@@ -128,8 +128,17 @@ impl fmt::Display for DbUrl {
 
 /// Opens (and migrates) the store a URL names.
 pub async fn open(url: &DbUrl) -> Result<Box<dyn Store>, StoreError> {
+    open_with(url, true).await
+}
+
+/// Opens (and migrates) the store a URL names; `auto_checkpoint: false` for
+/// a server that calls [`Store::checkpoint`] from a background task.
+pub async fn open_with(url: &DbUrl, auto_checkpoint: bool) -> Result<Box<dyn Store>, StoreError> {
     match url {
-        DbUrl::Sqlite(path) => Ok(Box::new(SqliteStore::open(path, SqliteOptions::default()).await?)),
+        DbUrl::Sqlite(path) => {
+            let options = SqliteOptions { auto_checkpoint, ..SqliteOptions::default() };
+            Ok(Box::new(SqliteStore::open(path, options).await?))
+        }
     }
 }
 
@@ -511,6 +520,14 @@ pub trait Store: Send + Sync {
         account: &ExternalId,
         limit: u32,
     ) -> Result<Vec<TimelineEntry>, StoreError>;
+
+    /// Copies committed changes from the write-ahead log into the database
+    /// (a no-op where the backend has no such log). `restart`: also waits for
+    /// readers and makes the next writer start the log from the top —
+    /// callers do this while no write transaction is open, so the log stays
+    /// bounded under a steady stream of writes. Returns the log's size in
+    /// pages before the call.
+    async fn checkpoint(&self, restart: bool) -> Result<u64, StoreError>;
 
     /// Deduplication's window: marks the day `now` falls on (the events
     /// stored from then on arrived on or after it), then forgets the message

@@ -24,10 +24,12 @@ pub(crate) struct Fixture {
 pub(crate) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keel.db");
-    let store =
-        SqliteStore::open(path.to_str().unwrap(), SqliteOptions { cache_mib: 16, max_connections: 2 })
-            .await
-            .unwrap();
+    let store = SqliteStore::open(
+        path.to_str().unwrap(),
+        SqliteOptions { cache_mib: 16, max_connections: 2, ..SqliteOptions::default() },
+    )
+    .await
+    .unwrap();
     let ws = store.workspace("test").await.unwrap();
     Fixture { dir, store, ws }
 }

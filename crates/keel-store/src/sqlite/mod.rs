@@ -34,11 +34,16 @@ pub struct SqliteOptions {
     pub cache_mib: u32,
     /// Connections in the pool (readers; SQLite allows one writer at a time).
     pub max_connections: u32,
+    /// Whether commits checkpoint the WAL into the database file when it
+    /// grows past 1 000 pages (SQLite's default). A server turns this off and
+    /// calls [`crate::Store::checkpoint`] from a background task instead, so
+    /// that no request waits for a checkpoint inside its commit.
+    pub auto_checkpoint: bool,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { cache_mib: 256, max_connections: 4 }
+        Self { cache_mib: 256, max_connections: 4, auto_checkpoint: true }
     }
 }
 
@@ -64,7 +69,8 @@ impl SqliteStore {
             // Reads map the file instead of copying pages into the cache.
             .pragma("mmap_size", (2u64 << 30).to_string())
             // Keep the WAL from staying gigabytes large after a bulk import.
-            .pragma("journal_size_limit", (64u64 << 20).to_string());
+            .pragma("journal_size_limit", (64u64 << 20).to_string())
+            .pragma("wal_autocheckpoint", if options.auto_checkpoint { "1000" } else { "0" });
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .connect_with(connect)
@@ -558,6 +564,15 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(decode_api_key).transpose()
+    }
+
+    async fn checkpoint(&self, restart: bool) -> Result<u64, StoreError> {
+        // PASSIVE copies what it can without waiting for (or blocking) the
+        // writer; RESTART also waits for readers, so the next writer starts
+        // the WAL from the top instead of letting it grow.
+        let sql = if restart { "PRAGMA wal_checkpoint(RESTART)" } else { "PRAGMA wal_checkpoint(PASSIVE)" };
+        let (_busy, log, _copied): (i64, i64, i64) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
+        Ok(log.max(0) as u64)
     }
 
     async fn forget_message_ids(

@@ -976,6 +976,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_restarting_checkpoint_keeps_the_log_small_without_auto_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let options = SqliteOptions { auto_checkpoint: false, ..SqliteOptions::default() };
+        let store = SqliteStore::open(path.to_str().unwrap(), options).await.unwrap();
+        let ws = store.workspace("w").await.unwrap();
+        let mut tx = store.begin(ws).await.unwrap();
+        let account = Account {
+            id: ExternalId::parse("acme").unwrap(),
+            name: "Acme".into(),
+            attributes: Default::default(),
+            owner: None,
+            parent: None,
+            created: "2025-01-01".parse().unwrap(),
+        };
+        tx.upsert_accounts(&[account]).await.unwrap();
+        tx.commit().await.unwrap();
+        let ids: Vec<String> = (0..30_000).map(|i| format!("m-{i}")).collect();
+        for chunk in ids.chunks(1_000) {
+            let mut tx = store.begin(ws).await.unwrap();
+            let rows: Vec<Event> =
+                chunk.iter().enumerate().map(|(i, m)| event("acme", m, i as i64)).collect();
+            tx.append_events(&rows).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let grown = store.checkpoint(false).await.unwrap();
+        assert!(grown > 1_000, "no commit checkpointed: the log holds {grown} pages");
+        store.checkpoint(true).await.unwrap();
+        let mut tx = store.begin(ws).await.unwrap();
+        tx.append_events(&[event("acme", "last", 0)]).await.unwrap();
+        tx.commit().await.unwrap();
+        let after = store.checkpoint(false).await.unwrap();
+        assert!(after < 100, "the next writer started the log from the top: {after} pages");
+        assert_eq!(store.snapshot(ws).await.unwrap().events.len(), 30_001);
+    }
+
+    #[tokio::test]
     async fn duplicates_inside_one_batch_count_once() {
         let dir = tempfile::tempdir().unwrap();
         let (store, ws) = store_with_account(&dir, "w").await;
