@@ -892,9 +892,15 @@ mod tests {
     }
 
     async fn store_with_account(dir: &tempfile::TempDir, ws_name: &str) -> (SqliteStore, WorkspaceId) {
-        let store = SqliteStore::open(dir.path().join("k.db").to_str().unwrap(), SqliteOptions::default())
-            .await
-            .unwrap();
+        store_with_account_opened(dir, ws_name, SqliteOptions::default()).await
+    }
+
+    async fn store_with_account_opened(
+        dir: &tempfile::TempDir,
+        ws_name: &str,
+        options: SqliteOptions,
+    ) -> (SqliteStore, WorkspaceId) {
+        let store = SqliteStore::open(dir.path().join("k.db").to_str().unwrap(), options).await.unwrap();
         let ws = store.workspace(ws_name).await.unwrap();
         let mut tx = store.begin(ws).await.unwrap();
         let account = Account {
@@ -978,21 +984,8 @@ mod tests {
     #[tokio::test]
     async fn a_restarting_checkpoint_keeps_the_log_small_without_auto_checkpoints() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.db");
         let options = SqliteOptions { auto_checkpoint: false, ..SqliteOptions::default() };
-        let store = SqliteStore::open(path.to_str().unwrap(), options).await.unwrap();
-        let ws = store.workspace("w").await.unwrap();
-        let mut tx = store.begin(ws).await.unwrap();
-        let account = Account {
-            id: ExternalId::parse("acme").unwrap(),
-            name: "Acme".into(),
-            attributes: Default::default(),
-            owner: None,
-            parent: None,
-            created: "2025-01-01".parse().unwrap(),
-        };
-        tx.upsert_accounts(&[account]).await.unwrap();
-        tx.commit().await.unwrap();
+        let (store, ws) = store_with_account_opened(&dir, "w", options).await;
         let ids: Vec<String> = (0..30_000).map(|i| format!("m-{i}")).collect();
         for chunk in ids.chunks(1_000) {
             let mut tx = store.begin(ws).await.unwrap();
