@@ -26,7 +26,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "KEEL_TICK", default_value_t = 3600)]
     tick: u64,
     /// Milliseconds a touched account waits for more data before it is evaluated.
-    #[arg(long, env = "KEEL_DEBOUNCE_MS", default_value_t = 50)]
+    #[arg(long, env = "KEEL_DEBOUNCE_MS", default_value_t = 200)]
     debounce_ms: u64,
     /// Seconds a checked API key is trusted without asking the database
     /// (a revocation on another server takes effect within this time).

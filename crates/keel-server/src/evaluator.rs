@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keel_core::{ExternalId, Timestamp};
 use keel_engine::{AccountState, Plan};
@@ -34,31 +34,82 @@ pub struct JourneyConfig {
 /// Accounts waiting for evaluation, each once, with the earliest arrival of
 /// the data that made it dirty (for the event → state latency; `None` for
 /// the scheduled tick). A set, so a slow evaluator holds at most one entry
-/// per account however much data arrives meanwhile.
-#[derive(Default)]
+/// per account however much data arrives meanwhile; and a queue in the order
+/// accounts became dirty, so each waits out the debounce from its *first*
+/// change — under a steady stream an account is evaluated at most once per
+/// debounce, and never later than one debounce plus one round after its data.
 struct Pending {
-    dirty: Mutex<BTreeMap<(WorkspaceId, ExternalId), Option<Timestamp>>>,
+    debounce: Duration,
+    queue: Mutex<Dirty>,
     wake: Notify,
 }
 
+type Key = (WorkspaceId, ExternalId);
+
+#[derive(Default)]
+struct Dirty {
+    arrived: HashMap<Key, Option<Timestamp>>,
+    order: std::collections::VecDeque<(Instant, Key)>,
+}
+
+/// What [`Pending::take`] found.
+#[derive(Debug, PartialEq)]
+enum Take {
+    /// Accounts whose debounce has passed, oldest first.
+    Ready(Vec<(Key, Option<Timestamp>)>),
+    /// None yet; the first becomes ready then.
+    WaitUntil(Instant),
+    /// None at all.
+    Idle,
+}
+
 impl Pending {
+    fn new(debounce: Duration) -> Self {
+        Self { debounce, queue: Mutex::default(), wake: Notify::new() }
+    }
+
     fn add(&self, ws: WorkspaceId, accounts: impl IntoIterator<Item = ExternalId>, at: Option<Timestamp>) {
-        let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let mut dirty = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let Dirty { arrived, order } = &mut *dirty;
         for account in accounts {
-            let slot = dirty.entry((ws, account)).or_insert(at);
-            *slot = match (*slot, at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            match arrived.entry((ws, account)) {
+                std::collections::hash_map::Entry::Occupied(mut slot) => {
+                    let merged = match (*slot.get(), at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    slot.insert(merged);
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    order.push_back((now, slot.key().clone()));
+                    slot.insert(at);
+                }
+            }
         }
         drop(dirty);
         self.wake.notify_one();
     }
 
-    /// Up to `n` waiting accounts, removed from the set.
-    fn take(&self, n: usize) -> Vec<((WorkspaceId, ExternalId), Option<Timestamp>)> {
-        let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-        std::iter::from_fn(|| dirty.pop_first()).take(n).collect()
+    /// Up to `n` accounts whose debounce has passed, removed from the set.
+    fn take(&self, n: usize) -> Take {
+        let now = Instant::now();
+        let mut dirty = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let Dirty { arrived, order } = &mut *dirty;
+        let mut ready = Vec::new();
+        while ready.len() < n {
+            match order.front() {
+                Some((since, _)) if *since + self.debounce <= now => {
+                    let (_, key) = order.pop_front().expect("a front");
+                    let at = arrived.remove(&key).flatten();
+                    ready.push((key, at));
+                }
+                Some((since, _)) if ready.is_empty() => return Take::WaitUntil(*since + self.debounce),
+                None if ready.is_empty() => return Take::Idle,
+                _ => break,
+            }
+        }
+        Take::Ready(ready)
     }
 }
 
@@ -87,9 +138,9 @@ impl Evaluator {
         timing: Timing,
         gate: crate::WriteGate,
     ) -> Self {
-        let evaluator = Self { pending: Arc::default() };
+        let evaluator = Self { pending: Arc::new(Pending::new(timing.debounce)) };
         let task = Task { store: store.clone(), journey, clock, metrics, gate };
-        tokio::spawn(run(task, timing.debounce, evaluator.pending.clone()));
+        tokio::spawn(run(task, evaluator.pending.clone()));
         let ticker = evaluator.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(timing.tick);
@@ -193,17 +244,22 @@ impl Digest {
 /// it never needs to read (and parse) its stored state again.
 type Digests = HashMap<(WorkspaceId, ExternalId), Digest>;
 
-async fn run(task: Task, debounce: Duration, pending: Arc<Pending>) {
+async fn run(task: Task, pending: Arc<Pending>) {
     let mut plans: HashMap<WorkspaceId, (usize, Arc<Plan>)> = HashMap::new();
     let mut digests = Digests::new();
     loop {
-        let dirty = pending.take(ROUND);
-        if dirty.is_empty() {
-            pending.wake.notified().await;
-            // Let more data for the same accounts arrive first.
-            tokio::time::sleep(debounce).await;
-            continue;
-        }
+        let dirty = match pending.take(ROUND) {
+            Take::Ready(dirty) => dirty,
+            // Accounts dirtied later become ready later: nothing to wake for.
+            Take::WaitUntil(when) => {
+                tokio::time::sleep_until(when.into()).await;
+                continue;
+            }
+            Take::Idle => {
+                pending.wake.notified().await;
+                continue;
+            }
+        };
         let mut by_ws: BTreeMap<WorkspaceId, Vec<(ExternalId, Option<Timestamp>)>> = BTreeMap::new();
         for ((ws, account), at) in dirty {
             by_ws.entry(ws).or_default().push((account, at));
@@ -415,7 +471,7 @@ mod tests {
 
     #[test]
     fn pending_accounts_are_kept_once_with_their_earliest_arrival() {
-        let p = Pending::default();
+        let p = Pending::new(Duration::ZERO);
         let t = |s: &str| keel_core::parse_timestamp(s).unwrap();
         let id = |s: &str| ExternalId::parse(s).unwrap();
         let ws = WorkspaceId(1);
@@ -428,12 +484,35 @@ mod tests {
         let first = p.take(2);
         assert_eq!(
             first,
-            [
+            Take::Ready(vec![
                 ((ws, id("acme")), Some(t("2026-01-01T10:00:01Z"))),
                 ((ws, id("initech")), Some(t("2026-01-01T10:00:05Z"))),
-            ]
+            ])
         );
-        assert_eq!(p.take(10), [((WorkspaceId(2), id("acme")), None)]);
-        assert!(p.take(10).is_empty());
+        assert_eq!(p.take(10), Take::Ready(vec![((WorkspaceId(2), id("acme")), None)]));
+        assert_eq!(p.take(10), Take::Idle);
+    }
+
+    /// Each account waits out the debounce from its first change, however
+    /// often it changes meanwhile; one dirtied later waits from then.
+    #[test]
+    fn an_account_is_ready_one_debounce_after_its_first_change() {
+        let p = Pending::new(Duration::from_millis(200));
+        let id = |s: &str| ExternalId::parse(s).unwrap();
+        let ws = WorkspaceId(1);
+        let start = Instant::now();
+        p.add(ws, [id("acme")], None);
+        let Take::WaitUntil(first) = p.take(10) else { panic!("nothing is ready before the debounce") };
+        assert!(
+            first >= start + Duration::from_millis(200)
+                && first <= Instant::now() + Duration::from_millis(200)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        p.add(ws, [id("acme"), id("initech")], None);
+        assert_eq!(p.take(10), Take::WaitUntil(first), "a second change does not push the first back");
+        std::thread::sleep(first.saturating_duration_since(Instant::now()));
+        assert_eq!(p.take(10), Take::Ready(vec![((ws, id("acme")), None)]), "initech is not ready yet");
+        let Take::WaitUntil(second) = p.take(10) else { panic!("initech is waiting") };
+        assert!(second >= first + Duration::from_millis(20), "{:?}", second - first);
     }
 }

@@ -59,7 +59,24 @@ impl Ingestor {
         gate: crate::WriteGate,
     ) -> Self {
         let (jobs, rx) = mpsc::channel(4_096);
-        tokio::spawn(writer(store, rx, metrics.clone(), evaluator, gate));
+        // The writer gets a thread of its own: on the shared runtime, each of
+        // its awaits on the database would queue behind every request task.
+        let task = writer(store, rx, metrics.clone(), evaluator, gate);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        match runtime {
+            Ok(runtime) => {
+                let spawned = std::thread::Builder::new()
+                    .name("keel-ingest-writer".into())
+                    .spawn(move || runtime.block_on(task));
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "could not start the ingest writer thread");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no runtime for the ingest writer; it shares the server's");
+                tokio::spawn(task);
+            }
+        }
         Self { jobs, metrics }
     }
 
@@ -92,6 +109,11 @@ async fn writer(
     gate: crate::WriteGate,
 ) {
     while let Some(first) = rx.recv().await {
+        // Wait for the writer's turn before forming the group: requests that
+        // arrive meanwhile join this commit instead of waiting for the next.
+        let started = std::time::Instant::now();
+        let turn = gate.lock().await;
+        let waited = started.elapsed();
         let mut size = first.messages.len();
         let mut jobs = vec![first];
         while size < MAX_GROUP {
@@ -109,13 +131,8 @@ async fn writer(
             by_ws.entry(job.ws).or_default().push(job);
         }
         for (ws, jobs) in by_ws {
-            let started = std::time::Instant::now();
             let n: usize = jobs.iter().map(|j| j.messages.len()).sum();
-            let (result, waited) = {
-                let _turn = gate.lock().await;
-                let waited = started.elapsed();
-                (commit_group(store.as_ref(), ws, &jobs).await, waited)
-            };
+            let result = commit_group(store.as_ref(), ws, &jobs).await;
             tracing::debug!(
                 requests = jobs.len(),
                 messages = n,
@@ -150,6 +167,7 @@ async fn writer(
                 }
             }
         }
+        drop(turn);
     }
 }
 
@@ -184,6 +202,7 @@ async fn commit_group(
 ) -> Result<(Vec<Vec<Outcome>>, Touched), StoreError> {
     let t0 = std::time::Instant::now();
     let mut tx = store.begin(ws).await?;
+    let begun = t0.elapsed();
     let mut outcomes: Vec<Vec<Outcome>> =
         jobs.iter().map(|j| vec![Outcome::Accepted; j.messages.len()]).collect();
 
@@ -208,6 +227,7 @@ async fn commit_group(
         tx.upsert_accounts(&stubs.into_values().collect::<Vec<_>>()).await?;
     }
 
+    let stubbed = t0.elapsed();
     // Memberships, in arrival order, before events are attributed.
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {
@@ -301,7 +321,7 @@ async fn commit_group(
         outcomes[j][i] = Outcome::Duplicate;
     }
     tx.commit().await?;
-    tracing::trace!(?before_append, ?appended_at, committed = ?t0.elapsed(), "group phases");
+    tracing::trace!(?begun, ?stubbed, ?before_append, ?appended_at, committed = ?t0.elapsed(), "group phases");
     let mut touched = Touched::new();
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {

@@ -74,7 +74,7 @@ impl Default for Config {
             rate_limit: None,
             key_cache: chrono::Duration::seconds(5),
             journey: None,
-            debounce: std::time::Duration::from_millis(50),
+            debounce: std::time::Duration::from_millis(200),
             tick: std::time::Duration::from_secs(3600),
             records_bytes: 64 << 20,
             dedup_window_days: 30,

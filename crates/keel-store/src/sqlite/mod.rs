@@ -6,6 +6,7 @@ mod rows;
 mod tx;
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap as HashMap;
 use std::time::Duration;
@@ -51,6 +52,7 @@ impl Default for SqliteOptions {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    ids: Arc<Mutex<tx::IdCache>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -73,10 +75,12 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", if options.auto_checkpoint { "1000" } else { "0" });
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            // An in-process connection does not go stale: no ping before each use.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, ids: Arc::default() })
     }
 
     /// The connection pool, for backend-specific tests and benchmarks.
@@ -215,7 +219,7 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock now, so a second writer waits for it
         // instead of failing half-way through with SQLITE_BUSY.
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx::new(tx, ws)))
+        Ok(Box::new(SqliteTx::new(tx, ws, self.ids.clone())))
     }
 
     async fn status(&self, ws: WorkspaceId) -> Result<Status, StoreError> {

@@ -2,6 +2,7 @@
 //! exact message-id deduplication, and rollup maintenance.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -37,57 +38,95 @@ pub(crate) struct SqliteTx {
     /// stored in `usage_day` (None: no row). Rollup rows past it are new and
     /// need no lookup — the common case, as event files run forward in time.
     usage_marks: HashMap<i64, Option<(i32, i32)>>,
-    interned: Interned,
+    learned: Learned,
+    ids: Arc<Mutex<IdCache>>,
 }
 
-/// The ids of users and event names, as `users` and `event_names` hold them,
-/// loaded on first use and extended as new ones arrive.
+/// Internal ids of accounts, users and event names, shared by every
+/// transaction of one store. An id never changes once assigned (none of
+/// these rows is ever deleted or renumbered), so a cached id stays true even
+/// when another process writes the same file; what is not cached is looked
+/// up. A transaction publishes the ids it learned only when it commits, so a
+/// rolled-back insert never leaves an id behind.
 #[derive(Default)]
-struct Interned {
-    /// Event name → id, for the transaction's workspace (None: not loaded).
-    names: Option<HashMap<String, i64>>,
-    /// Per internal account id: user id → users.id.
-    users: HashMap<i64, HashMap<String, i64>>,
+pub(crate) struct IdCache {
+    accounts: HashMap<(i64, ExternalId), i64>,
+    names: HashMap<(i64, String), i64>,
+    users: HashMap<(i64, String), i64>,
 }
 
-impl Interned {
-    fn name(&mut self, conn: &rusqlite::Connection, ws: WorkspaceId, name: &str) -> rusqlite::Result<i64> {
-        if self.names.is_none() {
-            let mut select =
-                conn.prepare_cached("SELECT name, id FROM event_names WHERE workspace_id = ?1")?;
-            let names =
-                select.query_map([ws.0], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-            self.names = Some(names);
-        }
-        let names = self.names.get_or_insert_with(HashMap::default);
-        if let Some(&id) = names.get(name) {
-            return Ok(id);
-        }
-        let id = conn
-            .prepare_cached("INSERT INTO event_names (workspace_id, name) VALUES (?1, ?2) RETURNING id")?
-            .query_row((ws.0, name), |r| r.get(0))?;
-        names.insert(name.to_owned(), id);
-        Ok(id)
-    }
+/// Bound on each map of the cache, past which it is cleared (a workspace
+/// with more users than this pays a lookup per user per transaction).
+const MAX_CACHED_IDS: usize = 4_000_000;
 
-    fn user(&mut self, conn: &rusqlite::Connection, account: i64, user: &str) -> rusqlite::Result<i64> {
-        let users = match self.users.entry(account) {
-            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let mut select =
-                    conn.prepare_cached("SELECT external_id, id FROM users WHERE account_id = ?1")?;
-                let users =
-                    select.query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-                slot.insert(users)
+impl std::fmt::Debug for IdCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdCache")
+            .field("accounts", &self.accounts.len())
+            .field("names", &self.names.len())
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+impl IdCache {
+    fn publish(&mut self, ws: WorkspaceId, learned: &Learned, accounts: Option<&HashMap<ExternalId, i64>>) {
+        fn room<K, V>(map: &mut HashMap<K, V>, more: usize) {
+            if map.len() + more > MAX_CACHED_IDS {
+                map.clear();
             }
+        }
+        if let Some(accounts) = accounts {
+            room(&mut self.accounts, accounts.len());
+            self.accounts.extend(accounts.iter().map(|(ext, id)| ((ws.0, ext.clone()), *id)));
+        }
+        room(&mut self.names, learned.names.len());
+        self.names.extend(learned.names.iter().map(|(k, v)| (k.clone(), *v)));
+        room(&mut self.users, learned.users.len());
+        self.users.extend(learned.users.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+}
+
+/// The user and event-name ids one transaction looked up or assigned, to
+/// publish to the [`IdCache`] at commit.
+#[derive(Default)]
+struct Learned {
+    names: HashMap<(i64, String), i64>,
+    users: HashMap<(i64, String), i64>,
+}
+
+impl Learned {
+    /// The id of `key` in `table`: this transaction's, the cache's, the
+    /// table's, or a new one.
+    fn intern(
+        &mut self,
+        conn: &rusqlite::Connection,
+        cache: &IdCache,
+        table: &'static str,
+        key: (i64, &str),
+    ) -> rusqlite::Result<i64> {
+        let (mine, shared, owner, column) = match table {
+            "users" => (&mut self.users, &cache.users, "account_id", "external_id"),
+            _ => (&mut self.names, &cache.names, "workspace_id", "name"),
         };
-        if let Some(&id) = users.get(user) {
+        let owned = (key.0, key.1.to_owned());
+        if let Some(&id) = mine.get(&owned).or_else(|| shared.get(&owned)) {
             return Ok(id);
         }
-        let id = conn
-            .prepare_cached("INSERT INTO users (account_id, external_id) VALUES (?1, ?2) RETURNING id")?
-            .query_row((account, user), |r| r.get(0))?;
-        users.insert(user.to_owned(), id);
+        let found: Option<i64> = conn
+            .prepare_cached(&format!("SELECT id FROM {table} WHERE {owner} = ?1 AND {column} = ?2"))?
+            .query_row(key, |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+        let id = match found {
+            Some(id) => id,
+            None => conn
+                .prepare_cached(&format!(
+                    "INSERT INTO {table} ({owner}, {column}) VALUES (?1, ?2) RETURNING id"
+                ))?
+                .query_row(key, |r| r.get(0))?,
+        };
+        mine.insert(owned, id);
         Ok(id)
     }
 }
@@ -97,7 +136,7 @@ fn rows_per_statement(columns: usize) -> usize {
 }
 
 impl SqliteTx {
-    pub(crate) fn new(tx: Transaction<'static, Sqlite>, ws: WorkspaceId) -> Self {
+    pub(crate) fn new(tx: Transaction<'static, Sqlite>, ws: WorkspaceId, ids: Arc<Mutex<IdCache>>) -> Self {
         Self {
             tx,
             ws,
@@ -107,7 +146,8 @@ impl SqliteTx {
             next_event_id: None,
             keys: ClaimedKeys::default(),
             usage_marks: HashMap::default(),
-            interned: Interned::default(),
+            learned: Learned::default(),
+            ids,
         }
     }
 
@@ -131,8 +171,22 @@ impl SqliteTx {
             return Ok(());
         }
         let map = self.accounts.get_or_insert_with(HashMap::default);
-        let mut missing: Vec<&str> =
-            ids.into_iter().filter(|id| !map.contains_key(*id)).map(ExternalId::as_str).collect();
+        let mut missing: Vec<&str> = {
+            let cache = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut missing = Vec::new();
+            for id in ids {
+                if map.contains_key(id) {
+                    continue;
+                }
+                match cache.accounts.get(&(self.ws.0, id.clone())) {
+                    Some(&known) => {
+                        map.insert(id.clone(), known);
+                    }
+                    None => missing.push(id.as_str()),
+                }
+            }
+            missing
+        };
         missing.sort_unstable();
         missing.dedup();
         for chunk in missing.chunks(rows_per_statement(1) - 1) {
@@ -273,26 +327,29 @@ impl SqliteTx {
         Ok(counts)
     }
 
-    /// Reserves a key for each event. Returns, per event, `Some(event_id)`
-    /// for a new message or `None` for a duplicate.
-    async fn claim_keys(&mut self, rows: &[Event]) -> Result<Vec<Option<i64>>, StoreError> {
-        if self.next_event_id.is_none() {
-            let max: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&mut *self.tx).await?;
-            self.next_event_id = Some(max.unwrap_or(0) + 1);
-            let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM event_keys)")
-                .fetch_one(&mut *self.tx)
-                .await?;
-            self.keys.probe_table = any;
-        }
-        let Self { tx, ws, keys, next_event_id, .. } = self;
-        let mut next = next_event_id.unwrap_or(1);
-        let mut handle = tx.lock_handle().await?;
-        let assigned =
-            raw::with_connection(handle.as_raw_handle(), |conn| claim(conn, *ws, keys, &mut next, rows))?;
+    /// Reserves a key for each event, on the transaction's connection.
+    /// Returns, per event, `Some(event_id)` for a new message or `None` for
+    /// a duplicate.
+    fn claim_keys(
+        conn: &rusqlite::Connection,
+        ws: WorkspaceId,
+        keys: &mut ClaimedKeys,
+        next_event_id: &mut Option<i64>,
+        rows: &[Event],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut next = match *next_event_id {
+            Some(next) => next,
+            None => {
+                let max: Option<i64> = conn.query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))?;
+                keys.probe_table =
+                    conn.query_row("SELECT EXISTS (SELECT 1 FROM event_keys)", [], |r| r.get(0))?;
+                max.unwrap_or(0) + 1
+            }
+        };
+        let assigned = claim(conn, ws, keys, &mut next, rows)?;
         *next_event_id = Some(next);
         if keys.pending.len() >= MAX_PENDING_KEYS {
-            raw::with_connection(handle.as_raw_handle(), |conn| keys.spill(conn))?;
+            keys.spill(conn)?;
         }
         Ok(assigned)
     }
@@ -640,29 +697,31 @@ impl WriteTx for SqliteTx {
                 account_ids.push(*id);
             }
         }
-        let assigned = self.claim_keys(rows).await?;
-        let mut outcome = AppendOutcome::default();
-        let mut fresh: Vec<(i64, i64, &Event)> = Vec::with_capacity(rows.len());
-        for (i, (event, id)) in rows.iter().zip(&assigned).enumerate() {
-            match id {
-                Some(id) => fresh.push((*id, account_ids[i], event)),
-                None => outcome.duplicates.push(i),
-            }
-        }
-        outcome.counts.inserted = fresh.len() as u64;
-        outcome.counts.unchanged = outcome.duplicates.len() as u64;
-
-        let Self { tx, ws, usage_marks, interned, .. } = self;
+        // One borrow of the connection for claiming and writing: through
+        // sqlx, each statement would cross to its worker thread and back.
+        let Self { tx, ws, usage_marks, learned, ids, keys, next_event_id, .. } = self;
         let mut handle = tx.lock_handle().await?;
+        let cache = ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut outcome = AppendOutcome::default();
         raw::with_connection(handle.as_raw_handle(), |conn| {
+            let assigned = Self::claim_keys(conn, *ws, keys, next_event_id, rows)?;
+            let mut fresh: Vec<(i64, i64, &Event)> = Vec::with_capacity(rows.len());
+            for (i, (event, id)) in rows.iter().zip(&assigned).enumerate() {
+                match id {
+                    Some(id) => fresh.push((*id, account_ids[i], event)),
+                    None => outcome.duplicates.push(i),
+                }
+            }
+            outcome.counts.inserted = fresh.len() as u64;
+            outcome.counts.unchanged = outcome.duplicates.len() as u64;
             let mut delta = RollupDelta::default();
             let mut insert = conn.prepare_cached(
                 "INSERT INTO events (id, account_id, message_id, user_id, name_id, ts, received_at, properties) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for &(id, account, e) in &fresh {
-                let user = interned.user(conn, account, e.user.as_str())?;
-                let name = interned.name(conn, *ws, e.name.as_str())?;
+                let user = learned.intern(conn, &cache, "users", (account, e.user.as_str()))?;
+                let name = learned.intern(conn, &cache, "event_names", (ws.0, e.name.as_str()))?;
                 delta.add(account, e, user as u64, name as u64);
                 let properties =
                     if e.properties.is_empty() { None } else { serde_json::to_string(&e.properties).ok() };
@@ -860,7 +919,9 @@ impl WriteTx for SqliteTx {
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_pending_keys().await?;
-        self.tx.commit().await?;
+        let Self { tx, ws, accounts, learned, ids, .. } = *self;
+        tx.commit().await?;
+        ids.lock().unwrap_or_else(PoisonError::into_inner).publish(ws, &learned, accounts.as_ref());
         Ok(())
     }
 
@@ -914,6 +975,58 @@ mod tests {
         tx.upsert_accounts(&[account]).await.unwrap();
         tx.commit().await.unwrap();
         (store, ws)
+    }
+
+    /// The ids cached across transactions are those of committed rows only:
+    /// a rolled-back user id, reused by SQLite for another user, never
+    /// attributes events to the wrong person — and ids another process
+    /// assigned meanwhile are found, not duplicated.
+    #[tokio::test]
+    async fn cached_ids_survive_neither_a_rollback_nor_miss_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ws) = store_with_account(&dir, "w").await;
+        let by = |user: &str, message: &str, minute| Event {
+            user: UserId::parse(user).unwrap(),
+            ..event("acme", message, minute)
+        };
+        let mut tx = store.begin(ws).await.unwrap();
+        tx.append_events(&[by("ghost", "m-0", 0)]).await.unwrap();
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin(ws).await.unwrap();
+        tx.append_events(&[by("ann", "m-1", 1)]).await.unwrap();
+        tx.commit().await.unwrap();
+        // A second store on the same file, as another process would be.
+        let other = SqliteStore::open(dir.path().join("k.db").to_str().unwrap(), SqliteOptions::default())
+            .await
+            .unwrap();
+        let mut tx = other.begin(ws).await.unwrap();
+        tx.append_events(&[by("bob", "m-2", 2), by("ann", "m-3", 3)]).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin(ws).await.unwrap();
+        tx.append_events(&[by("ghost", "m-4", 4), by("bob", "m-5", 5), by("ann", "m-6", 6)]).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let users: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT external_id, COUNT(*) FROM users GROUP BY external_id ORDER BY external_id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(users, [("ann".to_owned(), 1), ("bob".to_owned(), 1), ("ghost".to_owned(), 1)]);
+        let events = store.snapshot(ws).await.unwrap().events;
+        let seen: Vec<(&str, &str)> =
+            events.iter().map(|e| (e.message_id.as_str(), e.user.as_str())).collect();
+        assert_eq!(
+            seen,
+            [
+                ("m-1", "ann"),
+                ("m-2", "bob"),
+                ("m-3", "ann"),
+                ("m-4", "ghost"),
+                ("m-5", "bob"),
+                ("m-6", "ann")
+            ]
+        );
     }
 
     #[tokio::test]
