@@ -4,7 +4,7 @@ keel_event_to_state_seconds histogram, to a load report.
 
     latency_from_metrics.py METRICS.txt LOAD_REPORT_JSON
 
-Percentiles are the upper bound of the bucket they fall in (5 ms doubling),
+Percentiles are the upper bound of the bucket they fall in (buckets every 100 ms between 0.3 s and 1 s),
 so they are upper bounds, in milliseconds.
 """
 import json

@@ -140,7 +140,9 @@ impl Evaluator {
     ) -> Self {
         let evaluator = Self { pending: Arc::new(Pending::new(timing.debounce)) };
         let task = Task { store: store.clone(), journey, clock, metrics, gate };
-        tokio::spawn(run(task, evaluator.pending.clone()));
+        // A thread of its own, as the ingest writer has: its reads would
+        // otherwise queue behind request tasks, and states fall behind.
+        crate::on_own_thread("keel-evaluator", run(task, evaluator.pending.clone()));
         let ticker = evaluator.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(timing.tick);

@@ -61,22 +61,7 @@ impl Ingestor {
         let (jobs, rx) = mpsc::channel(4_096);
         // The writer gets a thread of its own: on the shared runtime, each of
         // its awaits on the database would queue behind every request task.
-        let task = writer(store, rx, metrics.clone(), evaluator, gate);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        match runtime {
-            Ok(runtime) => {
-                let spawned = std::thread::Builder::new()
-                    .name("keel-ingest-writer".into())
-                    .spawn(move || runtime.block_on(task));
-                if let Err(e) = spawned {
-                    tracing::error!(error = %e, "could not start the ingest writer thread");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no runtime for the ingest writer; it shares the server's");
-                tokio::spawn(task);
-            }
-        }
+        crate::on_own_thread("keel-ingest-writer", writer(store, rx, metrics.clone(), evaluator, gate));
         Self { jobs, metrics }
     }
 

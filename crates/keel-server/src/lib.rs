@@ -150,6 +150,36 @@ impl AppState {
     }
 }
 
+/// Runs a long-lived task on a thread of its own with a single-threaded
+/// runtime: its awaits on the database then resume at once instead of
+/// queueing behind every request task of the shared runtime. The thread ends
+/// with the task (when its channel closes). Falls back to the shared runtime
+/// if no thread can be started.
+fn on_own_thread(name: &str, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::warn!(error = %e, task = name, "no runtime of its own; the task shares the server's");
+            tokio::spawn(task);
+            return;
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+        let task = rx.recv().expect("the task is sent right after the thread starts");
+        runtime.block_on(task);
+    });
+    match spawned {
+        Ok(_) => {
+            let _ = tx.send(task);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, task = name, "no thread of its own; the task shares the server's");
+            tokio::spawn(task);
+        }
+    }
+}
+
 /// Checkpoints the store in the background, so that no request's commit
 /// pays for one: a passive checkpoint every `every`, and once the log holds
 /// more than 64 MiB, a restarting one between two write transactions (most

@@ -42,7 +42,11 @@ impl Default for Metrics {
         let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let queue_depth = Gauge::default();
         let evaluations = Counter::default();
-        let eval_latency_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        // Fine around the one-second promise, so its p99 can be read off.
+        let eval_latency_seconds = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25,
+            1.5, 2.0, 3.0, 5.0, 10.0,
+        ]);
         registry.register("ingest_messages", "Ingested messages by outcome", messages.clone());
         registry.register("ingest_requests", "Ingest requests by kind and status", requests.clone());
         registry.register("ingest_request_messages", "Messages per ingest request", request_messages.clone());
