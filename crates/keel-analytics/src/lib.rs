@@ -79,7 +79,7 @@ pub enum AnalyticsError {
     },
     /// MRR in several currencies cannot be added up.
     #[error(
-        "contract lines are in several currencies ({}); choose one with --currency",
+        "contract lines are in several currencies ({}); choose one (--currency, or the currency parameter)",
         currencies.join(", ")
     )]
     MixedCurrencies {

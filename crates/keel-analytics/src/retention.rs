@@ -115,8 +115,10 @@ pub struct Retention {
     /// The same, weighted by the lines' MRR.
     pub renewal_rate_mrr: Option<f64>,
     /// Every starting account, by id (`--explain`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<AccountRow>,
     /// Every line due, by end then id (`--explain`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub renewals: Vec<RenewalRow>,
 }
 
@@ -125,6 +127,7 @@ pub struct Retention {
 #[derive(Debug, Clone, Default)]
 pub struct Book<'a> {
     lines: BTreeMap<&'a ExternalId, Vec<&'a Contract>>,
+    currency: Option<String>,
 }
 
 impl<'a> Book<'a> {
@@ -144,7 +147,7 @@ impl<'a> Book<'a> {
         if currencies.len() > 1 {
             return Err(AnalyticsError::MixedCurrencies { currencies: currencies.into_iter().collect() });
         }
-        Ok(Self { lines })
+        Ok(Self { lines, currency: currencies.pop_first() })
     }
 
     /// The same book restricted to lines `keep` accepts (a product line, the
@@ -158,7 +161,12 @@ impl<'a> Book<'a> {
                 (!kept.is_empty()).then_some((*a, kept))
             })
             .collect();
-        Book { lines }
+        Book { lines, currency: self.currency.clone() }
+    }
+
+    /// Every line, by account.
+    pub fn lines(&self) -> impl Iterator<Item = &'a Contract> + '_ {
+        self.lines.values().flat_map(|ls| ls.iter().copied())
     }
 
     /// The accounts with any line.
@@ -315,6 +323,104 @@ pub fn tenure_split(book: &Book<'_>, period: Period) -> TenureSplit {
         )
     });
     TenureSplit { early, late, diagnostic }
+}
+
+/// How a retention report breaks its headline down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum By {
+    /// Each calendar month of the period.
+    Month,
+    /// The segment the journey gives each account as of `from`.
+    Segment,
+    /// Each product line on its own lines.
+    Product,
+    /// The month of each account's first line start.
+    Cohort,
+}
+
+/// One row of a breakdown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// The month (`YYYY-MM`), segment, product line or cohort month.
+    pub key: String,
+    /// Its retention.
+    pub retention: Retention,
+}
+
+/// `keel report retention`: the headline, an optional breakdown, and the
+/// tenure split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetentionReport {
+    /// The currency of every amount (none when there are no lines).
+    pub currency: Option<String>,
+    /// Over the whole period.
+    pub total: Retention,
+    /// The breakdown asked for.
+    pub by: Option<By>,
+    /// Its rows, in key order.
+    pub groups: Vec<Group>,
+    /// Months 1–6 vs 7+ of tenure.
+    pub tenure_split: TenureSplit,
+}
+
+/// Assembles the report; `segments` gives each account's segment as of
+/// `from` (accounts it lacks are grouped as `(none)`).
+pub fn report(
+    book: &Book<'_>,
+    period: Period,
+    by: Option<By>,
+    segments: &BTreeMap<ExternalId, String>,
+) -> RetentionReport {
+    let none = "(none)".to_owned();
+    let groups = match by {
+        None => Vec::new(),
+        Some(By::Month) => period
+            .months()
+            .into_iter()
+            .map(|m| Group { key: m.from.format("%Y-%m").to_string(), retention: book.retention(m) })
+            .collect(),
+        Some(By::Product) => {
+            let products: BTreeSet<&str> = book.lines().map(|c| c.product.as_str()).collect();
+            products
+                .into_iter()
+                .map(|p| Group {
+                    key: p.to_owned(),
+                    retention: book.filter(|c| c.product.as_str() == p).retention(period),
+                })
+                .collect()
+        }
+        Some(By::Segment) => {
+            let keys: BTreeSet<&String> = book.accounts().map(|a| segments.get(a).unwrap_or(&none)).collect();
+            keys.into_iter()
+                .map(|k| Group {
+                    key: k.clone(),
+                    retention: book
+                        .filter(|c| segments.get(&c.account).unwrap_or(&none) == k)
+                        .retention(period),
+                })
+                .collect()
+        }
+        Some(By::Cohort) => {
+            let cohort = |a: &ExternalId| book.first_start(a).map(|d| d.format("%Y-%m").to_string());
+            let of: BTreeMap<&ExternalId, String> =
+                book.accounts().filter_map(|a| Some((a, cohort(a)?))).collect();
+            let keys: BTreeSet<&String> = of.values().collect();
+            keys.into_iter()
+                .map(|k| Group {
+                    key: k.clone(),
+                    retention: book.filter(|c| of.get(&c.account) == Some(k)).retention(period),
+                })
+                .collect()
+        }
+    };
+    RetentionReport {
+        currency: book.currency.clone(),
+        total: book.retention(period),
+        by,
+        groups,
+        tenure_split: tenure_split(book, period),
+    }
 }
 
 #[cfg(test)]

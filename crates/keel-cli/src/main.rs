@@ -17,6 +17,7 @@ mod evaluate;
 mod import;
 mod journey;
 mod metrics;
+mod report;
 mod serve;
 mod status;
 
@@ -82,6 +83,8 @@ enum Command {
     Account(evaluate::AccountArgs),
     /// Metric values of every account as of a date, as CSV or JSON lines.
     Metrics(metrics::MetricsArgs),
+    /// Portfolio analytics: revenue retention (see docs/metrics.md).
+    Report(report::ReportArgs),
     /// Run the HTTP service: Segment-compatible ingest (see docs/api.md).
     Serve(serve::ServeArgs),
     /// Create, list and revoke the workspace's API keys.
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
             Command::Evaluate(args) => evaluate::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Account(args) => evaluate::account(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Metrics(args) => metrics::run(&cli.db, &cli.workspace, &cli.journey, args).await,
+            Command::Report(args) => report::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Serve(args) => serve::serve(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Keys(args) => serve::keys(&cli.db, &cli.workspace, args).await,
             Command::Status(args) => {

@@ -289,6 +289,15 @@ pub fn metric_values(
     metrics.iter().map(|name| m.get(name)).collect()
 }
 
+/// The segment of one account as of a date — the first segment whose rule
+/// holds — without evaluating stages, health or moments. The history needs
+/// to hold only what [`Plan::segment_needs`] says the rules read.
+pub fn segment(plan: &Plan, history: &AccountHistory, as_of: Date) -> Option<String> {
+    let ctx = Ctx::new(plan, history, as_of);
+    let m = Metrics::new(&ctx, ctx.as_of, None);
+    plan.journey.segments.iter().find(|s| truth(&s.when.eval(&m)) == Some(true)).map(|s| s.id.clone())
+}
+
 /// Evaluates one account as of a date.
 pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountState {
     let ctx = Ctx::new(plan, history, as_of);

@@ -82,6 +82,18 @@ pub enum NeedsError {
 }
 
 impl Plan {
+    /// What deciding an account's segment reads: the union of what every
+    /// segment rule reads.
+    pub fn segment_needs(&self) -> Result<Needs, NeedsError> {
+        let mut needs = Needs::default();
+        for s in &self.journey().segments {
+            for metric in s.when.reads.iter().filter(|r| r.as_str() != "account") {
+                needs = needs.union(self.needs(metric)?);
+            }
+        }
+        Ok(needs)
+    }
+
     /// What computing `metric` for an account reads.
     pub fn needs(&self, metric: &str) -> Result<Needs, NeedsError> {
         self.needs_at_depth(metric, 0)

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod load;
 pub mod metrics;
 pub mod ratelimit;
+pub mod reports;
 pub mod segment;
 
 use std::net::SocketAddr;

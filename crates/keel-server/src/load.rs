@@ -144,23 +144,16 @@ pub enum MetricTableError {
     Store(#[from] StoreError),
 }
 
-/// Some metrics of every account as of a date, reading only the records and
-/// the usage window they need; `each` gets the rows chunk by chunk, in
-/// account order.
-pub async fn metric_table(
+/// Loads every account of the workspace, chunk by chunk in account order,
+/// with only the records and the usage window `needs` says, counting back
+/// from `as_of`.
+async fn each_chunk(
     store: &dyn Store,
     ws: WorkspaceId,
-    plan: &keel_engine::Plan,
+    needs: keel_engine::Needs,
     as_of: Date,
-    names: &[String],
-    mut each: impl FnMut(&[AccountHistory], Vec<Vec<Option<keel_engine::Val>>>),
-) -> Result<(), MetricTableError> {
-    let mut needs = keel_engine::Needs::default();
-    for name in names {
-        let more =
-            plan.needs(name).map_err(|source| MetricTableError::Metric { name: name.clone(), source })?;
-        needs = needs.union(more);
-    }
+    mut each: impl FnMut(Vec<AccountHistory>),
+) -> Result<(), StoreError> {
     let kinds = RecordKinds {
         contracts: needs.contracts,
         contacts: needs.contacts,
@@ -178,9 +171,56 @@ pub async fn metric_table(
     };
     let ids = account_ids(store, ws).await?;
     for chunk in ids.chunks(CHUNK) {
-        let histories = load_chunk(store, ws, chunk, kinds, usage).await?;
+        each(load_chunk(store, ws, chunk, kinds, usage).await?);
+    }
+    Ok(())
+}
+
+/// Every account's segment as of a date (accounts no rule takes are left
+/// out), reading only what the segment rules need.
+pub async fn segments(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    as_of: Date,
+) -> Result<std::collections::BTreeMap<ExternalId, String>, MetricTableError> {
+    let needs = plan
+        .segment_needs()
+        .map_err(|source| MetricTableError::Metric { name: "segments.when".to_owned(), source })?;
+    let mut out = std::collections::BTreeMap::new();
+    each_chunk(store, ws, needs, as_of, |histories| {
+        let found = on_every_core(&histories, |h| keel_engine::segment(plan, h, as_of));
+        for (h, segment) in histories.iter().zip(found) {
+            if let Some(segment) = segment {
+                out.insert(h.account.id.clone(), segment);
+            }
+        }
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Some metrics of every account as of a date, reading only the records and
+/// the usage window they need; `each` gets the rows chunk by chunk, in
+/// account order.
+pub async fn metric_table(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    as_of: Date,
+    names: &[String],
+    mut each: impl FnMut(&[AccountHistory], Vec<Vec<Option<keel_engine::Val>>>),
+) -> Result<(), MetricTableError> {
+    let mut needs = keel_engine::Needs::default();
+    for name in names {
+        let more =
+            plan.needs(name).map_err(|source| MetricTableError::Metric { name: name.clone(), source })?;
+        needs = needs.union(more);
+    }
+    each_chunk(store, ws, needs, as_of, |histories| {
         let rows = on_every_core(&histories, |h| keel_engine::metric_values(plan, h, as_of, names));
         each(&histories, rows);
-    }
+    })
+    .await?;
     Ok(())
 }

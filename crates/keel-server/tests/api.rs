@@ -453,6 +453,54 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
     let expected_red = all.iter().filter(|r| r["band"] == "red").count() as u64;
     assert_eq!(p["by_band"]["red"]["accounts"].as_u64().unwrap_or(0), expected_red);
 
+    // Retention over the first half of 2026, worked out by hand: globex (3000)
+    // ends on 05-01 unrenewed; initech (500) and hooli (1500 + 500) stay;
+    // acme starts on 02-01, new.
+    let (status, r) =
+        get(&s, "/api/v1/reports/retention?from=2026-01-01&to=2026-07-01&explain=true", &admin).await;
+    assert_eq!(status, 200, "{r}");
+    let t = &r["total"];
+    let amount = |v: &Value| v.as_str().unwrap().parse::<f64>().unwrap();
+    assert_eq!((t["starting_accounts"].clone(), amount(&t["starting_mrr"])), (json!(3), 5500.0), "{t}");
+    assert_eq!(
+        (amount(&t["ending_mrr"]), amount(&t["churned_mrr"]), amount(&t["new_mrr"])),
+        (2500.0, 3000.0, 1000.0)
+    );
+    assert!((t["nrr"].as_f64().unwrap() - 2500.0 / 5500.0).abs() < 1e-9, "{t}");
+    assert_eq!((t["renewals_due"].clone(), t["renewal_rate"].clone()), (json!(1), json!(0.0)));
+    assert_eq!(t["accounts"].as_array().unwrap().len(), 3);
+    let (status, r) =
+        get(&s, "/api/v1/reports/retention?from=2026-01-01&to=2026-07-01&by=product", &admin).await;
+    assert_eq!(status, 200, "{r}");
+    let by: Vec<(String, f64)> = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["key"].as_str().unwrap().to_owned(), amount(&g["retention"]["starting_mrr"])))
+        .collect();
+    assert_eq!(by, [("analytics".to_owned(), 1000.0), ("platform".to_owned(), 4500.0)]);
+    assert!(r["total"].get("accounts").is_none(), "rows only with explain: {r}");
+    let (status, r) =
+        get(&s, "/api/v1/reports/retention?from=2026-01-01&to=2026-07-01&by=segment", &admin).await;
+    assert_eq!(status, 200, "{r}");
+    let starting: u64 = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["retention"]["starting_accounts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(starting, 3);
+    for (query, names) in [
+        ("by=week", "by"),
+        ("from=2026-07-01&to=2026-01-01", "must come before"),
+        ("from=July", "from"),
+        ("segment=nope", "nope"),
+    ] {
+        let (status, body) = get(&s, &format!("/api/v1/reports/retention?{query}"), &admin).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(names), "{query}: {body}");
+    }
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

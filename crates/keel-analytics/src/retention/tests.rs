@@ -254,7 +254,7 @@ proptest! {
         prop_assert_eq!(r.renewals.len() as u64, r.renewals_due);
         prop_assert!(r.renewals_renewed <= r.renewals_due);
         if let (Some(grr), Some(nrr)) = (r.grr, r.nrr) {
-            prop_assert!(grr <= nrr + 1e-12 && grr <= 1.0 + 1e-12 && grr >= 0.0);
+            prop_assert!(grr <= nrr + 1e-12 && (0.0..=1.0 + 1e-12).contains(&grr));
         }
         if let Some(l) = r.logo_churn {
             prop_assert!((0.0..=1.0).contains(&l));

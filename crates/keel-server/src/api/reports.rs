@@ -110,6 +110,103 @@ pub async fn metrics(
     Ok(Json(MetricsReport { as_of: as_of.to_string(), metrics: names, rows }))
 }
 
+/// Which retention report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RetentionParams {
+    /// First day of the period (YYYY-MM-DD); default: twelve months before `to`.
+    from: Option<String>,
+    /// First day after the period; default: the first day of `as_of`'s month.
+    to: Option<String>,
+    /// The day the default period is counted back from; default: today.
+    as_of: Option<String>,
+    /// Only accounts in this segment (as the journey assigns it on `from`).
+    segment: Option<String>,
+    /// Only lines of this product line.
+    product: Option<String>,
+    /// Only lines in this currency (required when lines carry several).
+    currency: Option<String>,
+    /// Break the headline down: `month`, `segment`, `product` or `cohort`.
+    by: Option<String>,
+    /// `true`: list every starting account and every line due (the rows add
+    /// up to the headline).
+    explain: Option<bool>,
+}
+
+fn date_param(name: &str, raw: Option<String>) -> Result<Option<keel_core::Date>, ApiError> {
+    raw.map(|raw| {
+        keel_core::parse_date(&raw)
+            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {raw:?}: {e}")))
+    })
+    .transpose()
+}
+
+/// Revenue retention over a period: NRR, GRR, the MRR bridge, logo churn,
+/// renewal rate, the months 1–6 / 7+ split, an optional breakdown (what
+/// `keel report retention` prints; definitions in docs/metrics.md).
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/retention",
+    tag = "reports",
+    params(RetentionParams),
+    responses(
+        (status = 200, description = "The report; amounts are decimal strings, ratios fractions (null: undefined)", body = Object),
+        (status = 400, description = "A parameter is invalid, or lines carry several currencies and none was chosen (the message names it)", body = super::ErrorBody),
+        (status = 409, description = "Segments were asked for and the server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn retention(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<RetentionParams>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::reports::{ReportError, RetentionQuery};
+    use keel_analytics::retention::By;
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let by = match params.by.as_deref() {
+        None => None,
+        Some("month") => Some(By::Month),
+        Some("segment") => Some(By::Segment),
+        Some("product") => Some(By::Product),
+        Some("cohort") => Some(By::Cohort),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("by: {other:?} is not one of month, segment, product, cohort"),
+            ));
+        }
+    };
+    let query = RetentionQuery {
+        from: date_param("from", params.from)?,
+        to: date_param("to", params.to)?,
+        as_of: date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive()),
+        segment: params.segment,
+        product: params.product,
+        currency: params.currency,
+        by,
+        explain: params.explain.unwrap_or(false),
+    };
+    let plan = match (&state.config.journey, query.segment.is_some() || by == Some(By::Segment)) {
+        (Some(journey), true) => {
+            let event_names = state.store.event_names(principal.workspace).await?;
+            Some(keel_engine::Plan::new(journey.journey.clone(), &event_names))
+        }
+        _ => None,
+    };
+    let report = crate::reports::retention(state.store.as_ref(), principal.workspace, plan.as_ref(), &query)
+        .await
+        .map_err(|e| match e {
+            ReportError::Store(e) => e.into(),
+            ReportError::NoJourney => no_journey(),
+            ReportError::Analytics(keel_analytics::AnalyticsError::EmptyPeriod { from, to }) => {
+                ApiError::bad_request("invalid_parameter", format!("from {from} must come before to {to}"))
+            }
+            other => ApiError::bad_request("invalid_parameter", other.to_string()),
+        })?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Accounts and MRR in one group.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Tally {

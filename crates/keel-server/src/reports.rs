@@ -1,0 +1,123 @@
+//! Portfolio reports over a workspace, for the CLI (`keel report`) and the
+//! REST API alike: reads what a report needs from the store and hands it to
+//! the pure computations of `keel-analytics`.
+
+use keel_analytics::retention::{self, By, RetentionReport};
+use keel_analytics::{AnalyticsError, Period};
+use keel_core::Date;
+use keel_store::{Accounts, RecordKinds, Store, StoreError, WorkspaceId};
+
+use crate::load::MetricTableError;
+
+/// What a retention report covers. Missing bounds default to the twelve
+/// months before the first day of `as_of`'s month.
+#[derive(Debug, Clone, Default)]
+pub struct RetentionQuery {
+    /// First day of the period.
+    pub from: Option<Date>,
+    /// First day after it.
+    pub to: Option<Date>,
+    /// The day the default period is counted back from.
+    pub as_of: Date,
+    /// Only accounts in this segment on `from`.
+    pub segment: Option<String>,
+    /// Only lines of this product line.
+    pub product: Option<String>,
+    /// Only lines in this currency.
+    pub currency: Option<String>,
+    /// The breakdown.
+    pub by: Option<By>,
+    /// Keep the per-account and per-line rows.
+    pub explain: bool,
+}
+
+impl RetentionQuery {
+    /// The period asked for, with its defaults.
+    pub fn period(&self) -> Result<Period, AnalyticsError> {
+        use chrono::Datelike as _;
+        let to = self.to.unwrap_or_else(|| self.as_of.with_day(1).unwrap_or(self.as_of));
+        let from = self.from.unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(12)).unwrap_or(to));
+        Period::new(from, to)
+    }
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The query is not answerable as asked (the message names the field).
+    #[error(transparent)]
+    Analytics(#[from] AnalyticsError),
+    /// A segment the journey does not define.
+    #[error("segment {asked:?}: the journey has no such segment (it has {known})")]
+    UnknownSegment {
+        /// As asked.
+        asked: String,
+        /// The journey's segments.
+        known: String,
+    },
+    /// Segments come from the journey, and there is none.
+    #[error("segments come from the journey, and none is loaded")]
+    NoJourney,
+    /// A segment rule reads a metric the engine cannot compute per account.
+    #[error(transparent)]
+    Metric(MetricTableError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<MetricTableError> for ReportError {
+    fn from(e: MetricTableError) -> Self {
+        match e {
+            MetricTableError::Store(e) => Self::Store(e),
+            other => Self::Metric(other),
+        }
+    }
+}
+
+/// Revenue retention of the workspace (docs/metrics.md).
+pub async fn retention(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: Option<&keel_engine::Plan>,
+    q: &RetentionQuery,
+) -> Result<RetentionReport, ReportError> {
+    let period = q.period()?;
+    let kinds = RecordKinds {
+        contracts: true,
+        contacts: false,
+        tickets: false,
+        surveys: false,
+        touchpoints: false,
+        opportunities: false,
+    };
+    let snapshot = store.records(ws, Accounts::All, kinds).await?;
+    let segments = if q.segment.is_some() || q.by == Some(By::Segment) {
+        let plan = plan.ok_or(ReportError::NoJourney)?;
+        if let Some(asked) = &q.segment {
+            let known: Vec<&str> = plan.journey().segments.iter().map(|s| s.id.as_str()).collect();
+            if !known.contains(&asked.as_str()) {
+                return Err(ReportError::UnknownSegment { asked: asked.clone(), known: known.join(", ") });
+            }
+        }
+        crate::load::segments(store, ws, plan, period.from).await?
+    } else {
+        Default::default()
+    };
+    let book = retention::Book::new(&snapshot.contracts, q.currency.as_deref())?;
+    let book = book.filter(|c| {
+        q.product.as_ref().is_none_or(|p| c.product.as_str() == p)
+            && q.segment.as_ref().is_none_or(|s| segments.get(&c.account) == Some(s))
+    });
+    let mut report = retention::report(&book, period, q.by, &segments);
+    if !q.explain {
+        for r in std::iter::once(&mut report.total)
+            .chain(report.groups.iter_mut().map(|g| &mut g.retention))
+            .chain([&mut report.tenure_split.early, &mut report.tenure_split.late])
+        {
+            r.accounts = Vec::new();
+            r.renewals = Vec::new();
+        }
+    }
+    Ok(report)
+}
