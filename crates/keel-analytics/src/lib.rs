@@ -4,6 +4,7 @@
 //! docs/metrics.md and checked against hand-computed fixtures.
 
 pub mod retention;
+pub mod ttv;
 
 use keel_core::Date;
 use serde::Serialize;

@@ -298,6 +298,46 @@ pub fn segment(plan: &Plan, history: &AccountHistory, as_of: Date) -> Option<Str
     plan.journey.segments.iter().find(|s| truth(&s.when.eval(&m)) == Some(true)).map(|s| s.id.clone())
 }
 
+/// What time-to-value reports need of one account as of a date.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValueFacts {
+    /// The account's segment.
+    pub segment: Option<String>,
+    /// Its first contract's start (None: no contract started by `as_of`).
+    pub start: Option<Date>,
+    /// Days from `start` to the first day the first-value milestone held
+    /// (None: not reached by `as_of`).
+    pub ttv_days: Option<i64>,
+    /// Days from `start` to `as_of`.
+    pub tenure_days: Option<i64>,
+    /// The segment's `ttv_target_days` (or the journey's default).
+    pub target_days: Option<f64>,
+}
+
+/// The time-to-value facts of one account, without evaluating the rest; the
+/// history needs to hold what [`Plan::value_needs`] says.
+pub fn value_facts(plan: &Plan, history: &AccountHistory, as_of: Date) -> ValueFacts {
+    let ctx = Ctx::new(plan, history, as_of);
+    let m = Metrics::new(&ctx, ctx.as_of, None);
+    let j = &plan.journey;
+    let segment = j.segments.iter().find(|s| truth(&s.when.eval(&m)) == Some(true));
+    let target = segment
+        .and_then(|s| s.overrides.get("ttv_target_days"))
+        .or_else(|| j.settings.get("ttv_target_days"))
+        .copied();
+    let int = |name: &str| match m.get(name) {
+        Some(Val::Int(n)) => Some(n),
+        _ => None,
+    };
+    ValueFacts {
+        segment: segment.map(|s| s.id.clone()),
+        start: ctx.first_start.map(date),
+        ttv_days: int("ttv_days"),
+        tenure_days: int("tenure_days"),
+        target_days: target,
+    }
+}
+
 /// Evaluates one account as of a date.
 pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountState {
     let ctx = Ctx::new(plan, history, as_of);

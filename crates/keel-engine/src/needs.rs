@@ -94,6 +94,11 @@ impl Plan {
         Ok(needs)
     }
 
+    /// What [`crate::value_facts`] reads: segments, time to value, tenure.
+    pub fn value_needs(&self) -> Result<Needs, NeedsError> {
+        Ok(self.segment_needs()?.union(self.needs("ttv_days")?).union(Needs::CONTRACTS))
+    }
+
     /// What computing `metric` for an account reads.
     pub fn needs(&self, metric: &str) -> Result<Needs, NeedsError> {
         self.needs_at_depth(metric, 0)

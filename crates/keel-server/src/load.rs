@@ -147,7 +147,7 @@ pub enum MetricTableError {
 /// Loads every account of the workspace, chunk by chunk in account order,
 /// with only the records and the usage window `needs` says, counting back
 /// from `as_of`.
-async fn each_chunk(
+pub(crate) async fn each_chunk(
     store: &dyn Store,
     ws: WorkspaceId,
     needs: keel_engine::Needs,

@@ -121,3 +121,38 @@ pub async fn retention(
     }
     Ok(report)
 }
+
+/// Time to value of every account whose first contract started by `as_of`
+/// (and, when given, on or after `from` and before `to`), evaluated as of
+/// `as_of` (docs/metrics.md).
+pub async fn ttv(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    as_of: Date,
+    started: (Option<Date>, Option<Date>),
+) -> Result<keel_analytics::ttv::TtvReport, ReportError> {
+    let needs = plan
+        .value_needs()
+        .map_err(|source| MetricTableError::Metric { name: "first_value".to_owned(), source })?;
+    let mut rows = Vec::new();
+    crate::load::each_chunk(store, ws, needs, as_of, |histories| {
+        let facts = crate::load::on_every_core(&histories, |h| keel_engine::value_facts(plan, h, as_of));
+        for (h, f) in histories.iter().zip(facts) {
+            let (Some(start), Some(tenure_days)) = (f.start, f.tenure_days) else { continue };
+            if started.0.is_some_and(|from| start < from) || started.1.is_some_and(|to| start >= to) {
+                continue;
+            }
+            rows.push(keel_analytics::ttv::TtvRow {
+                account: h.account.id.clone(),
+                segment: f.segment,
+                start,
+                ttv_days: f.ttv_days,
+                tenure_days,
+                target_days: f.target_days,
+            });
+        }
+    })
+    .await?;
+    Ok(keel_analytics::ttv::report(&rows, as_of))
+}

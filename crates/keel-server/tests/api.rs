@@ -501,6 +501,24 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
         assert!(body["message"].as_str().unwrap().contains(names), "{query}: {body}");
     }
 
+    // Time to value on 2026-06-01: four accounts have a started contract
+    // (umbrella has none), none has reached first value (no events), and all
+    // are past the SMB target of 30 days.
+    let (status, t) = get(&s, "/api/v1/reports/ttv?as_of=2026-06-01&explain=true", &admin).await;
+    assert_eq!(status, 200, "{t}");
+    let total = &t["total"];
+    assert_eq!(
+        [&total["accounts"], &total["reached"], &total["overdue"], &total["waiting"], &total["p50"]],
+        [&json!(4), &json!(0), &json!(4), &json!(0), &Value::Null],
+        "{t}"
+    );
+    let waiting: Vec<&str> =
+        t["not_reached"].as_array().unwrap().iter().map(|n| n["account"].as_str().unwrap()).collect();
+    assert_eq!(waiting, ["globex", "hooli", "initech", "acme"], "longest tenure first");
+    let (status, t) = get(&s, "/api/v1/reports/ttv?as_of=2026-06-01&from=2026-01-01", &admin).await;
+    assert_eq!((status, t["total"]["accounts"].clone()), (200, json!(1)), "{t}");
+    assert!(t["not_reached"].as_array().unwrap().is_empty(), "the list only with explain: {t}");
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

@@ -98,6 +98,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::metrics))
         .routes(routes!(reports::portfolio))
         .routes(routes!(reports::retention))
+        .routes(routes!(reports::ttv))
         .routes(routes!(reports::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))

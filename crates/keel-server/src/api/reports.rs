@@ -207,6 +207,66 @@ pub async fn retention(
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
+/// Which time-to-value report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TtvParams {
+    /// Evaluate as of this date (YYYY-MM-DD); default: today.
+    as_of: Option<String>,
+    /// Only accounts whose first contract started on or after this date.
+    from: Option<String>,
+    /// Only accounts whose first contract started before this date.
+    to: Option<String>,
+    /// `true`: list every account that has not reached first value.
+    explain: Option<bool>,
+}
+
+/// Time to value: percentiles of days to first value, the share within
+/// each segment's target, by segment and start cohort (what
+/// `keel report ttv` prints; definitions in docs/metrics.md).
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/ttv",
+    tag = "reports",
+    params(TtvParams),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
+        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn ttv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<TtvParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("from {from} must come before to {to}"),
+        ));
+    }
+    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
+    let event_names = state.store.event_names(principal.workspace).await?;
+    let plan = keel_engine::Plan::new(journey.journey.clone(), &event_names);
+    let mut report = crate::reports::ttv(state.store.as_ref(), principal.workspace, &plan, as_of, (from, to))
+        .await
+        .map_err(|e| match e {
+            crate::reports::ReportError::Store(e) => e.into(),
+            other => ApiError::bad_request("invalid_parameter", other.to_string()),
+        })?;
+    if !params.explain.unwrap_or(false) {
+        report.not_reached = Vec::new();
+    }
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Accounts and MRR in one group.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Tally {

@@ -1,0 +1,250 @@
+//! Time to value (docs/metrics.md): how long accounts took from their first
+//! contract's start to the first day the journey's first-value milestone
+//! held, as of a date, overall, per segment and per start cohort.
+//!
+//! - Percentiles are taken over the accounts that reached first value by
+//!   `as_of`, by linear interpolation between order statistics.
+//! - The share within target counts only accounts that had the whole target
+//!   window: reached within target / (reached, or tenure ≥ target).
+//! - Accounts that have not reached first value are listed, those past their
+//!   segment's target first.
+
+use std::collections::BTreeMap;
+
+use keel_core::{Date, ExternalId};
+use serde::Serialize;
+
+use crate::ratio;
+
+/// One account as the engine saw it on `as_of`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TtvRow {
+    /// The account.
+    pub account: ExternalId,
+    /// Its segment on `as_of`.
+    pub segment: Option<String>,
+    /// Its first contract's start.
+    pub start: Date,
+    /// Days to first value (None: not reached by `as_of`).
+    pub ttv_days: Option<i64>,
+    /// Days from `start` to `as_of`.
+    pub tenure_days: i64,
+    /// Its segment's target.
+    pub target_days: Option<f64>,
+}
+
+/// The distribution over one group of accounts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TtvStats {
+    /// Accounts whose first contract started by `as_of`.
+    pub accounts: u64,
+    /// Of which reached first value.
+    pub reached: u64,
+    /// Percentiles of days to first value among those that reached it.
+    pub p25: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// Third quartile.
+    pub p75: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// Accounts that had their whole target window: reached, or tenure ≥ target.
+    pub eligible: u64,
+    /// Of which reached first value within the target.
+    pub within_target: u64,
+    /// within_target / eligible.
+    pub share_within_target: Option<f64>,
+    /// Not reached, tenure past the target.
+    pub overdue: u64,
+    /// Not reached, still inside the target window (or no target).
+    pub waiting: u64,
+}
+
+/// An account that has not reached first value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotReached {
+    /// The account.
+    pub account: ExternalId,
+    /// Its segment.
+    pub segment: Option<String>,
+    /// Its first contract's start.
+    pub start: Date,
+    /// Days since.
+    pub tenure_days: i64,
+    /// Its target.
+    pub target_days: Option<f64>,
+    /// Whether the tenure is past the target.
+    pub overdue: bool,
+}
+
+/// `keel report ttv`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TtvReport {
+    /// The date the accounts were evaluated as of.
+    pub as_of: Date,
+    /// Every account.
+    pub total: TtvStats,
+    /// Per segment (`(none)` for accounts no rule takes).
+    pub by_segment: BTreeMap<String, TtvStats>,
+    /// Per start month, `YYYY-MM`.
+    pub by_cohort: BTreeMap<String, TtvStats>,
+    /// Accounts without first value: overdue first, then by tenure, longest first.
+    pub not_reached: Vec<NotReached>,
+}
+
+/// The `q`-quantile (0 ≤ q ≤ 1) of sorted values: with `h = (n − 1)·q`,
+/// `x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋+1] − x[⌊h⌋])` (0-based); none when empty.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
+}
+
+fn stats<'a>(rows: impl Iterator<Item = &'a TtvRow>) -> TtvStats {
+    let mut days = Vec::new();
+    let mut s = TtvStats {
+        accounts: 0,
+        reached: 0,
+        p25: None,
+        p50: None,
+        p75: None,
+        p90: None,
+        eligible: 0,
+        within_target: 0,
+        share_within_target: None,
+        overdue: 0,
+        waiting: 0,
+    };
+    for r in rows {
+        s.accounts += 1;
+        match (r.ttv_days, r.target_days) {
+            (Some(d), target) => {
+                s.reached += 1;
+                days.push(d as f64);
+                if let Some(t) = target {
+                    s.eligible += 1;
+                    if d as f64 <= t {
+                        s.within_target += 1;
+                    }
+                }
+            }
+            (None, Some(t)) if r.tenure_days as f64 >= t => {
+                s.eligible += 1;
+                s.overdue += 1;
+            }
+            (None, _) => s.waiting += 1,
+        }
+    }
+    days.sort_by(f64::total_cmp);
+    s.p25 = quantile(&days, 0.25);
+    s.p50 = quantile(&days, 0.5);
+    s.p75 = quantile(&days, 0.75);
+    s.p90 = quantile(&days, 0.9);
+    s.share_within_target = ratio(s.within_target as f64, s.eligible as f64);
+    s
+}
+
+/// The report over `rows` (accounts whose first contract started by `as_of`).
+pub fn report(rows: &[TtvRow], as_of: Date) -> TtvReport {
+    let none = "(none)".to_owned();
+    let mut by_segment: BTreeMap<String, Vec<&TtvRow>> = BTreeMap::new();
+    let mut by_cohort: BTreeMap<String, Vec<&TtvRow>> = BTreeMap::new();
+    for r in rows {
+        by_segment.entry(r.segment.clone().unwrap_or_else(|| none.clone())).or_default().push(r);
+        by_cohort.entry(r.start.format("%Y-%m").to_string()).or_default().push(r);
+    }
+    let mut not_reached: Vec<NotReached> = rows
+        .iter()
+        .filter(|r| r.ttv_days.is_none())
+        .map(|r| NotReached {
+            account: r.account.clone(),
+            segment: r.segment.clone(),
+            start: r.start,
+            tenure_days: r.tenure_days,
+            target_days: r.target_days,
+            overdue: r.target_days.is_some_and(|t| r.tenure_days as f64 >= t),
+        })
+        .collect();
+    not_reached
+        .sort_by(|a, b| (b.overdue, b.tenure_days, &a.account).cmp(&(a.overdue, a.tenure_days, &b.account)));
+    TtvReport {
+        as_of,
+        total: stats(rows.iter()),
+        by_segment: by_segment.into_iter().map(|(k, v)| (k, stats(v.into_iter()))).collect(),
+        by_cohort: by_cohort.into_iter().map(|(k, v)| (k, stats(v.into_iter()))).collect(),
+        not_reached,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(account: &str, segment: &str, start: &str, ttv: Option<i64>, tenure: i64, target: f64) -> TtvRow {
+        TtvRow {
+            account: ExternalId::parse(account).unwrap(),
+            segment: Some(segment.to_owned()),
+            start: start.parse().unwrap(),
+            ttv_days: ttv,
+            tenure_days: tenure,
+            target_days: Some(target),
+        }
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        let x = [10.0, 20.0, 30.0, 40.0];
+        // h = 3·q: 0.75 → 10 + 0.75·10; 1.5 → 25; 2.25 → 32.5; 2.7 → 37.
+        assert_eq!(quantile(&x, 0.25), Some(17.5));
+        assert_eq!(quantile(&x, 0.5), Some(25.0));
+        assert_eq!(quantile(&x, 0.75), Some(32.5));
+        assert!((quantile(&x, 0.9).unwrap() - 37.0).abs() < 1e-12);
+        assert_eq!(quantile(&[7.0], 0.9), Some(7.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    /// Six SMB accounts (target 30 days) and two enterprise ones (target 60),
+    /// worked out by hand.
+    #[test]
+    fn the_distribution_and_the_target_share_by_hand() {
+        let rows = vec![
+            row("a", "smb", "2025-01-10", Some(10), 300, 30.0),
+            row("b", "smb", "2025-01-20", Some(20), 290, 30.0),
+            row("c", "smb", "2025-02-01", Some(40), 280, 30.0),
+            row("d", "smb", "2025-02-05", None, 270, 30.0), // overdue
+            row("e", "smb", "2025-10-20", None, 12, 30.0),  // still in its window
+            row("f", "smb", "2025-03-01", Some(30), 250, 30.0),
+            row("g", "enterprise", "2025-01-05", Some(50), 305, 60.0),
+            row("h", "enterprise", "2025-02-10", None, 265, 60.0), // overdue
+        ];
+        let r = report(&rows, "2025-11-01".parse().unwrap());
+        // Reached: 10, 20, 30, 40, 50 → p25 20, p50 30, p75 40, p90 46.
+        let t = &r.total;
+        assert_eq!((t.accounts, t.reached, t.overdue, t.waiting), (8, 5, 2, 1));
+        assert_eq!((t.p25, t.p50, t.p75), (Some(20.0), Some(30.0), Some(40.0)));
+        assert!((t.p90.unwrap() - 46.0).abs() < 1e-12);
+        // Eligible: the five reached and the two overdue; within: a, b, f (smb ≤ 30) and g (≤ 60).
+        assert_eq!((t.eligible, t.within_target), (7, 4));
+        assert!((t.share_within_target.unwrap() - 4.0 / 7.0).abs() < 1e-12);
+        let smb = &r.by_segment["smb"];
+        assert_eq!((smb.accounts, smb.reached, smb.eligible, smb.within_target), (6, 4, 5, 3));
+        assert_eq!(smb.p50, Some(25.0));
+        assert_eq!(r.by_cohort["2025-01"].accounts, 3);
+        assert_eq!(r.by_cohort["2025-02"].reached, 1);
+        let order: Vec<(&str, bool)> =
+            r.not_reached.iter().map(|n| (n.account.as_str(), n.overdue)).collect();
+        assert_eq!(order, [("d", true), ("h", true), ("e", false)]);
+    }
+
+    #[test]
+    fn no_reached_account_leaves_the_percentiles_empty() {
+        let rows = vec![row("a", "smb", "2025-10-01", None, 5, 30.0)];
+        let r = report(&rows, "2025-10-06".parse().unwrap());
+        assert_eq!((r.total.p50, r.total.share_within_target, r.total.waiting), (None, None, 1));
+    }
+}
