@@ -3,6 +3,7 @@
 //! dates): no I/O, deterministic, each definition written as a formula in
 //! docs/metrics.md and checked against hand-computed fixtures.
 
+pub mod cohorts;
 pub mod retention;
 pub mod ttv;
 

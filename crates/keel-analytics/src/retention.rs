@@ -164,6 +164,11 @@ impl<'a> Book<'a> {
         Book { lines, currency: self.currency.clone() }
     }
 
+    /// The currency of every line (none when there are no lines).
+    pub fn currency(&self) -> Option<&str> {
+        self.currency.as_deref()
+    }
+
     /// Every line, by account.
     pub fn lines(&self) -> impl Iterator<Item = &'a Contract> + '_ {
         self.lines.values().flat_map(|ls| ls.iter().copied())

@@ -27,6 +27,28 @@ enum Report {
     /// within the segment's target, by segment and start cohort; the accounts
     /// that have not reached it.
     Ttv(TtvArgs),
+    /// Cohort retention: logo and revenue retention by start month × months
+    /// since each account's start.
+    Cohorts(CohortArgs),
+}
+
+#[derive(Debug, Args)]
+struct CohortArgs {
+    /// The last day observed (YYYY-MM-DD); default: today.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    as_of: Option<Date>,
+    /// Months since start to follow.
+    #[arg(long, default_value_t = 24)]
+    months: u32,
+    /// Only lines of this product line.
+    #[arg(long)]
+    product: Option<String>,
+    /// Only lines in this currency (required when lines carry several).
+    #[arg(long)]
+    currency: Option<String>,
+    /// Output format (csv: one row per cohort and month).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -108,7 +130,78 @@ pub(crate) async fn run(
     match args.report {
         Report::Retention(args) => retention_report(&ws, journey, args).await,
         Report::Ttv(args) => ttv_report(&ws, journey, args).await,
+        Report::Cohorts(args) => cohort_report(&ws, args).await,
     }
+}
+
+async fn cohort_report(ws: &Workspace, args: CohortArgs) -> anyhow::Result<ExitCode> {
+    let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let report = keel_server::reports::cohorts(
+        ws.store.as_ref(),
+        ws.id,
+        as_of,
+        args.months,
+        args.product.as_deref(),
+        args.currency.as_deref(),
+    )
+    .await?;
+    match args.format {
+        Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv => {
+            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+            out.write_record([
+                "cohort",
+                "month",
+                "accounts",
+                "active",
+                "start_mrr",
+                "mrr",
+                "logo_retention",
+                "revenue_retention",
+            ])?;
+            let ratio = |r: Option<f64>| r.map(|r| format!("{r:.6}")).unwrap_or_default();
+            for c in &report.cohorts {
+                for cell in &c.cells {
+                    out.write_record([
+                        c.cohort.clone(),
+                        cell.month.to_string(),
+                        cell.accounts.to_string(),
+                        cell.active.to_string(),
+                        money(cell.start_mrr),
+                        money(cell.mrr),
+                        ratio(cell.logo_retention),
+                        ratio(cell.revenue_retention),
+                    ])?;
+                }
+            }
+            out.flush()?;
+        }
+        Format::Table => {
+            let width = report.cohorts.iter().map(|c| c.cells.len()).max().unwrap_or(0);
+            for (title, pick) in [
+                ("logo retention", (|c: &keel_analytics::cohorts::Cell| c.logo_retention) as fn(&_) -> _),
+                ("revenue retention", |c: &keel_analytics::cohorts::Cell| c.revenue_retention),
+            ] {
+                say!("{title} by start month × months since start, as of {as_of}");
+                let mut header = vec!["cohort".to_owned(), "accounts".to_owned()];
+                header.extend((0..width).map(|k| format!("m{k}")));
+                let rows: Vec<Vec<String>> = report
+                    .cohorts
+                    .iter()
+                    .map(|c| {
+                        let mut row = vec![c.cohort.clone(), c.accounts.to_string()];
+                        row.extend(
+                            (0..width).map(|k| c.cells.get(k).map_or(String::new(), |cell| pct(pick(cell)))),
+                        );
+                        row
+                    })
+                    .collect();
+                print_rows(&header, &rows);
+                say!();
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn ttv_report(ws: &Workspace, journey: &Path, args: TtvArgs) -> anyhow::Result<ExitCode> {
@@ -364,25 +457,30 @@ fn table_report(report: &RetentionReport, explain: bool) {
 
 /// Left-aligned first column, right-aligned numbers.
 fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
+    print_rows(&header, &rows);
+}
+
+/// As [`print_table`], for rows of any width.
+fn print_rows(header: &[String], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line =
-        |cells: Vec<&str>| {
-            cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    if i == 0 { format!("{c:<w$}", w = widths[i]) } else { format!("{c:>w$}", w = widths[i]) }
-                })
-                .collect::<Vec<_>>()
-                .join("  ")
-        };
-    say!("{}", line(header.to_vec()));
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| if i == 0 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    say!("{}", line(header));
     for r in rows {
-        say!("{}", line(r.iter().map(String::as_str).collect()));
+        say!("{}", line(r));
     }
 }

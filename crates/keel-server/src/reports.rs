@@ -75,14 +75,7 @@ impl From<MetricTableError> for ReportError {
     }
 }
 
-/// Revenue retention of the workspace (docs/metrics.md).
-pub async fn retention(
-    store: &dyn Store,
-    ws: WorkspaceId,
-    plan: Option<&keel_engine::Plan>,
-    q: &RetentionQuery,
-) -> Result<RetentionReport, ReportError> {
-    let period = q.period()?;
+async fn contracts(store: &dyn Store, ws: WorkspaceId) -> Result<Vec<keel_core::Contract>, StoreError> {
     let kinds = RecordKinds {
         contracts: true,
         contacts: false,
@@ -91,7 +84,34 @@ pub async fn retention(
         touchpoints: false,
         opportunities: false,
     };
-    let snapshot = store.records(ws, Accounts::All, kinds).await?;
+    Ok(store.records(ws, Accounts::All, kinds).await?.contracts)
+}
+
+/// Logo and revenue retention by start month × months since start, as of
+/// `as_of`, over the lines of `product` (all when none) in `currency`.
+pub async fn cohorts(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    as_of: Date,
+    max_months: u32,
+    product: Option<&str>,
+    currency: Option<&str>,
+) -> Result<keel_analytics::cohorts::CohortReport, ReportError> {
+    let lines = contracts(store, ws).await?;
+    let book = retention::Book::new(&lines, currency)?;
+    let book = book.filter(|c| product.is_none_or(|p| c.product.as_str() == p));
+    Ok(keel_analytics::cohorts::report(&book, as_of, max_months))
+}
+
+/// Revenue retention of the workspace (docs/metrics.md).
+pub async fn retention(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: Option<&keel_engine::Plan>,
+    q: &RetentionQuery,
+) -> Result<RetentionReport, ReportError> {
+    let period = q.period()?;
+    let lines = contracts(store, ws).await?;
     let segments = if q.segment.is_some() || q.by == Some(By::Segment) {
         let plan = plan.ok_or(ReportError::NoJourney)?;
         if let Some(asked) = &q.segment {
@@ -104,7 +124,7 @@ pub async fn retention(
     } else {
         Default::default()
     };
-    let book = retention::Book::new(&snapshot.contracts, q.currency.as_deref())?;
+    let book = retention::Book::new(&lines, q.currency.as_deref())?;
     let book = book.filter(|c| {
         q.product.as_ref().is_none_or(|p| c.product.as_str() == p)
             && q.segment.as_ref().is_none_or(|s| segments.get(&c.account) == Some(s))

@@ -519,6 +519,22 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
     assert_eq!((status, t["total"]["accounts"].clone()), (200, json!(1)), "{t}");
     assert!(t["not_reached"].as_array().unwrap().is_empty(), "the list only with explain: {t}");
 
+    // Cohorts on 2026-06-01: globex (started 2025-01-01) is followed to month
+    // 17 (2026-06-01); its line ends on 2026-05-01, so month 16 is lost.
+    let (status, c) = get(&s, "/api/v1/reports/cohorts?as_of=2026-06-01&months=24", &admin).await;
+    assert_eq!(status, 200, "{c}");
+    let cohorts: Vec<&str> =
+        c["cohorts"].as_array().unwrap().iter().map(|c| c["cohort"].as_str().unwrap()).collect();
+    assert_eq!(cohorts, ["2025-01", "2025-03", "2025-06", "2026-02"]);
+    let globex = &c["cohorts"][0]["cells"];
+    assert_eq!(globex.as_array().unwrap().len(), 18, "months 0..=17 are observed by 2026-06-01");
+    assert_eq!(
+        (globex[15]["logo_retention"].clone(), globex[16]["logo_retention"].clone()),
+        (json!(1.0), json!(0.0))
+    );
+    let (status, body) = get(&s, "/api/v1/reports/cohorts?months=1000", &admin).await;
+    assert_eq!(status, 400, "{body}");
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

@@ -207,6 +207,61 @@ pub async fn retention(
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
+/// Which cohort report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CohortParams {
+    /// The last day observed (YYYY-MM-DD); default: today.
+    as_of: Option<String>,
+    /// Months since start to follow (default 24, at most 240).
+    months: Option<u32>,
+    /// Only lines of this product line.
+    product: Option<String>,
+    /// Only lines in this currency (required when lines carry several).
+    currency: Option<String>,
+}
+
+/// Cohort retention: logo and revenue retention by start month × months
+/// since each account's own start (what `keel report cohorts` prints;
+/// definitions in docs/metrics.md).
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/cohorts",
+    tag = "reports",
+    params(CohortParams),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
+    )
+)]
+pub async fn cohorts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<CohortParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let months = params.months.unwrap_or(24);
+    if months > 240 {
+        return Err(ApiError::bad_request("invalid_parameter", format!("months: {months} is more than 240")));
+    }
+    let report = crate::reports::cohorts(
+        state.store.as_ref(),
+        principal.workspace,
+        as_of,
+        months,
+        params.product.as_deref(),
+        params.currency.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::reports::ReportError::Store(e) => e.into(),
+        other => ApiError::bad_request("invalid_parameter", other.to_string()),
+    })?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Which time-to-value report.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
