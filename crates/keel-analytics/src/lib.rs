@@ -4,6 +4,7 @@
 //! docs/metrics.md and checked against hand-computed fixtures.
 
 pub mod cohorts;
+pub mod funnel;
 pub mod retention;
 pub mod ttv;
 

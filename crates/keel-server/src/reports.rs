@@ -176,3 +176,41 @@ pub async fn ttv(
     .await?;
     Ok(keel_analytics::ttv::report(&rows, as_of))
 }
+
+/// The stage funnel per product line, from the stage history every account's
+/// evaluation as of `as_of` rebuilds (docs/metrics.md).
+pub async fn funnel(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    as_of: Date,
+) -> Result<keel_analytics::funnel::FunnelReport, ReportError> {
+    use keel_analytics::funnel::{Change, LineHistory};
+    let mut lines = Vec::new();
+    // Everything, as `keel evaluate` reads it: stages may rest on any metric.
+    for chunk in crate::load::account_ids(store, ws).await?.chunks(crate::load::CHUNK) {
+        let histories = crate::load::load_chunk(
+            store,
+            ws,
+            chunk,
+            RecordKinds::ALL,
+            crate::load::Usage::Since(None, true),
+        )
+        .await?;
+        let states = crate::load::on_every_core(&histories, |h| keel_engine::evaluate(plan, h, as_of));
+        for (h, state) in histories.iter().zip(states) {
+            for line in state.lines {
+                let Some(start) = line.transitions.first().map(|t| t.on) else { continue };
+                lines.push(LineHistory {
+                    account: h.account.id.clone(),
+                    product_line: line.product_line,
+                    segment: state.segment.clone(),
+                    start,
+                    changes: line.transitions.into_iter().map(|t| Change { on: t.on, to: t.to }).collect(),
+                });
+            }
+        }
+    }
+    let order: Vec<String> = plan.journey().stages.iter().map(|s| s.id.clone()).collect();
+    Ok(keel_analytics::funnel::report(&lines, &order, as_of))
+}

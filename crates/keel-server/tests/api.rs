@@ -535,6 +535,22 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
     let (status, body) = get(&s, "/api/v1/reports/cohorts?months=1000", &admin).await;
     assert_eq!(status, 400, "{body}");
 
+    // The funnel on 2026-06-01: three platform lines (globex's ended on
+    // 2026-05-01) and two analytics lines, each starting in the first stage.
+    let (status, f) = get(&s, "/api/v1/reports/funnel?as_of=2026-06-01", &admin).await;
+    assert_eq!(status, 200, "{f}");
+    let lines: Vec<(&str, u64)> = f["product_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["product_line"].as_str().unwrap(), l["lines"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(lines, [("analytics", 2), ("platform", 3)]);
+    let platform = &f["product_lines"][1]["stages"];
+    assert_eq!(platform[0]["reached"], 3, "{platform}");
+    let ended: u64 = platform.as_array().unwrap().iter().map(|s| s["ended_in_stage"].as_u64().unwrap()).sum();
+    assert_eq!(ended, 1, "globex's line ended: {platform}");
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

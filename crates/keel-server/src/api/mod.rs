@@ -100,6 +100,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::retention))
         .routes(routes!(reports::ttv))
         .routes(routes!(reports::cohorts))
+        .routes(routes!(reports::funnel))
         .routes(routes!(reports::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))

@@ -207,6 +207,49 @@ pub async fn retention(
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
+/// Which funnel.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FunnelParams {
+    /// Rebuild the stage history as of this date (YYYY-MM-DD); default: today.
+    as_of: Option<String>,
+}
+
+/// The stage funnel per product line: reached, converted to the next stage,
+/// in the stage now, ended in it, and dwell-time quantiles, overall, by
+/// segment and by start cohort (what `keel report funnel` prints). Every
+/// account is evaluated: this is a heavy call on large workspaces.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/funnel",
+    tag = "reports",
+    params(FunnelParams),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
+        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn funnel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<FunnelParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
+    let event_names = state.store.event_names(principal.workspace).await?;
+    let plan = keel_engine::Plan::new(journey.journey.clone(), &event_names);
+    let report = crate::reports::funnel(state.store.as_ref(), principal.workspace, &plan, as_of)
+        .await
+        .map_err(|e| match e {
+            crate::reports::ReportError::Store(e) => e.into(),
+            other => ApiError::bad_request("invalid_parameter", other.to_string()),
+        })?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Which cohort report.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
