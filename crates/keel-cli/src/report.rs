@@ -33,6 +33,29 @@ enum Report {
     /// The stage funnel per product line: conversion to the next stage and
     /// dwell time, overall, by segment and by start cohort.
     Funnel(FunnelArgs),
+    /// The health backtest: at each month end, the score and band as of that
+    /// day against churn within the next 90 days — ROC AUC, top-decile lift,
+    /// churn per band, and the green accounts that churned.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// Month ends on or after this date (YYYY-MM-DD); default: twelve months before --to.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    from: Option<Date>,
+    /// Month ends before this date; default: 90 days before --as-of.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    to: Option<Date>,
+    /// What is known: only month ends whose 90 days end by then; default: today.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    as_of: Option<Date>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// List every green snapshot that churned.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Debug, Args)]
@@ -157,7 +180,93 @@ pub(crate) async fn run(
         Report::Ttv(args) => ttv_report(&ws, journey, args).await,
         Report::Cohorts(args) => cohort_report(&ws, args).await,
         Report::Funnel(args) => funnel_report(&ws, journey, args).await,
+        Report::Health(args) => health_report(&ws, journey, args).await,
     }
+}
+
+async fn health_report(ws: &Workspace, journey: &Path, args: HealthArgs) -> anyhow::Result<ExitCode> {
+    let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
+    let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let to = args.to.unwrap_or(as_of - chrono::Days::new(keel_analytics::backtest::HORIZON_DAYS));
+    let from = args.from.unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(12)).unwrap_or(to));
+    anyhow::ensure!(from < to, "--from {from} must come before --to {to}");
+    let dates = keel_server::reports::snapshot_dates(from, to, as_of);
+    anyhow::ensure!(
+        !dates.is_empty(),
+        "no month end in {from} .. {to} has its following 90 days known by --as-of {as_of}"
+    );
+    let mut report = keel_server::reports::health_backtest(ws.store.as_ref(), ws.id, &plan, &dates).await?;
+    if !args.explain && args.format != Format::Json {
+        report.green_but_churned.truncate(10);
+    }
+    let rate = |r: &keel_analytics::backtest::Rate| {
+        format!("{} ({}–{}; {} of {})", pct(r.rate), pct(r.low), pct(r.high), r.k, r.n)
+    };
+    match args.format {
+        Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv => {
+            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+            out.write_record(["band", "snapshots", "churned", "churn_rate", "low", "high"])?;
+            let f = |x: Option<f64>| x.map(|x| format!("{x:.6}")).unwrap_or_default();
+            for b in &report.by_band {
+                let c = &b.churn;
+                out.write_record([
+                    b.band.clone(),
+                    c.n.to_string(),
+                    c.k.to_string(),
+                    f(c.rate),
+                    f(c.low),
+                    f(c.high),
+                ])?;
+            }
+            out.flush()?;
+        }
+        Format::Table => {
+            say!(
+                "health backtest: {} month ends from {} to {}, churn within the next 90 days",
+                report.dates.len(),
+                report.dates.first().map(ToString::to_string).unwrap_or_default(),
+                report.dates.last().map(ToString::to_string).unwrap_or_default()
+            );
+            say!(
+                "  snapshots {} (scored {}), churned within 90 days {}",
+                report.snapshots,
+                report.scored,
+                report.churned
+            );
+            say!(
+                "  ROC AUC            {} (95% interval {} – {}, bootstrapping accounts)",
+                report.auc.map_or("–".into(), |a| format!("{a:.3}")),
+                report.auc_low.map_or("–".into(), |a| format!("{a:.3}")),
+                report.auc_high.map_or("–".into(), |a| format!("{a:.3}"))
+            );
+            say!(
+                "  top-decile lift    {}  (lowest tenth of scores: {}; all: {})",
+                report.top_decile_lift.map_or("–".into(), |l| format!("{l:.2}×")),
+                rate(&report.top_decile),
+                rate(&report.base)
+            );
+            say!("\nchurn within 90 days by band (calibration)");
+            for b in &report.by_band {
+                say!("  {:<8} {}", b.band, rate(&b.churn));
+            }
+            let shown = report.green_but_churned.len();
+            say!(
+                "\ngreen but churned{}",
+                if args.explain { String::new() } else { format!(" (first {shown}; --explain for all)") }
+            );
+            for g in &report.green_but_churned {
+                say!(
+                    "  {} green on {} (score {}), churned {}",
+                    g.account,
+                    g.on,
+                    g.score.map_or("–".into(), |s| format!("{s:.0}")),
+                    g.churned_on
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn funnel_report(ws: &Workspace, journey: &Path, args: FunnelArgs) -> anyhow::Result<ExitCode> {

@@ -214,3 +214,71 @@ pub async fn funnel(
     let order: Vec<String> = plan.journey().stages.iter().map(|s| s.id.clone()).collect();
     Ok(keel_analytics::funnel::report(&lines, &order, as_of))
 }
+
+/// The month ends in `[from, to)` whose following 90 days end by `as_of`.
+pub fn snapshot_dates(from: Date, to: Date, as_of: Date) -> Vec<Date> {
+    let horizon = chrono::Days::new(keel_analytics::backtest::HORIZON_DAYS);
+    let mut out = Vec::new();
+    let mut month = keel_analytics::Period { from, to }.months();
+    month.retain(|m| m.to == keel_analytics::first_of_next_month(m.from));
+    for m in month {
+        let end = m.to.pred_opt().unwrap_or(m.to);
+        if end >= from && end < to && end + horizon <= as_of {
+            out.push(end);
+        }
+    }
+    out
+}
+
+/// The health backtest: every account active on each month end in
+/// `[from, to)`, evaluated as of that day, against churn within the next 90
+/// days (docs/metrics.md).
+pub async fn health_backtest(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    dates: &[Date],
+) -> Result<keel_analytics::backtest::HealthBacktest, ReportError> {
+    use keel_analytics::backtest::{HORIZON_DAYS, Snapshot};
+    let mut snapshots = Vec::new();
+    for chunk in crate::load::account_ids(store, ws).await?.chunks(crate::load::CHUNK) {
+        let histories = crate::load::load_chunk(
+            store,
+            ws,
+            chunk,
+            RecordKinds::ALL,
+            crate::load::Usage::Since(None, true),
+        )
+        .await?;
+        let found = crate::load::on_every_core(&histories, |h| {
+            let mut out = Vec::new();
+            let book = match retention::Book::new(&h.contracts, None) {
+                Ok(book) => book,
+                // Lines in several currencies: activity does not depend on it.
+                Err(_) => retention::Book::new(&h.contracts, Some(&h.contracts[0].mrr.currency.to_string()))
+                    .unwrap_or_default(),
+            };
+            for &on in dates {
+                if book.mrr_on(&h.account.id, on).is_none() {
+                    continue;
+                }
+                let horizon = on + chrono::Days::new(HORIZON_DAYS);
+                let mut ends: Vec<Date> =
+                    h.contracts.iter().filter_map(|c| c.end).filter(|e| *e > on && *e <= horizon).collect();
+                ends.sort();
+                let churned_on = ends.into_iter().find(|e| book.mrr_on(&h.account.id, *e).is_none());
+                let state = keel_engine::evaluate(plan, h, on);
+                out.push(Snapshot {
+                    account: h.account.id.clone(),
+                    on,
+                    score: state.health.score,
+                    band: state.health.band.map(|b| b.as_str().to_owned()),
+                    churned_on,
+                });
+            }
+            out
+        });
+        snapshots.extend(found.into_iter().flatten());
+    }
+    Ok(keel_analytics::backtest::report(&snapshots))
+}

@@ -551,6 +551,20 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
     let ended: u64 = platform.as_array().unwrap().iter().map(|s| s["ended_in_stage"].as_u64().unwrap()).sum();
     assert_eq!(ended, 1, "globex's line ended: {platform}");
 
+    // The health backtest over 2026: month ends 2026-01-31 .. 2026-03-31 have
+    // their 90 days known by 2026-07-01. Active then: globex, initech, hooli,
+    // and acme from 02-01; globex has no line from 2026-05-01, within 90 days
+    // of each of the three (01-31 + 90 days is 05-01 itself).
+    let (status, h) =
+        get(&s, "/api/v1/reports/health?from=2026-01-01&to=2026-04-01&as_of=2026-07-01", &admin).await;
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(h["dates"], json!(["2026-01-31", "2026-02-28", "2026-03-31"]), "{h}");
+    assert_eq!((h["snapshots"].clone(), h["churned"].clone()), (json!(3 + 4 + 4), json!(3)), "{h}");
+    let (status, body) =
+        get(&s, "/api/v1/reports/health?from=2026-05-01&to=2026-06-01&as_of=2026-07-01", &admin).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("90 days"), "{body}");
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

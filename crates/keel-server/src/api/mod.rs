@@ -101,6 +101,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::ttv))
         .routes(routes!(reports::cohorts))
         .routes(routes!(reports::funnel))
+        .routes(routes!(reports::health))
         .routes(routes!(reports::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))

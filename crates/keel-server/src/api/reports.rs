@@ -207,6 +207,71 @@ pub async fn retention(
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
+/// Which backtest.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HealthParams {
+    /// Month ends on or after this date (YYYY-MM-DD); default: twelve months before `to`.
+    from: Option<String>,
+    /// Month ends before this date; default: 90 days before `as_of`.
+    to: Option<String>,
+    /// What is known: only month ends whose following 90 days end by then; default: today.
+    as_of: Option<String>,
+}
+
+/// The health backtest: at each month end, every active account's score and
+/// band as of that day against churn within the next 90 days — ROC AUC with
+/// a bootstrap interval, top-decile lift, churn per band, the green accounts
+/// that churned (what `keel report health --format json` prints). Evaluates
+/// every account at every month end: heavy on large workspaces.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/health",
+    tag = "reports",
+    params(HealthParams),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "A parameter is invalid, or no month end has its 90 days known (the message names it)", body = super::ErrorBody),
+        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HealthParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let to = date_param("to", params.to)?
+        .unwrap_or(as_of - chrono::Days::new(keel_analytics::backtest::HORIZON_DAYS));
+    let from = date_param("from", params.from)?
+        .unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(12)).unwrap_or(to));
+    if from >= to {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("from {from} must come before to {to}"),
+        ));
+    }
+    let dates = crate::reports::snapshot_dates(from, to, as_of);
+    if dates.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("as_of: no month end in {from} .. {to} has its following 90 days known by {as_of}"),
+        ));
+    }
+    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
+    let event_names = state.store.event_names(principal.workspace).await?;
+    let plan = keel_engine::Plan::new(journey.journey.clone(), &event_names);
+    let report = crate::reports::health_backtest(state.store.as_ref(), principal.workspace, &plan, &dates)
+        .await
+        .map_err(|e| match e {
+            crate::reports::ReportError::Store(e) => e.into(),
+            other => ApiError::bad_request("invalid_parameter", other.to_string()),
+        })?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Which funnel.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
