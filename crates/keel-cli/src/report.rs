@@ -187,8 +187,7 @@ pub(crate) async fn run(
 async fn health_report(ws: &Workspace, journey: &Path, args: HealthArgs) -> anyhow::Result<ExitCode> {
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
-    let to = args.to.unwrap_or(as_of - chrono::Days::new(keel_analytics::backtest::HORIZON_DAYS));
-    let from = args.from.unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(12)).unwrap_or(to));
+    let (from, to) = keel_server::reports::health_window(args.from, args.to, as_of);
     anyhow::ensure!(from < to, "--from {from} must come before --to {to}");
     let dates = keel_server::reports::snapshot_dates(from, to, as_of);
     anyhow::ensure!(

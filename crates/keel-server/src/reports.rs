@@ -187,16 +187,8 @@ pub async fn funnel(
 ) -> Result<keel_analytics::funnel::FunnelReport, ReportError> {
     use keel_analytics::funnel::{Change, LineHistory};
     let mut lines = Vec::new();
-    // Everything, as `keel evaluate` reads it: stages may rest on any metric.
-    for chunk in crate::load::account_ids(store, ws).await?.chunks(crate::load::CHUNK) {
-        let histories = crate::load::load_chunk(
-            store,
-            ws,
-            chunk,
-            RecordKinds::ALL,
-            crate::load::Usage::Since(None, true),
-        )
-        .await?;
+    let mut chunks = FullChunks::new(store, ws).await?;
+    while let Some(histories) = chunks.next().await? {
         let states = crate::load::on_every_core(&histories, |h| keel_engine::evaluate(plan, h, as_of));
         for (h, state) in histories.iter().zip(states) {
             for line in state.lines {
@@ -241,15 +233,8 @@ pub async fn health_backtest(
 ) -> Result<keel_analytics::backtest::HealthBacktest, ReportError> {
     use keel_analytics::backtest::{HORIZON_DAYS, Snapshot};
     let mut snapshots = Vec::new();
-    for chunk in crate::load::account_ids(store, ws).await?.chunks(crate::load::CHUNK) {
-        let histories = crate::load::load_chunk(
-            store,
-            ws,
-            chunk,
-            RecordKinds::ALL,
-            crate::load::Usage::Since(None, true),
-        )
-        .await?;
+    let mut chunks = FullChunks::new(store, ws).await?;
+    while let Some(histories) = chunks.next().await? {
         let found = crate::load::on_every_core(&histories, |h| {
             let mut out = Vec::new();
             let book = match retention::Book::new(&h.contracts, None) {
@@ -281,4 +266,38 @@ pub async fn health_backtest(
         snapshots.extend(found.into_iter().flatten());
     }
     Ok(keel_analytics::backtest::report(&snapshots))
+}
+
+/// Every account's whole history — all records, all usage with users, as
+/// `keel evaluate` reads it (stages and health may rest on any metric) —
+/// chunk by chunk in account order.
+struct FullChunks<'a> {
+    store: &'a dyn Store,
+    ws: WorkspaceId,
+    ids: Vec<keel_core::ExternalId>,
+    at: usize,
+}
+
+impl<'a> FullChunks<'a> {
+    async fn new(store: &'a dyn Store, ws: WorkspaceId) -> Result<Self, StoreError> {
+        Ok(Self { store, ws, ids: crate::load::account_ids(store, ws).await?, at: 0 })
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<keel_engine::AccountHistory>>, StoreError> {
+        if self.at >= self.ids.len() {
+            return Ok(None);
+        }
+        let chunk = &self.ids[self.at..(self.at + crate::load::CHUNK).min(self.ids.len())];
+        self.at += chunk.len();
+        let usage = crate::load::Usage::Since(None, true);
+        Ok(Some(crate::load::load_chunk(self.store, self.ws, chunk, RecordKinds::ALL, usage).await?))
+    }
+}
+
+/// The health backtest's default window: month ends in the twelve months
+/// before `to`, and `to` 90 days before `as_of`.
+pub fn health_window(from: Option<Date>, to: Option<Date>, as_of: Date) -> (Date, Date) {
+    let to = to.unwrap_or(as_of - chrono::Days::new(keel_analytics::backtest::HORIZON_DAYS));
+    let from = from.unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(12)).unwrap_or(to));
+    (from, to)
 }

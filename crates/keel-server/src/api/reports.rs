@@ -50,6 +50,22 @@ pub struct MetricsReport {
     pub rows: Vec<MetricRow>,
 }
 
+/// The server's journey bound to the workspace's event names (409 without one).
+async fn journey_plan(state: &AppState, ws: keel_store::WorkspaceId) -> Result<keel_engine::Plan, ApiError> {
+    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
+    let event_names = state.store.event_names(ws).await?;
+    Ok(keel_engine::Plan::new(journey.journey.clone(), &event_names))
+}
+
+/// A report's failure: the store's as a store error, the rest the caller's.
+fn report_error(e: crate::reports::ReportError) -> ApiError {
+    match e {
+        crate::reports::ReportError::Store(e) => e.into(),
+        crate::reports::ReportError::NoJourney => no_journey(),
+        other => ApiError::bad_request("invalid_parameter", other.to_string()),
+    }
+}
+
 fn no_journey() -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "no_journey", "the server runs without a journey")
 }
@@ -81,9 +97,7 @@ pub async fn metrics(
         Some(list) => list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect(),
         None => crate::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
     };
-    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
-    let event_names = state.store.event_names(principal.workspace).await?;
-    let plan = keel_engine::Plan::new(journey.journey.clone(), &event_names);
+    let plan = journey_plan(&state, principal.workspace).await?;
     let mut rows = Vec::new();
     crate::load::metric_table(
         state.store.as_ref(),
@@ -197,12 +211,10 @@ pub async fn retention(
     let report = crate::reports::retention(state.store.as_ref(), principal.workspace, plan.as_ref(), &query)
         .await
         .map_err(|e| match e {
-            ReportError::Store(e) => e.into(),
-            ReportError::NoJourney => no_journey(),
             ReportError::Analytics(keel_analytics::AnalyticsError::EmptyPeriod { from, to }) => {
                 ApiError::bad_request("invalid_parameter", format!("from {from} must come before to {to}"))
             }
-            other => ApiError::bad_request("invalid_parameter", other.to_string()),
+            other => report_error(other),
         })?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
@@ -243,10 +255,8 @@ pub async fn health(
 ) -> Result<Json<Value>, ApiError> {
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let to = date_param("to", params.to)?
-        .unwrap_or(as_of - chrono::Days::new(keel_analytics::backtest::HORIZON_DAYS));
-    let from = date_param("from", params.from)?
-        .unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(12)).unwrap_or(to));
+    let (from, to) =
+        crate::reports::health_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of);
     if from >= to {
         return Err(ApiError::bad_request(
             "invalid_parameter",
@@ -260,15 +270,10 @@ pub async fn health(
             format!("as_of: no month end in {from} .. {to} has its following 90 days known by {as_of}"),
         ));
     }
-    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
-    let event_names = state.store.event_names(principal.workspace).await?;
-    let plan = keel_engine::Plan::new(journey.journey.clone(), &event_names);
+    let plan = journey_plan(&state, principal.workspace).await?;
     let report = crate::reports::health_backtest(state.store.as_ref(), principal.workspace, &plan, &dates)
         .await
-        .map_err(|e| match e {
-            crate::reports::ReportError::Store(e) => e.into(),
-            other => ApiError::bad_request("invalid_parameter", other.to_string()),
-        })?;
+        .map_err(report_error)?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
@@ -303,15 +308,10 @@ pub async fn funnel(
 ) -> Result<Json<Value>, ApiError> {
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
-    let event_names = state.store.event_names(principal.workspace).await?;
-    let plan = keel_engine::Plan::new(journey.journey.clone(), &event_names);
+    let plan = journey_plan(&state, principal.workspace).await?;
     let report = crate::reports::funnel(state.store.as_ref(), principal.workspace, &plan, as_of)
         .await
-        .map_err(|e| match e {
-            crate::reports::ReportError::Store(e) => e.into(),
-            other => ApiError::bad_request("invalid_parameter", other.to_string()),
-        })?;
+        .map_err(report_error)?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
@@ -363,10 +363,7 @@ pub async fn cohorts(
         params.currency.as_deref(),
     )
     .await
-    .map_err(|e| match e {
-        crate::reports::ReportError::Store(e) => e.into(),
-        other => ApiError::bad_request("invalid_parameter", other.to_string()),
-    })?;
+    .map_err(report_error)?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
@@ -415,15 +412,10 @@ pub async fn ttv(
             format!("from {from} must come before to {to}"),
         ));
     }
-    let journey = state.config.journey.as_ref().ok_or_else(no_journey)?;
-    let event_names = state.store.event_names(principal.workspace).await?;
-    let plan = keel_engine::Plan::new(journey.journey.clone(), &event_names);
+    let plan = journey_plan(&state, principal.workspace).await?;
     let mut report = crate::reports::ttv(state.store.as_ref(), principal.workspace, &plan, as_of, (from, to))
         .await
-        .map_err(|e| match e {
-            crate::reports::ReportError::Store(e) => e.into(),
-            other => ApiError::bad_request("invalid_parameter", other.to_string()),
-        })?;
+        .map_err(report_error)?;
     if !params.explain.unwrap_or(false) {
         report.not_reached = Vec::new();
     }
