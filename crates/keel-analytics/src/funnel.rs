@@ -114,8 +114,13 @@ struct Visit<'a> {
 }
 
 fn visits(line: &LineHistory) -> Vec<Visit<'_>> {
+    visits_of(&line.changes)
+}
+
+/// The visits a list of changes makes.
+fn visits_of(changes: &[Change]) -> Vec<Visit<'_>> {
     let mut out: Vec<Visit<'_>> = Vec::new();
-    for c in &line.changes {
+    for c in changes {
         if let Some(open) = out.last_mut().filter(|v| v.closed == Closed::Open) {
             open.closed = if c.to.is_some() { Closed::Moved(c.on) } else { Closed::Ended };
         }
@@ -204,6 +209,22 @@ pub fn report(lines: &[LineHistory], order: &[String], as_of: Date) -> FunnelRep
         })
         .collect();
     FunnelReport { as_of, product_lines }
+}
+
+/// For each stage `changes` visited, in order of first visit: whether the
+/// line went on to the stage after it in `order` later.
+pub fn went_on(changes: &[Change], order: &[String]) -> Vec<(String, bool)> {
+    let vs = visits_of(changes);
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for (i, v) in vs.iter().enumerate() {
+        if out.iter().any(|(s, _)| s == v.stage) {
+            continue;
+        }
+        let next = order.iter().position(|s| s == v.stage).and_then(|k| order.get(k + 1));
+        let on = next.is_some_and(|n| vs[i + 1..].iter().any(|w| w.stage == n));
+        out.push((v.stage.to_owned(), on));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod backtest;
 pub mod cohorts;
 pub mod funnel;
+pub mod gates;
 pub mod retention;
 pub mod ttv;
 

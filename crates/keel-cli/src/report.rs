@@ -37,6 +37,33 @@ enum Report {
     /// day against churn within the next 90 days — ROC AUC, top-decile lift,
     /// churn per band, and the green accounts that churned.
     Health(HealthArgs),
+    /// Gate validation: for renewal decisions in the window, did the stage's
+    /// exit gate (and each condition) hold some days before, and did passing
+    /// go with renewing? Difference, 95% interval, verdict per gate.
+    Gates(GateArgs),
+}
+
+#[derive(Debug, Args)]
+struct GateArgs {
+    /// Decisions (line ends) after this date (YYYY-MM-DD); default: six months before --to.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    from: Option<Date>,
+    /// Decisions on or before this date; default: the first day of --as-of's month.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    to: Option<Date>,
+    /// What is known: only decisions on or before it; default: today.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    as_of: Option<Date>,
+    /// Read the gates this many days before each decision (default: half a
+    /// year, before the renewal window, where the early stages' gates apply).
+    #[arg(long, default_value_t = 180)]
+    lead_days: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Include every decision (JSON): the stages it had reached, whether it went on, the outcome.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +208,70 @@ pub(crate) async fn run(
         Report::Cohorts(args) => cohort_report(&ws, args).await,
         Report::Funnel(args) => funnel_report(&ws, journey, args).await,
         Report::Health(args) => health_report(&ws, journey, args).await,
+        Report::Gates(args) => gate_report(&ws, journey, args).await,
     }
+}
+
+async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::Result<ExitCode> {
+    let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
+    let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let period = keel_server::reports::gate_window(args.from, args.to, as_of)?;
+    let mut report =
+        keel_server::reports::gates(ws.store.as_ref(), ws.id, &plan, period, as_of, args.lead_days).await?;
+    if !args.explain {
+        report.observations = Vec::new();
+    }
+    let header =
+        ["stage / condition", "passed renewed", "failed renewed", "difference", "95% interval", "verdict"];
+    let cell = |r: &keel_analytics::backtest::Rate| format!("{} ({}/{})", pct(r.rate), r.k, r.n);
+    let row = |name: String, s: &keel_analytics::gates::Split| -> [String; 6] {
+        [
+            name,
+            cell(&s.passed),
+            cell(&s.failed),
+            s.difference.map_or("–".into(), |d| format!("{:+.1} pts", d * 100.0)),
+            match (s.low, s.high) {
+                (Some(l), Some(h)) => format!("{:+.1} .. {:+.1}", l * 100.0, h * 100.0),
+                _ => "–".into(),
+            },
+            serde_json::to_value(s.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        ]
+    };
+    match args.format {
+        Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv | Format::Table => {
+            let mut rows = Vec::new();
+            for g in &report.stages {
+                rows.push(row(format!("{} (whole gate)", g.stage), &g.whole));
+                for (c, s) in &g.conditions {
+                    rows.push(row(format!("  {c}"), s));
+                }
+            }
+            if args.format == Format::Csv {
+                let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+                out.write_record(header)?;
+                for r in &rows {
+                    out.write_record(r.iter().map(|c| c.trim()))?;
+                }
+                out.flush()?;
+            } else {
+                say!(
+                    "gate validation: {} renewal decisions in {} .. {} ({} renewed), gates read {} days before each",
+                    report.decisions,
+                    period.from,
+                    period.to,
+                    report.renewed,
+                    report.lead_days
+                );
+                say!("(a verdict needs {} decisions a side)\n", keel_analytics::gates::MIN_GROUP);
+                print_table(&header, &rows);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn health_report(ws: &Workspace, journey: &Path, args: HealthArgs) -> anyhow::Result<ExitCode> {

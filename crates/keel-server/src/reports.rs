@@ -301,3 +301,72 @@ pub fn health_window(from: Option<Date>, to: Option<Date>, as_of: Date) -> (Date
     let from = from.unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(12)).unwrap_or(to));
     (from, to)
 }
+
+/// Gate validation over the renewal decisions in `period` (lines due:
+/// `from < end ≤ to`, and `end ≤ as_of` so the outcome is known), each read
+/// `lead_days` before the decision (docs/metrics.md).
+pub async fn gates(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    period: Period,
+    as_of: Date,
+    lead_days: u64,
+) -> Result<keel_analytics::gates::GateReport, ReportError> {
+    use keel_analytics::gates::GateObservation;
+    let mut observations = Vec::new();
+    let mut chunks = FullChunks::new(store, ws).await?;
+    while let Some(histories) = chunks.next().await? {
+        let found = crate::load::on_every_core(&histories, |h| {
+            let mut out = Vec::new();
+            let Ok(book) = retention::Book::new(
+                &h.contracts,
+                h.contracts.first().map(|c| c.mrr.currency.to_string()).as_deref(),
+            ) else {
+                return out;
+            };
+            for line in &h.contracts {
+                let Some(end) = line.end.filter(|e| period.from < *e && *e <= period.to && *e <= as_of)
+                else {
+                    continue;
+                };
+                let observed_on = end - chrono::Days::new(lead_days);
+                if observed_on < line.start {
+                    continue;
+                }
+                let state = keel_engine::evaluate(plan, h, observed_on);
+                let Some(ls) = state.lines.iter().find(|l| l.product_line == line.product.as_str()) else {
+                    continue;
+                };
+                out.push(GateObservation {
+                    account: h.account.id.clone(),
+                    product_line: ls.product_line.clone(),
+                    observed_on,
+                    decided_on: end,
+                    changes: ls
+                        .transitions
+                        .iter()
+                        .map(|t| keel_analytics::funnel::Change { on: t.on, to: t.to.clone() })
+                        .collect(),
+                    stage: ls.stage.clone(),
+                    conditions: ls.gate.iter().map(|c| (c.expr.clone(), c.holds)).collect(),
+                    renewed: book.mrr_on(&h.account.id, end).is_some(),
+                });
+            }
+            out
+        });
+        observations.extend(found.into_iter().flatten());
+    }
+    let gates: Vec<(String, String)> =
+        plan.journey().stages.iter().map(|s| (s.id.clone(), s.exit.source.clone())).collect();
+    Ok(keel_analytics::gates::report(&observations, &gates, lead_days))
+}
+
+/// Gate validation's default window: decisions in the two quarters before
+/// the first day of `as_of`'s month.
+pub fn gate_window(from: Option<Date>, to: Option<Date>, as_of: Date) -> Result<Period, AnalyticsError> {
+    use chrono::Datelike as _;
+    let to = to.unwrap_or_else(|| as_of.with_day(1).unwrap_or(as_of));
+    let from = from.unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(6)).unwrap_or(to));
+    Period::new(from, to)
+}

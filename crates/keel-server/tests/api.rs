@@ -565,6 +565,26 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("90 days"), "{body}");
 
+    // Gate validation over decisions in (2026-03-01, 2026-09-01]: globex's line
+    // (05-01) and hooli's two (08-01), none renewed.
+    let (status, g) = get(
+        &s,
+        "/api/v1/reports/gates?from=2026-03-01&to=2026-09-01&as_of=2026-09-01&lead_days=90&explain=true",
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 200, "{g}");
+    assert_eq!(
+        (g["decisions"].clone(), g["renewed"].clone(), g["lead_days"].clone()),
+        (json!(3), json!(0), json!(90))
+    );
+    let decided: Vec<&str> =
+        g["observations"].as_array().unwrap().iter().map(|o| o["decided_on"].as_str().unwrap()).collect();
+    assert_eq!(decided.len(), 3, "{g}");
+    assert!(decided.iter().all(|d| ["2026-05-01", "2026-08-01"].contains(d)), "{decided:?}");
+    let (status, body) = get(&s, "/api/v1/reports/gates?lead_days=99999", &admin).await;
+    assert_eq!((status, body["message"].as_str().unwrap().contains("lead_days")), (400, true), "{body}");
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

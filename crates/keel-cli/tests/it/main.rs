@@ -530,3 +530,75 @@ fn the_health_backtest_finds_the_planted_risk_on_the_demo_world() {
         assert!(g["churned_on"].as_str().unwrap() > g["on"].as_str().unwrap(), "{g}");
     }
 }
+
+/// Gate validation on the demo world recovers the planted effect: lines
+/// that went on from onboarding (first value, seats in use) renew more, and
+/// the interval covers the size the generator planted — the difference of
+/// its own renewal probabilities (truth_renewals.csv) between the same two
+/// groups of decisions.
+#[test]
+fn gate_validation_recovers_the_planted_onboarding_effect_on_the_demo_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let world = ["demo", "--accounts", "800", "--months", "24", "--end", "2026-11-01"];
+    let out = keel(&db, &world);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let truth_dir = dir.path().join("truth");
+    let out = keel(
+        &dir.path().join("other.db"),
+        &[&world[..], &["--export", truth_dir.to_str().unwrap()]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut truth = std::collections::HashMap::new();
+    let mut rows = csv::Reader::from_path(truth_dir.join("truth_renewals.csv")).unwrap();
+    for row in rows.records() {
+        let row = row.unwrap();
+        truth.insert((row[0].to_owned(), row[1].to_owned()), row[2].parse::<f64>().unwrap());
+    }
+
+    let journey = dir.path().join("journey.toml");
+    let args = [
+        "--journey",
+        journey.to_str().unwrap(),
+        "report",
+        "gates",
+        "--as-of",
+        "2026-11-01",
+        "--from",
+        "2025-11-01",
+        "--to",
+        "2026-11-01",
+        "--format",
+        "json",
+        "--explain",
+    ];
+    let out = keel(&db, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let onboarding = r["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "onboarding").unwrap();
+    let whole = &onboarding["whole"];
+    assert_eq!(whole["verdict"], "predictive", "{whole}");
+
+    // The planted size: the generator's own mean renewal probability among
+    // the decisions that went on from onboarding, minus among those that did not.
+    let (mut on, mut off, mut unmatched) = (Vec::new(), Vec::new(), 0);
+    for o in r["observations"].as_array().unwrap() {
+        let Some(went_on) =
+            o["reached"].as_array().unwrap().iter().find(|s| s[0] == "onboarding").map(|s| s[1] == true)
+        else {
+            continue;
+        };
+        let key = (o["account"].as_str().unwrap().to_owned(), o["decided_on"].as_str().unwrap().to_owned());
+        match truth.get(&key) {
+            Some(p) if went_on => on.push(*p),
+            Some(p) => off.push(*p),
+            None => unmatched += 1,
+        }
+    }
+    assert!(unmatched * 20 <= on.len() + off.len(), "decisions match the truth file: {unmatched} unmatched");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let planted = mean(&on) - mean(&off);
+    let (low, high) = (whole["low"].as_f64().unwrap(), whole["high"].as_f64().unwrap());
+    assert!(low <= planted && planted <= high, "planted {planted:.3} outside {low:.3} .. {high:.3}: {whole}");
+    assert!(planted > 0.05, "the generator planted a real effect here: {planted}");
+}

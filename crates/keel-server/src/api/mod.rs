@@ -102,6 +102,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::cohorts))
         .routes(routes!(reports::funnel))
         .routes(routes!(reports::health))
+        .routes(routes!(reports::gates))
         .routes(routes!(reports::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))

@@ -219,6 +219,67 @@ pub async fn retention(
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
+/// Which gate validation.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GateParams {
+    /// Decisions (line ends) after this date (YYYY-MM-DD); default: six months before `to`.
+    from: Option<String>,
+    /// Decisions on or before this date; default: the first day of `as_of`'s month.
+    to: Option<String>,
+    /// What is known: only decisions on or before it; default: today.
+    as_of: Option<String>,
+    /// Read the gates this many days before each decision (default 180, at most 3650).
+    lead_days: Option<u64>,
+    /// `true`: include every decision (stages reached, went on, outcome).
+    explain: Option<bool>,
+}
+
+/// Gate validation: for each renewal decision in the window, whether the
+/// exit gate of the stage the line stood in `lead_days` before held (and
+/// each of its conditions), and the renewal rates of passed and failed —
+/// difference, 95% Newcombe interval, verdict (what
+/// `keel report gates --format json` prints). Heavy on large workspaces.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/gates",
+    tag = "reports",
+    params(GateParams),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
+        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn gates(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<GateParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let lead_days = params.lead_days.unwrap_or(180);
+    if lead_days > 3650 {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("lead_days: {lead_days} is more than 3650"),
+        ));
+    }
+    let period =
+        crate::reports::gate_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of)
+            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("from/to: {e}")))?;
+    let plan = journey_plan(&state, principal.workspace).await?;
+    let mut report =
+        crate::reports::gates(state.store.as_ref(), principal.workspace, &plan, period, as_of, lead_days)
+            .await
+            .map_err(report_error)?;
+    if !params.explain.unwrap_or(false) {
+        report.observations = Vec::new();
+    }
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Which backtest.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
