@@ -32,6 +32,8 @@ pub struct GateObservation {
     pub conditions: Vec<(String, Option<bool>)>,
     /// Whether the account had a line in force on the decision day.
     pub renewed: bool,
+    /// Each extra condition asked for, on the observation day (None: no data).
+    pub extra: Vec<Option<bool>>,
 }
 
 /// What a comparison says.
@@ -129,6 +131,9 @@ pub struct GateReport {
     /// One row per stage with a gate, in the journey's order (the last stage
     /// has no next one to pass to).
     pub stages: Vec<GateRow>,
+    /// Extra conditions asked for (`--condition`), each over every decision
+    /// where it had data: a candidate gate tested before it is written.
+    pub extra: Vec<(String, Split)>,
     /// Every decision: which stages it had reached by the observation day and
     /// whether it went on from each (`--explain`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -152,6 +157,8 @@ pub struct Observed {
     pub stage: Option<String>,
     /// Whether the account renewed.
     pub renewed: bool,
+    /// Each extra condition on the observation day.
+    pub extra: Vec<Option<bool>>,
 }
 
 fn split<'a>(pairs: impl Iterator<Item = (bool, &'a GateObservation)>) -> Split {
@@ -168,7 +175,12 @@ fn split<'a>(pairs: impl Iterator<Item = (bool, &'a GateObservation)>) -> Split 
 
 /// The report over `observations`; `gates` are the journey's stages in
 /// order, each with its exit gate's text.
-pub fn report(observations: &[GateObservation], gates: &[(String, String)], lead_days: u64) -> GateReport {
+pub fn report(
+    observations: &[GateObservation],
+    gates: &[(String, String)],
+    extra: &[String],
+    lead_days: u64,
+) -> GateReport {
     let order: Vec<String> = gates.iter().map(|(s, _)| s.clone()).collect();
     let observations_len = observations.len() as u64;
     let renewed = observations.iter().filter(|o| o.renewed).count() as u64;
@@ -207,6 +219,14 @@ pub fn report(observations: &[GateObservation], gates: &[(String, String)], lead
             GateRow { stage: stage.clone(), gate: gate.clone(), whole, conditions }
         })
         .collect();
+    let extra = extra
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let pairs = observations.iter().filter_map(|o| Some((o.extra.get(i).copied().flatten()?, o)));
+            (name.clone(), split(pairs))
+        })
+        .collect();
     let observations = observations
         .iter()
         .zip(reached)
@@ -218,9 +238,10 @@ pub fn report(observations: &[GateObservation], gates: &[(String, String)], lead
             reached,
             stage: o.stage.clone(),
             renewed: o.renewed,
+            extra: o.extra.clone(),
         })
         .collect();
-    GateReport { lead_days, decisions: observations_len, renewed, stages, observations }
+    GateReport { lead_days, decisions: observations_len, renewed, stages, extra, observations }
 }
 
 #[cfg(test)]
@@ -265,6 +286,7 @@ mod tests {
             stage: path.last().map(|s| (*s).to_owned()),
             conditions: conditions.iter().map(|(c, h)| ((*c).to_owned(), *h)).collect(),
             renewed,
+            extra: vec![Some(renewed), None],
         }
     }
 
@@ -290,7 +312,7 @@ mod tests {
         ]
         .map(|(s, g)| (s.to_owned(), g.to_owned()))
         .to_vec();
-        let r = report(&os, &gates, 180);
+        let r = report(&os, &gates, &["renewed".to_owned(), "no data".to_owned()], 180);
         assert_eq!((r.decisions, r.renewed), (60, 42));
         assert_eq!(r.stages.len(), 2, "the last stage has no next one");
         let onb = &r.stages[0];
@@ -306,5 +328,12 @@ mod tests {
         let adoption = &r.stages[1];
         assert_eq!(adoption.whole.passed.n + adoption.whole.failed.n, 30, "reached adoption");
         assert_eq!(adoption.conditions[0].1.passed.n, 15);
+        // An extra condition is judged over every decision where it had data.
+        let (name, perfect) = &r.extra[0];
+        assert_eq!(
+            (name.as_str(), perfect.passed.n, perfect.failed.n, perfect.passed.k),
+            ("renewed", 42, 18, 42)
+        );
+        assert_eq!(r.extra[1].1.passed.n + r.extra[1].1.failed.n, 0);
     }
 }

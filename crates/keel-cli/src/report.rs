@@ -64,6 +64,10 @@ struct GateArgs {
     /// Include every decision (JSON): the stages it had reached, whether it went on, the outcome.
     #[arg(long)]
     explain: bool,
+    /// Also test this CEL condition over the journey's metrics on every
+    /// decision (repeat for more): a candidate gate, before it is written.
+    #[arg(long = "condition")]
+    conditions: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -216,8 +220,16 @@ async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let period = keel_server::reports::gate_window(args.from, args.to, as_of)?;
+    let mut extra = Vec::new();
+    for source in &args.conditions {
+        extra.push(
+            keel_journey::compile_condition(plan.journey(), source)
+                .map_err(|e| anyhow::anyhow!("--condition {source:?}: {e}"))?,
+        );
+    }
     let mut report =
-        keel_server::reports::gates(ws.store.as_ref(), ws.id, &plan, period, as_of, args.lead_days).await?;
+        keel_server::reports::gates(ws.store.as_ref(), ws.id, &plan, period, as_of, args.lead_days, &extra)
+            .await?;
     if !args.explain {
         report.observations = Vec::new();
     }
@@ -249,6 +261,9 @@ async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::
                 for (c, s) in &g.conditions {
                     rows.push(row(format!("  {c}"), s));
                 }
+            }
+            for (c, s) in &report.extra {
+                rows.push(row(format!("{c} (--condition, every decision)"), s));
             }
             if args.format == Format::Csv {
                 let mut out = csv::Writer::from_writer(std::io::stdout().lock());

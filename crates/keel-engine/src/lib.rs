@@ -338,6 +338,14 @@ pub fn value_facts(plan: &Plan, history: &AccountHistory, as_of: Date) -> ValueF
     }
 }
 
+/// Whether a condition over account-level metrics held for one account as
+/// of a date (None: a value it needs has no data).
+pub fn account_condition(plan: &Plan, history: &AccountHistory, as_of: Date, expr: &Expr) -> Option<bool> {
+    let ctx = Ctx::new(plan, history, as_of);
+    let m = Metrics::new(&ctx, ctx.as_of, None);
+    truth(&expr.eval(&m))
+}
+
 /// Evaluates one account as of a date.
 pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountState {
     let ctx = Ctx::new(plan, history, as_of);

@@ -63,3 +63,19 @@ mod tests {
         assert_eq!(journey.metric_types.get("reports_per_active_user"), Some(&MetricType::Double));
     }
 }
+
+/// Compiles a boolean CEL condition over the journey's metrics (as reports
+/// take them from the command line). The error names the column (1-based)
+/// where the problem starts.
+pub fn compile_condition(journey: &Journey, source: &str) -> Result<Expr, String> {
+    let scope = expr::Scope::new(&journey.metric_types);
+    let names: Vec<&str> = journey.metric_types.keys().map(String::as_str).collect();
+    match scope.compile(source, Some(MetricType::Bool), &names) {
+        Ok((expr, _)) => Ok(expr),
+        Err(errors) => Err(errors
+            .iter()
+            .map(|(range, message)| format!("column {}: {message}", range.start + 1))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}

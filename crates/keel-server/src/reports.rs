@@ -312,6 +312,7 @@ pub async fn gates(
     period: Period,
     as_of: Date,
     lead_days: u64,
+    extra: &[keel_journey::Expr],
 ) -> Result<keel_analytics::gates::GateReport, ReportError> {
     use keel_analytics::gates::GateObservation;
     let mut observations = Vec::new();
@@ -350,6 +351,10 @@ pub async fn gates(
                         .collect(),
                     stage: ls.stage.clone(),
                     conditions: ls.gate.iter().map(|c| (c.expr.clone(), c.holds)).collect(),
+                    extra: extra
+                        .iter()
+                        .map(|e| keel_engine::account_condition(plan, h, observed_on, e))
+                        .collect(),
                     renewed: book.mrr_on(&h.account.id, end).is_some(),
                 });
             }
@@ -359,7 +364,8 @@ pub async fn gates(
     }
     let gates: Vec<(String, String)> =
         plan.journey().stages.iter().map(|s| (s.id.clone(), s.exit.source.clone())).collect();
-    Ok(keel_analytics::gates::report(&observations, &gates, lead_days))
+    let names: Vec<String> = extra.iter().map(|e| e.source.clone()).collect();
+    Ok(keel_analytics::gates::report(&observations, &gates, &names, lead_days))
 }
 
 /// Gate validation's default window: decisions in the two quarters before

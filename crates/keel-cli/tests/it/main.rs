@@ -556,7 +556,12 @@ fn gate_validation_recovers_the_planted_onboarding_effect_on_the_demo_world() {
         truth.insert((row[0].to_owned(), row[1].to_owned()), row[2].parse::<f64>().unwrap());
     }
 
-    let journey = dir.path().join("journey.toml");
+    // The demo's journey, plus a metric over the decoy events.
+    let journey = dir.path().join("decoy.toml");
+    let mut text = std::fs::read_to_string(dir.path().join("journey.toml")).unwrap();
+    text.push_str("\n[metrics.mobile_sessions_28d]\ncount = [\"mobile_session\"]\nwindow_days = 28\n");
+    std::fs::write(&journey, text).unwrap();
+    let decoy = "active_users_28d > 0 && double(mobile_sessions_28d) / (events_per_active_user * double(active_users_28d)) >= 0.08";
     let args = [
         "--journey",
         journey.to_str().unwrap(),
@@ -571,6 +576,10 @@ fn gate_validation_recovers_the_planted_onboarding_effect_on_the_demo_world() {
         "--format",
         "json",
         "--explain",
+        "--condition",
+        "first_value_reached",
+        "--condition",
+        decoy,
     ];
     let out = keel(&db, &args);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -601,4 +610,27 @@ fn gate_validation_recovers_the_planted_onboarding_effect_on_the_demo_world() {
     let (low, high) = (whole["low"].as_f64().unwrap(), whole["high"].as_f64().unwrap());
     assert!(low <= planted && planted <= high, "planted {planted:.3} outside {low:.3} .. {high:.3}: {whole}");
     assert!(planted > 0.05, "the generator planted a real effect here: {planted}");
+
+    // The same for first value read on its own on every decision; and the
+    // decoy — the share of events that are mobile sessions, which the
+    // generator made irrelevant — shows no effect.
+    let extra = r["extra"].as_array().unwrap();
+    let (fv, noise) = (&extra[0][1], &extra[1][1]);
+    assert_eq!(fv["verdict"], "predictive", "{fv}");
+    let (mut reached, mut not) = (Vec::new(), Vec::new());
+    for o in r["observations"].as_array().unwrap() {
+        let key = (o["account"].as_str().unwrap().to_owned(), o["decided_on"].as_str().unwrap().to_owned());
+        match (o["extra"][0].as_bool(), truth.get(&key)) {
+            (Some(true), Some(p)) => reached.push(*p),
+            (Some(false), Some(p)) => not.push(*p),
+            _ => {}
+        }
+    }
+    let planted = mean(&reached) - mean(&not);
+    let (low, high) = (fv["low"].as_f64().unwrap(), fv["high"].as_f64().unwrap());
+    assert!(
+        low <= planted && planted <= high,
+        "first value: planted {planted:.3} outside {low:.3} .. {high:.3}"
+    );
+    assert_eq!(noise["verdict"], "not_predictive", "the decoy: {noise}");
 }

@@ -234,6 +234,8 @@ pub struct GateParams {
     lead_days: Option<u64>,
     /// `true`: include every decision (stages reached, went on, outcome).
     explain: Option<bool>,
+    /// Also test this CEL condition over the journey's metrics on every decision.
+    condition: Option<String>,
 }
 
 /// Gate validation: for each renewal decision in the window, whether the
@@ -270,10 +272,24 @@ pub async fn gates(
         crate::reports::gate_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of)
             .map_err(|e| ApiError::bad_request("invalid_parameter", format!("from/to: {e}")))?;
     let plan = journey_plan(&state, principal.workspace).await?;
-    let mut report =
-        crate::reports::gates(state.store.as_ref(), principal.workspace, &plan, period, as_of, lead_days)
-            .await
-            .map_err(report_error)?;
+    let extra =
+        match &params.condition {
+            Some(source) => vec![keel_journey::compile_condition(plan.journey(), source).map_err(|e| {
+                ApiError::bad_request("invalid_parameter", format!("condition {source:?}: {e}"))
+            })?],
+            None => Vec::new(),
+        };
+    let mut report = crate::reports::gates(
+        state.store.as_ref(),
+        principal.workspace,
+        &plan,
+        period,
+        as_of,
+        lead_days,
+        &extra,
+    )
+    .await
+    .map_err(report_error)?;
     if !params.explain.unwrap_or(false) {
         report.observations = Vec::new();
     }
