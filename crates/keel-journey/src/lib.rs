@@ -23,6 +23,22 @@ pub use model::*;
 /// conceived from (see docs/journey.md).
 pub const DEFAULT_JOURNEY: &str = include_str!("default_journey.toml");
 
+/// Compiles a boolean CEL condition over the journey's metrics (as reports
+/// take them from the command line). The error names the column (1-based)
+/// where the problem starts.
+pub fn compile_condition(journey: &Journey, source: &str) -> Result<Expr, String> {
+    let scope = expr::Scope::new(&journey.metric_types);
+    let names: Vec<&str> = journey.metric_types.keys().map(String::as_str).collect();
+    match scope.compile(source, Some(MetricType::Bool), &names) {
+        Ok((expr, _)) => Ok(expr),
+        Err(errors) => Err(errors
+            .iter()
+            .map(|(range, message)| format!("column {}: {message}", range.start + 1))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,20 +78,14 @@ mod tests {
         }
         assert_eq!(journey.metric_types.get("reports_per_active_user"), Some(&MetricType::Double));
     }
-}
 
-/// Compiles a boolean CEL condition over the journey's metrics (as reports
-/// take them from the command line). The error names the column (1-based)
-/// where the problem starts.
-pub fn compile_condition(journey: &Journey, source: &str) -> Result<Expr, String> {
-    let scope = expr::Scope::new(&journey.metric_types);
-    let names: Vec<&str> = journey.metric_types.keys().map(String::as_str).collect();
-    match scope.compile(source, Some(MetricType::Bool), &names) {
-        Ok((expr, _)) => Ok(expr),
-        Err(errors) => Err(errors
-            .iter()
-            .map(|(range, message)| format!("column {}: {message}", range.start + 1))
-            .collect::<Vec<_>>()
-            .join("; ")),
+    #[test]
+    fn a_condition_compiles_against_the_journeys_metrics_or_names_its_column() {
+        let journey = crate::check("journey.toml", crate::DEFAULT_JOURNEY).unwrap();
+        let ok = crate::compile_condition(&journey, "first_value_reached && mrr > 100.0").unwrap();
+        assert_eq!(ok.reads, ["first_value_reached", "mrr"]);
+        let err = crate::compile_condition(&journey, "mrr > 1.0 && no_such_metric").unwrap_err();
+        assert!(err.contains("column") && err.contains("no_such_metric"), "{err}");
+        assert!(crate::compile_condition(&journey, "mrr").unwrap_err().contains("expected a bool"));
     }
 }
