@@ -281,6 +281,11 @@ impl<'a> Book<'a> {
     }
 }
 
+/// Whether any of `contracts` is in force on `d` (in whatever currency).
+pub fn active_on(contracts: &[Contract], d: Date) -> bool {
+    contracts.iter().any(|c| c.start <= d && c.end.is_none_or(|e| d < e))
+}
+
 fn mrr_on(lines: &[&Contract], d: Date) -> Option<Decimal> {
     let mut total = None;
     for c in lines {

@@ -237,21 +237,16 @@ pub async fn health_backtest(
     while let Some(histories) = chunks.next().await? {
         let found = crate::load::on_every_core(&histories, |h| {
             let mut out = Vec::new();
-            let book = match retention::Book::new(&h.contracts, None) {
-                Ok(book) => book,
-                // Lines in several currencies: activity does not depend on it.
-                Err(_) => retention::Book::new(&h.contracts, Some(&h.contracts[0].mrr.currency.to_string()))
-                    .unwrap_or_default(),
-            };
+            let active = |d: Date| retention::active_on(&h.contracts, d);
             for &on in dates {
-                if book.mrr_on(&h.account.id, on).is_none() {
+                if !active(on) {
                     continue;
                 }
                 let horizon = on + chrono::Days::new(HORIZON_DAYS);
                 let mut ends: Vec<Date> =
                     h.contracts.iter().filter_map(|c| c.end).filter(|e| *e > on && *e <= horizon).collect();
                 ends.sort();
-                let churned_on = ends.into_iter().find(|e| book.mrr_on(&h.account.id, *e).is_none());
+                let churned_on = ends.into_iter().find(|e| !active(*e));
                 let state = keel_engine::evaluate(plan, h, on);
                 out.push(Snapshot {
                     account: h.account.id.clone(),
@@ -320,12 +315,7 @@ pub async fn gates(
     while let Some(histories) = chunks.next().await? {
         let found = crate::load::on_every_core(&histories, |h| {
             let mut out = Vec::new();
-            let Ok(book) = retention::Book::new(
-                &h.contracts,
-                h.contracts.first().map(|c| c.mrr.currency.to_string()).as_deref(),
-            ) else {
-                return out;
-            };
+
             for line in &h.contracts {
                 let Some(end) = line.end.filter(|e| period.from < *e && *e <= period.to && *e <= as_of)
                 else {
@@ -355,7 +345,7 @@ pub async fn gates(
                         .iter()
                         .map(|e| keel_engine::account_condition(plan, h, observed_on, e))
                         .collect(),
-                    renewed: book.mrr_on(&h.account.id, end).is_some(),
+                    renewed: retention::active_on(&h.contracts, end),
                 });
             }
             out
