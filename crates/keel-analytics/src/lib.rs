@@ -5,6 +5,7 @@
 
 pub mod backtest;
 pub mod cohorts;
+pub mod expansion;
 pub mod funnel;
 pub mod gates;
 pub mod retention;

@@ -41,6 +41,31 @@ enum Report {
     /// exit gate (and each condition) hold some days before, and did passing
     /// go with renewing? Difference, 95% interval, verdict per gate.
     Gates(GateArgs),
+    /// Expansion and advocacy: expansion pipeline and won MRR by source
+    /// (CS-sourced vs the rest), promoters and the asks made of them.
+    Expansion(ExpansionArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExpansionArgs {
+    /// First day of the period (YYYY-MM-DD); default: twelve months before --to.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    from: Option<Date>,
+    /// First day after the period; default: the first day of --as-of's month.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    to: Option<Date>,
+    /// The day the default period is counted back from; default: today.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    as_of: Option<Date>,
+    /// Only opportunities in this currency (required when they carry several).
+    #[arg(long)]
+    currency: Option<String>,
+    /// Output format (csv: one row per source).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// List every advocacy candidate.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Debug, Args)]
@@ -213,7 +238,86 @@ pub(crate) async fn run(
         Report::Funnel(args) => funnel_report(&ws, journey, args).await,
         Report::Health(args) => health_report(&ws, journey, args).await,
         Report::Gates(args) => gate_report(&ws, journey, args).await,
+        Report::Expansion(args) => expansion_report(&ws, journey, args).await,
     }
+}
+
+async fn expansion_report(ws: &Workspace, journey: &Path, args: ExpansionArgs) -> anyhow::Result<ExitCode> {
+    let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let period =
+        RetentionQuery { from: args.from, to: args.to, as_of, ..RetentionQuery::default() }.period()?;
+    // The promoter threshold comes from the journey when there is one.
+    let plan = match crate::journey::load(journey)? {
+        Ok(_) => crate::evaluate::plan(ws, journey).await?.map(|(p, _)| p),
+        Err(_) => None,
+    };
+    let mut report = keel_server::reports::expansion(
+        ws.store.as_ref(),
+        ws.id,
+        plan.as_ref(),
+        period,
+        args.currency.as_deref(),
+    )
+    .await?;
+    if !args.explain && args.format != Format::Json {
+        report.candidates.truncate(10);
+    }
+    let header =
+        ["source", "created", "created_mrr", "won", "won_mrr", "lost", "win_rate", "open_on_to", "open_mrr"];
+    let rows: Vec<[String; 9]> = report
+        .by_source
+        .iter()
+        .chain(std::iter::once(&report.total))
+        .map(|r| {
+            [
+                r.source.clone(),
+                r.created.to_string(),
+                money(r.created_mrr),
+                r.won.to_string(),
+                money(r.won_mrr),
+                r.lost.to_string(),
+                pct(r.win_rate),
+                r.open_on_to.to_string(),
+                money(r.open_mrr),
+            ]
+        })
+        .collect();
+    match args.format {
+        Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv => {
+            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+            out.write_record(header)?;
+            for r in &rows {
+                out.write_record(r)?;
+            }
+            out.flush()?;
+        }
+        Format::Table => {
+            say!(
+                "expansion and cross-sell opportunities {} .. {} (to exclusive){}",
+                period.from,
+                period.to,
+                report.currency.as_deref().map(|c| format!(", MRR in {c}")).unwrap_or_default()
+            );
+            print_table(&header, &rows);
+            say!("\nCS-sourced share of won expansion MRR: {}", pct(report.cs_share_of_won_mrr));
+            say!(
+                "\nadvocacy: {} promoters (latest NPS ≥ {}) active on {}; {} of them asked in the period; {} asks in all",
+                report.promoters,
+                report.promoter_min_nps,
+                period.to,
+                report.candidates_asked,
+                report.asks
+            );
+            for c in &report.candidates {
+                say!("  {} NPS {} on {}, asked {} times", c.account, c.nps, c.responded, c.asks);
+            }
+            if (report.candidates.len() as u64) < report.promoters {
+                say!("  … (--explain lists all {})", report.promoters);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::Result<ExitCode> {

@@ -366,3 +366,44 @@ pub fn gate_window(from: Option<Date>, to: Option<Date>, as_of: Date) -> Result<
     let from = from.unwrap_or_else(|| to.checked_sub_months(chrono::Months::new(6)).unwrap_or(to));
     Period::new(from, to)
 }
+
+/// Expansion pipeline and won MRR by source, and advocacy candidates with
+/// the asks made of them, over `period` (docs/metrics.md). A promoter needs
+/// the journey's `advocacy_min_nps` setting (9 without a journey).
+pub async fn expansion(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: Option<&keel_engine::Plan>,
+    period: Period,
+    currency: Option<&str>,
+) -> Result<keel_analytics::expansion::ExpansionReport, ReportError> {
+    let kinds = RecordKinds {
+        contracts: true,
+        contacts: false,
+        tickets: false,
+        surveys: true,
+        touchpoints: true,
+        opportunities: true,
+    };
+    let snapshot = store.records(ws, Accounts::All, kinds).await?;
+    let mut lines: std::collections::BTreeMap<&keel_core::ExternalId, Vec<keel_core::Contract>> =
+        Default::default();
+    for c in &snapshot.contracts {
+        lines.entry(&c.account).or_default().push(c.clone());
+    }
+    let active = lines
+        .iter()
+        .filter(|(_, ls)| retention::active_on(ls, period.to))
+        .map(|(a, _)| (*a).clone())
+        .collect();
+    let min_nps = plan
+        .and_then(|p| p.journey().settings.get("advocacy_min_nps").copied())
+        .map_or(9, |n| n.clamp(0.0, 10.0) as u8);
+    let inputs = keel_analytics::expansion::Inputs {
+        opportunities: &snapshot.opportunities,
+        surveys: &snapshot.surveys,
+        touchpoints: &snapshot.touchpoints,
+        active: &active,
+    };
+    Ok(keel_analytics::expansion::report(inputs, period, currency, min_nps)?)
+}

@@ -585,6 +585,46 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
     let (status, body) = get(&s, "/api/v1/reports/gates?lead_days=99999", &admin).await;
     assert_eq!((status, body["message"].as_str().unwrap().contains("lead_days")), (400, true), "{body}");
 
+    // Expansion and advocacy over the first half of 2026: a CS-sourced
+    // expansion won, a sales one lost, one open; acme a promoter, asked once.
+    let opportunities = json!([
+        {"id": "o-1", "account_id": "acme", "kind": "expansion", "source": "cs", "mrr_delta": "300", "currency": "EUR",
+         "stage": "won", "created_date": "2026-02-10", "closed_date": "2026-03-01", "status": "won"},
+        {"id": "o-2", "account_id": "hooli", "kind": "cross_sell", "source": "sales", "mrr_delta": "200", "currency": "EUR",
+         "stage": "lost", "created_date": "2026-02-10", "closed_date": "2026-04-01", "status": "lost"},
+        {"id": "o-3", "account_id": "initech", "kind": "expansion", "source": "sales", "mrr_delta": "100", "currency": "EUR",
+         "stage": "demo", "created_date": "2026-05-10", "status": "open"},
+    ]);
+    let (status, written) = post(&s, "/api/v1/records/opportunities", Some(&admin), &opportunities).await;
+    assert_eq!(status, 200, "{written}");
+    let survey = json!([{"id": "n-1", "account_id": "acme", "kind": "nps", "score": 10, "responded_at": "2026-04-01T10:00:00Z"}]);
+    assert_eq!(post(&s, "/api/v1/records/surveys", Some(&admin), &survey).await.0, 200);
+    let ask = json!({"id": "t-ask", "kind": "reference_request", "occurred_at": "2026-05-01T10:00:00Z"});
+    let (status, body) = post(&s, "/api/v1/accounts/acme/touchpoints", Some(&admin), &ask).await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let (status, e) = get(&s, "/api/v1/reports/expansion?from=2026-01-01&to=2026-07-01", &admin).await;
+    assert_eq!(status, 200, "{e}");
+    let sources: Vec<(&str, u64, u64, u64)> = e["by_source"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["source"].as_str().unwrap(),
+                r["won"].as_u64().unwrap(),
+                r["lost"].as_u64().unwrap(),
+                r["open_on_to"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sources, [("cs", 1, 0, 0), ("sales", 0, 1, 1)]);
+    assert_eq!(e["cs_share_of_won_mrr"], 1.0);
+    assert_eq!(
+        (e["promoters"].clone(), e["candidates_asked"].clone(), e["asks"].clone()),
+        (json!(1), json!(1), json!(1)),
+        "{e}"
+    );
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

@@ -103,6 +103,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::funnel))
         .routes(routes!(reports::health))
         .routes(routes!(reports::gates))
+        .routes(routes!(reports::expansion))
         .routes(routes!(reports::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))

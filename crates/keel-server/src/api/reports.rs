@@ -219,6 +219,66 @@ pub async fn retention(
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
+/// Which expansion report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExpansionParams {
+    /// First day of the period (YYYY-MM-DD); default: twelve months before `to`.
+    from: Option<String>,
+    /// First day after the period; default: the first day of `as_of`'s month.
+    to: Option<String>,
+    /// The day the default period is counted back from; default: today.
+    as_of: Option<String>,
+    /// Only opportunities in this currency (required when they carry several).
+    currency: Option<String>,
+}
+
+/// Expansion and advocacy: expansion and cross-sell opportunities created,
+/// won, lost and open by source (CS-sourced vs the rest), and the promoters
+/// with the advocacy asks made of them (what `keel report expansion
+/// --format json` prints; definitions in docs/metrics.md).
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/expansion",
+    tag = "reports",
+    params(ExpansionParams),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
+    )
+)]
+pub async fn expansion(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ExpansionParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let query = crate::reports::RetentionQuery {
+        from: date_param("from", params.from)?,
+        to: date_param("to", params.to)?,
+        as_of,
+        ..Default::default()
+    };
+    let period =
+        query.period().map_err(|e| ApiError::bad_request("invalid_parameter", format!("from/to: {e}")))?;
+    let plan = match state.config.journey {
+        Some(_) => Some(journey_plan(&state, principal.workspace).await?),
+        None => None,
+    };
+    let report = crate::reports::expansion(
+        state.store.as_ref(),
+        principal.workspace,
+        plan.as_ref(),
+        period,
+        params.currency.as_deref(),
+    )
+    .await
+    .map_err(report_error)?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Which gate validation.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
