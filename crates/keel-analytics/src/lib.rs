@@ -8,6 +8,7 @@ pub mod cohorts;
 pub mod expansion;
 pub mod funnel;
 pub mod gates;
+pub mod patterns;
 pub mod retention;
 pub mod ttv;
 

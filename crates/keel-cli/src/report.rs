@@ -44,6 +44,20 @@ enum Report {
     /// Expansion and advocacy: expansion pipeline and won MRR by source
     /// (CS-sourced vs the rest), promoters and the asks made of them.
     Expansion(ExpansionArgs),
+    /// Failure patterns (seed 000): the share of accounts with no internal
+    /// kickoff, no first value by day 90, no alignment meetings, no insights
+    /// shared, no renewal conversation — and what each cost at renewal.
+    Patterns(PatternArgs),
+}
+
+#[derive(Debug, Args)]
+struct PatternArgs {
+    /// Accounts whose first term ended on or before this date (YYYY-MM-DD); default: today.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    as_of: Option<Date>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -239,7 +253,70 @@ pub(crate) async fn run(
         Report::Health(args) => health_report(&ws, journey, args).await,
         Report::Gates(args) => gate_report(&ws, journey, args).await,
         Report::Expansion(args) => expansion_report(&ws, journey, args).await,
+        Report::Patterns(args) => pattern_report(&ws, journey, args).await,
     }
+}
+
+async fn pattern_report(ws: &Workspace, journey: &Path, args: PatternArgs) -> anyhow::Result<ExitCode> {
+    let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
+    let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let report = keel_server::reports::patterns(ws.store.as_ref(), ws.id, &plan, as_of).await?;
+    let header = [
+        "pattern",
+        "accounts",
+        "share",
+        "renewed without",
+        "renewed with",
+        "cost (pts)",
+        "95% interval",
+        "verdict",
+    ];
+    let rows: Vec<[String; 8]> = report
+        .patterns
+        .iter()
+        .map(|p| {
+            let s = &p.renewal;
+            [
+                p.pattern.to_owned(),
+                p.showing.to_string(),
+                pct(p.share),
+                format!("{} ({}/{})", pct(s.passed.rate), s.passed.k, s.passed.n),
+                format!("{} ({}/{})", pct(s.failed.rate), s.failed.k, s.failed.n),
+                s.difference.map_or("–".into(), |d| format!("{:+.1}", d * 100.0)),
+                match (s.low, s.high) {
+                    (Some(l), Some(h)) => format!("{:+.1} .. {:+.1}", l * 100.0, h * 100.0),
+                    _ => "–".into(),
+                },
+                serde_json::to_value(s.verdict)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    match args.format {
+        Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv => {
+            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+            out.write_record(header)?;
+            for r in &rows {
+                out.write_record(r)?;
+            }
+            out.flush()?;
+        }
+        Format::Table => {
+            say!(
+                "failure patterns: {} accounts whose first term ended by {as_of} ({} renewed); cost = renewal without − with",
+                report.accounts,
+                report.renewed
+            );
+            print_table(&header, &rows);
+            for p in &report.patterns {
+                say!("  {}: {}", p.pattern, p.rule);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn expansion_report(ws: &Workspace, journey: &Path, args: ExpansionArgs) -> anyhow::Result<ExitCode> {

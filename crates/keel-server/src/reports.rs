@@ -407,3 +407,43 @@ pub async fn expansion(
     };
     Ok(keel_analytics::expansion::report(inputs, period, currency, min_nps)?)
 }
+
+/// Failure patterns over every account whose first renewal decision (the
+/// end of its first term) is on or before `as_of` (docs/metrics.md).
+pub async fn patterns(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    as_of: Date,
+) -> Result<keel_analytics::patterns::PatternReport, ReportError> {
+    use keel_analytics::patterns::FirstTerm;
+    let needs = plan
+        .value_needs()
+        .map_err(|source| MetricTableError::Metric { name: "first_value".to_owned(), source })?
+        .union(keel_engine::Needs { touchpoints: true, ..keel_engine::Needs::default() });
+    let mut terms = Vec::new();
+    crate::load::each_chunk(store, ws, needs, as_of, |histories| {
+        let found = crate::load::on_every_core(&histories, |h| {
+            let start = h.contracts.iter().map(|c| c.start).min()?;
+            let decided_on = h.contracts.iter().filter(|c| c.start == start).filter_map(|c| c.end).min()?;
+            if decided_on > as_of {
+                return None;
+            }
+            Some(FirstTerm {
+                account: h.account.id.clone(),
+                start,
+                decided_on,
+                renewed: retention::active_on(&h.contracts, decided_on),
+                ttv_days: keel_engine::value_facts(plan, h, decided_on).ttv_days,
+                touchpoints: h
+                    .touchpoints
+                    .iter()
+                    .map(|t| (t.kind.to_string(), t.occurred.date_naive()))
+                    .collect(),
+            })
+        });
+        terms.extend(found.into_iter().flatten());
+    })
+    .await?;
+    Ok(keel_analytics::patterns::report(&terms))
+}

@@ -625,6 +625,15 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
         "{e}"
     );
 
+    // Failure patterns on 2026-06-01: only globex's first term has ended
+    // (05-01, not renewed); it shows every pattern (no touchpoints, no events).
+    let (status, p) = get(&s, "/api/v1/reports/patterns?as_of=2026-06-01", &admin).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!((p["accounts"].clone(), p["renewed"].clone()), (json!(1), json!(0)), "{p}");
+    let showing: Vec<u64> =
+        p["patterns"].as_array().unwrap().iter().map(|r| r["showing"].as_u64().unwrap()).collect();
+    assert_eq!(showing, [1, 1, 1, 1, 1, 0], "{p}");
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

@@ -104,6 +104,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::health))
         .routes(routes!(reports::gates))
         .routes(routes!(reports::expansion))
+        .routes(routes!(reports::patterns))
         .routes(routes!(reports::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))

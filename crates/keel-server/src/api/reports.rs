@@ -219,6 +219,43 @@ pub async fn retention(
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
+/// Which accounts' first terms.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PatternParams {
+    /// Accounts whose first term ended on or before this date (YYYY-MM-DD); default: today.
+    as_of: Option<String>,
+}
+
+/// Failure patterns (seed 000): for each pattern the data shows, the share
+/// of accounts with it and renewal with vs without it (what `keel report
+/// patterns --format json` prints; definitions in docs/metrics.md).
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/patterns",
+    tag = "reports",
+    params(PatternParams),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
+        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn patterns(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PatternParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let plan = journey_plan(&state, principal.workspace).await?;
+    let report = crate::reports::patterns(state.store.as_ref(), principal.workspace, &plan, as_of)
+        .await
+        .map_err(report_error)?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Which expansion report.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
