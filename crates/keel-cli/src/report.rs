@@ -283,26 +283,15 @@ async fn pattern_report(ws: &Workspace, journey: &Path, args: PatternArgs) -> an
                 format!("{} ({}/{})", pct(s.passed.rate), s.passed.k, s.passed.n),
                 format!("{} ({}/{})", pct(s.failed.rate), s.failed.k, s.failed.n),
                 s.difference.map_or("–".into(), |d| format!("{:+.1}", d * 100.0)),
-                match (s.low, s.high) {
-                    (Some(l), Some(h)) => format!("{:+.1} .. {:+.1}", l * 100.0, h * 100.0),
-                    _ => "–".into(),
-                },
-                serde_json::to_value(s.verdict)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                points_interval(s.low, s.high),
+                verdict_name(s.verdict),
             ]
         })
         .collect();
     match args.format {
         Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
         Format::Csv => {
-            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-            out.write_record(header)?;
-            for r in &rows {
-                out.write_record(r)?;
-            }
-            out.flush()?;
+            write_csv(&header, &rows)?;
         }
         Format::Table => {
             say!(
@@ -362,12 +351,7 @@ async fn expansion_report(ws: &Workspace, journey: &Path, args: ExpansionArgs) -
     match args.format {
         Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
         Format::Csv => {
-            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-            out.write_record(header)?;
-            for r in &rows {
-                out.write_record(r)?;
-            }
-            out.flush()?;
+            write_csv(&header, &rows)?;
         }
         Format::Table => {
             say!(
@@ -423,14 +407,8 @@ async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::
             cell(&s.passed),
             cell(&s.failed),
             s.difference.map_or("–".into(), |d| format!("{:+.1} pts", d * 100.0)),
-            match (s.low, s.high) {
-                (Some(l), Some(h)) => format!("{:+.1} .. {:+.1}", l * 100.0, h * 100.0),
-                _ => "–".into(),
-            },
-            serde_json::to_value(s.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            points_interval(s.low, s.high),
+            verdict_name(s.verdict),
         ]
     };
     match args.format {
@@ -744,12 +722,7 @@ async fn ttv_report(ws: &Workspace, journey: &Path, args: TtvArgs) -> anyhow::Re
     match args.format {
         Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
         Format::Csv => {
-            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-            out.write_record(header)?;
-            for r in &rows {
-                out.write_record(r)?;
-            }
-            out.flush()?;
+            write_csv(&header, &rows)?;
         }
         Format::Table => {
             say!("time to value as of {as_of}: days from the first contract's start to first value");
@@ -958,6 +931,30 @@ fn table_report(report: &RetentionReport, explain: bool) {
             .collect();
         print_table(&["line", "account", "end", "mrr", "outcome"], &rows);
     }
+}
+
+/// One header line, then the rows, as CSV on stdout.
+fn write_csv<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record(header)?;
+    for r in rows {
+        out.write_record(r)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// An interval of a difference of rates, in percentage points.
+fn points_interval(low: Option<f64>, high: Option<f64>) -> String {
+    match (low, high) {
+        (Some(l), Some(h)) => format!("{:+.1} .. {:+.1}", l * 100.0, h * 100.0),
+        _ => "–".into(),
+    }
+}
+
+/// A verdict as JSON spells it (`not_enough_data`).
+fn verdict_name(v: keel_analytics::gates::Verdict) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// Left-aligned first column, right-aligned numbers.
