@@ -3,6 +3,7 @@
 //! dates): no I/O, deterministic, each definition written as a formula in
 //! docs/metrics.md and checked against hand-computed fixtures.
 
+pub mod audit;
 pub mod backtest;
 pub mod cohorts;
 pub mod expansion;

@@ -11,6 +11,7 @@
 //! both their day and the day they were received are on or before `as_of`,
 //! and every other record is read through its own dates. No I/O, no clock.
 
+mod feeds;
 mod metrics;
 mod needs;
 
@@ -24,6 +25,7 @@ use keel_journey::{Detection, Entry, Expr, Journey, MetricDef, Touch};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
+pub use feeds::{metric_feed, moment_feeds};
 pub use metrics::Val;
 use metrics::{Ctx, Metrics, dn};
 pub use needs::{History, Needs, NeedsError};
@@ -344,6 +346,31 @@ pub fn account_condition(plan: &Plan, history: &AccountHistory, as_of: Date, exp
     let ctx = Ctx::new(plan, history, as_of);
     let m = Metrics::new(&ctx, ctx.as_of, None);
     truth(&expr.eval(&m))
+}
+
+/// The moments firing for one account on one day, and its segment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signals {
+    /// The account's segment.
+    pub segment: Option<String>,
+    /// The moments firing, by id.
+    pub fired: Vec<String>,
+}
+
+/// The moments firing for one account as of a date — the same moments
+/// [`evaluate`] reports — without replaying its stages.
+pub fn signals(plan: &Plan, history: &AccountHistory, as_of: Date) -> Signals {
+    let ctx = Ctx::new(plan, history, as_of);
+    let j = &plan.journey;
+    let m = Metrics::new(&ctx, ctx.as_of, None);
+    let segment = j.segments.iter().find(|s| truth(&s.when.eval(&m)) == Some(true));
+    let setting = |key: &str| -> f64 {
+        segment.and_then(|s| s.overrides.get(key)).or_else(|| j.settings.get(key)).copied().unwrap_or(0.0)
+    };
+    let health = health(plan, &m, segment.map(|s| s.id.as_str()));
+    let fired =
+        moments(&ctx, &m, segment.map(|s| s.touch), &setting, &health).into_iter().map(|f| f.id).collect();
+    Signals { segment: segment.map(|s| s.id.clone()), fired }
 }
 
 /// Evaluates one account as of a date.

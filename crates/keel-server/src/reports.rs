@@ -75,6 +75,16 @@ impl From<MetricTableError> for ReportError {
     }
 }
 
+/// Refuses a segment the journey does not define.
+pub fn known_segment(plan: &keel_engine::Plan, asked: &str) -> Result<(), ReportError> {
+    let known: Vec<&str> = plan.journey().segments.iter().map(|s| s.id.as_str()).collect();
+    if known.contains(&asked) {
+        Ok(())
+    } else {
+        Err(ReportError::UnknownSegment { asked: asked.to_owned(), known: known.join(", ") })
+    }
+}
+
 async fn contracts(store: &dyn Store, ws: WorkspaceId) -> Result<Vec<keel_core::Contract>, StoreError> {
     let kinds = RecordKinds {
         contracts: true,
@@ -115,10 +125,7 @@ pub async fn retention(
     let segments = if q.segment.is_some() || q.by == Some(By::Segment) {
         let plan = plan.ok_or(ReportError::NoJourney)?;
         if let Some(asked) = &q.segment {
-            let known: Vec<&str> = plan.journey().segments.iter().map(|s| s.id.as_str()).collect();
-            if !known.contains(&asked.as_str()) {
-                return Err(ReportError::UnknownSegment { asked: asked.clone(), known: known.join(", ") });
-            }
+            known_segment(plan, asked)?;
         }
         crate::load::segments(store, ws, plan, period.from).await?
     } else {
@@ -152,6 +159,7 @@ pub async fn ttv(
     as_of: Date,
     started: (Option<Date>, Option<Date>),
 ) -> Result<keel_analytics::ttv::TtvReport, ReportError> {
+    starts_window(started)?;
     let needs = plan
         .value_needs()
         .map_err(|source| MetricTableError::Metric { name: "first_value".to_owned(), source })?;
@@ -446,4 +454,173 @@ pub async fn patterns(
     })
     .await?;
     Ok(keel_analytics::patterns::report(&terms))
+}
+
+/// A window of first-contract starts `[from, to)` must not be empty.
+fn starts_window(started: (Option<Date>, Option<Date>)) -> Result<(), ReportError> {
+    match started {
+        (Some(from), Some(to)) if from >= to => Err(AnalyticsError::EmptyPeriod { from, to }.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The journey's map cells with their links, as the audit reads them: the
+/// feeds each linked metric and moment is computed from.
+pub fn audit_cells(plan: &keel_engine::Plan) -> Vec<keel_analytics::audit::CellSpec> {
+    use keel_analytics::audit::{CellSpec, Link, LinkKind};
+    let j = plan.journey();
+    j.map
+        .cells
+        .iter()
+        .map(|c| {
+            let plain = |kind: LinkKind, ids: &[String]| -> Vec<Link> {
+                ids.iter().map(|id| Link { kind, id: id.clone(), feeds: Vec::new() }).collect()
+            };
+            let mut links = plain(LinkKind::Stage, &c.links.stages);
+            links.extend(c.links.moments.iter().map(|id| Link {
+                kind: LinkKind::Moment,
+                id: id.clone(),
+                feeds:
+                    j.moments.iter().find(|m| &m.id == id).map(keel_engine::moment_feeds).unwrap_or_default(),
+            }));
+            links.extend(c.links.metrics.iter().map(|id| Link {
+                kind: LinkKind::Metric,
+                id: id.clone(),
+                feeds: vec![keel_engine::metric_feed(id)],
+            }));
+            links.extend(plain(LinkKind::Touchpoint, &c.links.touchpoints));
+            links.extend(plain(LinkKind::Play, &c.links.plays));
+            CellSpec { row: c.row.clone(), months: c.months, text: c.text.clone(), links }
+        })
+        .collect()
+}
+
+/// What one account showed in each month of its first year that is over by
+/// `as_of`: stages from one evaluation as of the last such month's end,
+/// moments from weekly samples, feeds and touchpoints from its records.
+fn account_months(
+    plan: &keel_engine::Plan,
+    h: &keel_engine::AccountHistory,
+    as_of: Date,
+) -> Option<keel_analytics::audit::AccountMonths> {
+    use keel_analytics::audit::{AccountMonths, MonthObs};
+    use keel_core::EntityKind;
+    let start = h.contracts.iter().map(|c| c.start).min()?;
+    let month_start = |m: u32| start.checked_add_months(chrono::Months::new(m - 1));
+    let mut bounds = Vec::new();
+    for m in 1..=12u32 {
+        let (Some(from), Some(to)) = (month_start(m), month_start(m + 1)) else { break };
+        if to.pred_opt().is_none_or(|last| last > as_of) {
+            break;
+        }
+        bounds.push((m as u8, from, to));
+    }
+    let decided_on = h.contracts.iter().filter(|c| c.start == start).filter_map(|c| c.end).min();
+    let renewed = decided_on.filter(|d| *d <= as_of).map(|d| retention::active_on(&h.contracts, d));
+    let &(_, _, end) = bounds.last()?;
+    let state = keel_engine::evaluate(plan, h, end.pred_opt().unwrap_or(end));
+    let day = |t: &keel_core::Timestamp| t.date_naive();
+    let months = bounds
+        .iter()
+        .map(|&(month, from, to)| {
+            let within = |d: Date| from <= d && d < to;
+            let mut stages: Vec<String> = Vec::new();
+            for line in &state.lines {
+                let held_at_start =
+                    line.transitions.iter().rev().find(|t| t.on <= from).and_then(|t| t.to.clone());
+                stages.extend(held_at_start);
+                stages.extend(
+                    line.transitions.iter().filter(|t| from < t.on && t.on < to).filter_map(|t| t.to.clone()),
+                );
+            }
+            stages.sort();
+            stages.dedup();
+            let last = to.pred_opt().unwrap_or(to);
+            let mut fired: Vec<String> = Vec::new();
+            let mut on = from + chrono::Days::new(6);
+            let segment = loop {
+                let on_day = on.min(last);
+                let signals = keel_engine::signals(plan, h, on_day);
+                fired.extend(signals.fired);
+                if on_day == last {
+                    break signals.segment;
+                }
+                on = on + chrono::Days::new(7);
+            };
+            fired.sort();
+            fired.dedup();
+            let touch_from = if month == 1 { from - chrono::Days::new(90) } else { from };
+            let touched: Vec<&keel_core::Touchpoint> = h
+                .touchpoints
+                .iter()
+                .filter(|t| touch_from <= day(&t.occurred) && day(&t.occurred) < to)
+                .collect();
+            let mut touchpoints: Vec<String> = touched.iter().map(|t| t.kind.to_string()).collect();
+            touchpoints.sort();
+            touchpoints.dedup();
+            let mut feeds = Vec::new();
+            let mut feed = |kind: EntityKind, present: bool| {
+                if present {
+                    feeds.push(kind);
+                }
+            };
+            feed(
+                EntityKind::Contracts,
+                h.contracts.iter().any(|c| c.start < to && c.end.is_none_or(|e| e > from)),
+            );
+            feed(
+                EntityKind::Events,
+                h.usage.iter().any(|u| within(u.day) && u.events > 0 && u.known <= as_of),
+            );
+            feed(
+                EntityKind::Contacts,
+                h.contacts.iter().any(|c| c.active_from < to && c.active_to.is_none_or(|e| e > from)),
+            );
+            feed(EntityKind::Tickets, h.tickets.iter().any(|t| within(day(&t.opened))));
+            feed(EntityKind::Surveys, h.surveys.iter().any(|s| within(day(&s.responded))));
+            feed(EntityKind::Touchpoints, !touched.is_empty());
+            feed(EntityKind::Opportunities, h.opportunities.iter().any(|o| within(o.created)));
+            MonthObs {
+                month,
+                active_at_start: retention::active_on(&h.contracts, from),
+                segment,
+                stages,
+                fired,
+                feeds,
+                touchpoints,
+            }
+        })
+        .collect();
+    Some(AccountMonths { account: h.account.id.clone(), renewed, months })
+}
+
+/// The journey-map audit over every account whose first contract started
+/// in `[started.0, started.1)` (all when open), as of `as_of`, in `segment`
+/// when given (docs/metrics.md).
+pub async fn audit(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    as_of: Date,
+    started: (Option<Date>, Option<Date>),
+    segment: Option<&str>,
+) -> Result<keel_analytics::audit::AuditReport, ReportError> {
+    starts_window(started)?;
+    if let Some(s) = segment {
+        known_segment(plan, s)?;
+    }
+    let cells = audit_cells(plan);
+    let mut accounts = Vec::new();
+    let mut chunks = FullChunks::new(store, ws).await?;
+    while let Some(histories) = chunks.next().await? {
+        let found = crate::load::on_every_core(&histories, |h| {
+            let start = h.contracts.iter().map(|c| c.start).min()?;
+            if started.0.is_some_and(|from| start < from) || started.1.is_some_and(|to| start >= to) {
+                return None;
+            }
+            account_months(plan, h, as_of).map(|a| keel_analytics::audit::observe(&cells, &a))
+        });
+        accounts.extend(found.into_iter().flatten());
+    }
+    Ok(keel_analytics::audit::report(&cells, keel_journey::catalog::MAP_ROWS, &accounts, segment))
 }

@@ -634,6 +634,36 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
         p["patterns"].as_array().unwrap().iter().map(|r| r["showing"].as_u64().unwrap()).collect();
     assert_eq!(showing, [1, 1, 1, 1, 1, 0], "{p}");
 
+    // The journey-map audit on 2026-06-01: globex, initech and hooli have
+    // lived through all twelve months, acme (from 2026-02-01) through four;
+    // umbrella has no contract. The grid is the map's 8 rows × 12 months.
+    let (status, a) = get(&s, "/api/v1/reports/audit?as_of=2026-06-01", &admin).await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["accounts"], 4, "{a}");
+    let grid = a["grid"].as_array().unwrap();
+    assert_eq!(grid.len(), 8);
+    assert!(grid.iter().all(|r| r[1].as_array().unwrap().len() == 12), "{a}");
+    let counted: u64 = a["counts"].as_array().unwrap().iter().map(|c| c[1].as_u64().unwrap()).sum();
+    assert_eq!(counted, 96);
+    let cells = a["cells"].as_array().unwrap();
+    let in_cells = |first: u64, last: u64| {
+        cells
+            .iter()
+            .filter(|c| c["months"] == json!([first, last]))
+            .map(|c| c["accounts"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(in_cells(1, 1).iter().all(|n| *n == 4), "every account lived month 1: {a}");
+    assert!(in_cells(11, 12).iter().all(|n| *n == 3), "acme has not reached month 11: {a}");
+    assert!(!in_cells(1, 1).is_empty() && !in_cells(11, 12).is_empty(), "{a}");
+    let (status, a) = get(&s, "/api/v1/reports/audit?as_of=2026-06-01&from=2026-01-01", &admin).await;
+    assert_eq!((status, a["accounts"].clone()), (200, json!(1)), "only acme started in 2026: {a}");
+    for (query, names) in [("from=2026-07-01&to=2026-01-01", "must come before"), ("segment=nope", "nope")] {
+        let (status, body) = get(&s, &format!("/api/v1/reports/audit?{query}"), &admin).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(names), "{query}: {body}");
+    }
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

@@ -634,3 +634,107 @@ fn gate_validation_recovers_the_planted_onboarding_effect_on_the_demo_world() {
     );
     assert_eq!(noise["verdict"], "not_predictive", "the decoy: {noise}");
 }
+
+/// The journey-map audit on the demo world finds the touchpoints as the
+/// generator logged them: every internal kickoff it planted (and no other)
+/// makes the month-1 handoff link live; alignment meetings, which only
+/// enterprise and mid-market accounts get, make months 9–10 systematized for
+/// enterprise and leave them documented only for SMB.
+#[test]
+fn the_journey_map_audit_finds_the_touchpoints_the_demo_planted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let world = ["demo", "--accounts", "400", "--months", "24", "--end", "2026-11-01"];
+    let out = keel(&db, &world);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let truth_dir = dir.path().join("truth");
+    let out = keel(
+        &dir.path().join("other.db"),
+        &[&world[..], &["--export", truth_dir.to_str().unwrap()]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Accounts that started before 2026-09-01, and the planted kickoffs among them.
+    let mut starts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut rows = csv::Reader::from_path(truth_dir.join("contracts.csv")).unwrap();
+    let headers = rows.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (account, start) = (col("account_id"), col("start_date"));
+    for row in rows.records() {
+        let row = row.unwrap();
+        let e = starts.entry(row[account].to_owned()).or_insert_with(|| row[start].to_owned());
+        if row[start] < **e {
+            *e = row[start].to_owned();
+        }
+    }
+    let (mut cohort, mut kickoffs) = (0, 0);
+    let mut rows = csv::Reader::from_path(truth_dir.join("truth_accounts.csv")).unwrap();
+    for row in rows.records() {
+        let row = row.unwrap();
+        if starts.get(&row[0]).is_some_and(|s| s.as_str() < "2026-09-01") {
+            cohort += 1;
+            kickoffs += u64::from(&row[2] == "true");
+        }
+    }
+
+    let journey = dir.path().join("journey.toml");
+    let audit = |extra: &[&str]| -> serde_json::Value {
+        let base = [
+            "--journey",
+            journey.to_str().unwrap(),
+            "report",
+            "audit",
+            "--as-of",
+            "2026-11-01",
+            "--to",
+            "2026-09-01",
+            "--format",
+            "json",
+        ];
+        let out = keel(&db, &[&base[..], extra].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let cell = |r: &serde_json::Value, row: &str, months: [u64; 2]| -> serde_json::Value {
+        r["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["row"] == row && c["months"] == serde_json::json!(months))
+            .unwrap_or_else(|| panic!("no cell {row} {months:?}"))
+            .clone()
+    };
+    let link = |c: &serde_json::Value, id: &str| -> u64 {
+        c["links"].as_array().unwrap().iter().find(|l| l["id"] == id).unwrap()["live"].as_u64().unwrap()
+    };
+    let all = audit(&[]);
+    assert_eq!(all["accounts"], cohort, "every account started before September lived month 1");
+    let handoff = cell(&all, "touchpoints", [1, 1]);
+    assert_eq!(handoff["accounts"], cohort);
+    assert_eq!(link(&handoff, "internal_kickoff"), kickoffs, "the planted kickoffs: {handoff}");
+    assert!(kickoffs > 0 && kickoffs < cohort, "the generator skips some: {kickoffs} of {cohort}");
+
+    let enterprise = audit(&["--segment", "enterprise"]);
+    let smb = audit(&["--segment", "smb"]);
+    let mid = audit(&["--segment", "mid_market"]);
+    let alignment = |r: &serde_json::Value| cell(r, "touchpoints", [9, 10]);
+    assert_eq!(alignment(&enterprise)["status"], "systematized", "{}", alignment(&enterprise));
+    assert_eq!(alignment(&smb)["status"], "documented_only", "{}", alignment(&smb));
+    assert!(alignment(&smb)["accounts"].as_u64().unwrap() > 0);
+    // Each account is in one segment: the parts add up to the whole.
+    let live = |r: &serde_json::Value| link(&alignment(r), "alignment_meeting");
+    assert_eq!(live(&enterprise) + live(&mid) + live(&smb), live(&all));
+    let members = |r: &serde_json::Value| alignment(r)["accounts"].as_u64().unwrap();
+    assert_eq!(members(&enterprise) + members(&mid) + members(&smb), members(&all));
+
+    // The table shows the grid, its legend and the risk inventory.
+    let out =
+        keel(&db, &["--journey", journey.to_str().unwrap(), "report", "audit", "--as-of", "2026-11-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in ["S systematized", "touchpoints", "risk inventory", "loyalty blockers against builders"] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+    let out = keel(&db, &["--journey", journey.to_str().unwrap(), "report", "audit", "--segment", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+}

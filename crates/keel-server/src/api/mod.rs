@@ -105,6 +105,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::gates))
         .routes(routes!(reports::expansion))
         .routes(routes!(reports::patterns))
+        .routes(routes!(reports::audit))
         .routes(routes!(reports::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))

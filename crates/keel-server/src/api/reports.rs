@@ -256,6 +256,58 @@ pub async fn patterns(
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
+/// Which journey-map audit.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only months over by this date count (YYYY-MM-DD); default: today.
+    as_of: Option<String>,
+    /// Only accounts whose first contract started on or after this date.
+    from: Option<String>,
+    /// Only accounts whose first contract started before this date.
+    to: Option<String>,
+    /// Only accounts in this segment (as the journey assigns it on each cell's last month).
+    segment: Option<String>,
+}
+
+/// The journey-map audit: every cell of the 12-month map classified as
+/// systematized, heroic, documented only or missing from what the data
+/// shows, the risk inventory and the blocker/builder gaps (what `keel report
+/// audit --format json` prints; definitions in docs/metrics.md).
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/audit",
+    tag = "reports",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
+        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
+    let plan = journey_plan(&state, principal.workspace).await?;
+    let report = crate::reports::audit(
+        state.store.as_ref(),
+        principal.workspace,
+        &plan,
+        as_of,
+        (from, to),
+        params.segment.as_deref(),
+    )
+    .await
+    .map_err(report_error)?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
 /// Which expansion report.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
