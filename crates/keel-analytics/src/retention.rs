@@ -307,6 +307,93 @@ pub struct TenureSplit {
     pub late: Retention,
     /// Said when early GRR is below 85%: where to look.
     pub diagnostic: Option<String>,
+    /// With the diagnostic, when the journey is known: the early stages'
+    /// exit gates and the moments of months 1–3 the early losses show most
+    /// ([`early_pointers`]).
+    pub pointers: Vec<EarlyPointer>,
+}
+
+/// What one account in months 1–6 of tenure showed by the end of its month 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlyObs {
+    /// The account.
+    pub account: ExternalId,
+    /// It churned in the period.
+    pub churned: bool,
+    /// Stages whose exit gate a line of it had not passed by the end of month 3.
+    pub gates_open: Vec<String>,
+    /// Moments that fired for it in months 1–3.
+    pub moments: Vec<String>,
+}
+
+/// What a pointer points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointerKind {
+    /// A stage's exit gate, not passed by the end of month 3.
+    Gate,
+    /// A moment that fired in months 1–3.
+    Moment,
+}
+
+/// A gate or moment that the early losses show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EarlyPointer {
+    /// Gate or moment.
+    pub kind: PointerKind,
+    /// The stage (for a gate) or moment id.
+    pub id: String,
+    /// Early accounts showing it.
+    pub accounts: u64,
+    /// Their share of the early accounts observed.
+    pub share: Option<f64>,
+    /// Churned accounts among them.
+    pub churned: u64,
+    /// Logo churn among the accounts showing it.
+    pub churn_showing: Option<f64>,
+    /// Logo churn among the other early accounts.
+    pub churn_rest: Option<f64>,
+}
+
+/// The pointers the early losses show: every gate left open and every
+/// moment fired by at least one churned early account, among whose accounts
+/// churn is higher than among the rest (a moment that goes with staying,
+/// like reaching first value, or that every account shows, points nowhere); most churned accounts first,
+/// then the larger churn difference; at most `limit`.
+pub fn early_pointers(obs: &[EarlyObs], limit: usize) -> Vec<EarlyPointer> {
+    let mut found: BTreeMap<(u8, &str), (u64, u64)> = BTreeMap::new();
+    for o in obs {
+        let kinds = o.gates_open.iter().map(|g| (0u8, g)).chain(o.moments.iter().map(|m| (1u8, m)));
+        let mut seen = BTreeSet::new();
+        for (kind, id) in kinds {
+            if seen.insert((kind, id.as_str())) {
+                let slot = found.entry((kind, id.as_str())).or_default();
+                slot.0 += 1;
+                slot.1 += u64::from(o.churned);
+            }
+        }
+    }
+    let n = obs.len() as u64;
+    let churned_all = obs.iter().filter(|o| o.churned).count() as u64;
+    let mut pointers: Vec<EarlyPointer> = found
+        .into_iter()
+        .filter(|(_, (_, churned))| *churned > 0)
+        .map(|((kind, id), (accounts, churned))| EarlyPointer {
+            kind: if kind == 0 { PointerKind::Gate } else { PointerKind::Moment },
+            id: id.to_owned(),
+            accounts,
+            share: ratio(accounts as f64, n as f64),
+            churned,
+            churn_showing: ratio(churned as f64, accounts as f64),
+            churn_rest: ratio((churned_all - churned) as f64, (n - accounts) as f64),
+        })
+        .collect();
+    let lift = |p: &EarlyPointer| p.churn_showing.unwrap_or(0.0) - p.churn_rest.unwrap_or(0.0);
+    // Something every early account shows compares with nothing.
+    pointers.retain(|p| p.churn_rest.is_some() && lift(p) > 0.0);
+    pointers.sort_by(|a, b| b.churned.cmp(&a.churned).then(lift(b).total_cmp(&lift(a))));
+    pointers.truncate(limit);
+    pointers
 }
 
 /// Early GRR below this is "a months 1–3 problem" (seed 000).
@@ -332,7 +419,7 @@ pub fn tenure_split(book: &Book<'_>, period: Period) -> TenureSplit {
             EARLY_GRR_ALARM * 100.0
         )
     });
-    TenureSplit { early, late, diagnostic }
+    TenureSplit { early, late, diagnostic, pointers: Vec::new() }
 }
 
 /// How a retention report breaks its headline down.

@@ -1089,6 +1089,29 @@ fn table_report(report: &RetentionReport, explain: bool) {
     if let Some(d) = &s.diagnostic {
         say!("  ! {d}");
     }
+    if !s.pointers.is_empty() {
+        say!(
+            "  where the early losses point (gates not passed by the end of month 3, moments of months 1–3):"
+        );
+        let rows: Vec<[String; 5]> = s
+            .pointers
+            .iter()
+            .map(|p| {
+                let what = match p.kind {
+                    keel_analytics::retention::PointerKind::Gate => format!("    {} exit gate open", p.id),
+                    keel_analytics::retention::PointerKind::Moment => format!("    moment {}", p.id),
+                };
+                [
+                    what,
+                    format!("{} ({})", p.accounts, pct(p.share)),
+                    p.churned.to_string(),
+                    pct(p.churn_showing),
+                    pct(p.churn_rest),
+                ]
+            })
+            .collect();
+        print_table(&["", "early accounts", "churned", "churn showing it", "churn without"], &rows);
+    }
     if !report.groups.is_empty() {
         say!();
         let rows: Vec<[String; 13]> = report.groups.iter().map(|g| row(&g.key, &g.retention)).collect();

@@ -85,6 +85,25 @@ pub async fn load_chunk(
     Ok(histories)
 }
 
+/// As [`load_chunk`], for exactly the accounts listed (not every account
+/// whose id sorts between them): for a sparse selection.
+pub async fn load_list(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    ids: &[ExternalId],
+    kinds: RecordKinds,
+    usage: Usage,
+) -> Result<Vec<AccountHistory>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut histories = group(store.records(ws, Accounts::List(ids), kinds).await?);
+    if let Usage::Since(since, users) = usage {
+        fill_usage(store, ws, &mut histories, since, users).await?;
+    }
+    Ok(histories)
+}
+
 /// One account's whole history (None: no such account).
 pub async fn history(
     store: &dyn Store,

@@ -97,6 +97,59 @@ async fn contracts(store: &dyn Store, ws: WorkspaceId) -> Result<Vec<keel_core::
     Ok(store.records(ws, Accounts::All, kinds).await?.contracts)
 }
 
+/// How many gates and moments the early-GRR diagnostic names.
+const POINTERS: usize = 5;
+
+/// For the early-GRR diagnostic: each early starting account evaluated on
+/// the last day of its month 3 (or of the period, when that comes first) —
+/// the exit gates of the stages its lines were still in — and sampled weekly
+/// through months 1–3 for the moments that fired; ranked by the churned
+/// accounts showing each.
+async fn early_pointers(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    early: &retention::Retention,
+    book: &retention::Book<'_>,
+    to: Date,
+) -> Result<Vec<retention::EarlyPointer>, ReportError> {
+    let last = to.pred_opt().unwrap_or(to);
+    let churned: std::collections::BTreeMap<keel_core::ExternalId, bool> =
+        early.accounts.iter().map(|a| (a.account.clone(), a.class == retention::Class::Churned)).collect();
+    let ids: Vec<keel_core::ExternalId> = churned.keys().cloned().collect();
+    let mut observed = Vec::new();
+    let mut chunks = FullChunks::of(store, ws, ids);
+    while let Some(histories) = chunks.next().await? {
+        let found = crate::load::on_every_core(&histories, |h| {
+            let start = book.first_start(&h.account.id)?;
+            // Nothing after the period counts.
+            let month3_end = start.checked_add_months(chrono::Months::new(3))?.pred_opt()?.min(last);
+            let state = keel_engine::evaluate(plan, h, month3_end);
+            let mut gates_open: Vec<String> =
+                state.lines.iter().filter(|l| !l.gate_passed).filter_map(|l| l.stage.clone()).collect();
+            gates_open.sort();
+            gates_open.dedup();
+            let mut moments = Vec::new();
+            let mut on = start + chrono::Days::new(6);
+            while on <= month3_end {
+                moments.extend(keel_engine::signals(plan, h, on).fired);
+                on = on + chrono::Days::new(7);
+            }
+            moments.extend(keel_engine::signals(plan, h, month3_end).fired);
+            moments.sort();
+            moments.dedup();
+            Some(retention::EarlyObs {
+                account: h.account.id.clone(),
+                churned: churned.get(&h.account.id).copied().unwrap_or(false),
+                gates_open,
+                moments,
+            })
+        });
+        observed.extend(found.into_iter().flatten());
+    }
+    Ok(retention::early_pointers(&observed, POINTERS))
+}
+
 /// Logo and revenue retention by start month × months since start, as of
 /// `as_of`, over the lines of `product` (all when none) in `currency`.
 pub async fn cohorts(
@@ -137,6 +190,10 @@ pub async fn retention(
             && q.segment.as_ref().is_none_or(|s| segments.get(&c.account) == Some(s))
     });
     let mut report = retention::report(&book, period, q.by, &segments);
+    if let Some(plan) = plan.filter(|_| report.tenure_split.diagnostic.is_some()) {
+        report.tenure_split.pointers =
+            early_pointers(store, ws, plan, &report.tenure_split.early, &book, period.to).await?;
+    }
     if !q.explain {
         for r in std::iter::once(&mut report.total)
             .chain(report.groups.iter_mut().map(|g| &mut g.retention))
@@ -279,11 +336,19 @@ struct FullChunks<'a> {
     ws: WorkspaceId,
     ids: Vec<keel_core::ExternalId>,
     at: usize,
+    /// `ids` is a selection, not every account: read exactly those.
+    sparse: bool,
 }
 
 impl<'a> FullChunks<'a> {
     async fn new(store: &'a dyn Store, ws: WorkspaceId) -> Result<Self, StoreError> {
-        Ok(Self { store, ws, ids: crate::load::account_ids(store, ws).await?, at: 0 })
+        Ok(Self { store, ws, ids: crate::load::account_ids(store, ws).await?, at: 0, sparse: false })
+    }
+
+    /// Only these accounts.
+    fn of(store: &'a dyn Store, ws: WorkspaceId, mut ids: Vec<keel_core::ExternalId>) -> Self {
+        ids.sort();
+        Self { store, ws, ids, at: 0, sparse: true }
     }
 
     async fn next(&mut self) -> Result<Option<Vec<keel_engine::AccountHistory>>, StoreError> {
@@ -293,7 +358,11 @@ impl<'a> FullChunks<'a> {
         let chunk = &self.ids[self.at..(self.at + crate::load::CHUNK).min(self.ids.len())];
         self.at += chunk.len();
         let usage = crate::load::Usage::Since(None, true);
-        Ok(Some(crate::load::load_chunk(self.store, self.ws, chunk, RecordKinds::ALL, usage).await?))
+        Ok(Some(if self.sparse {
+            crate::load::load_list(self.store, self.ws, chunk, RecordKinds::ALL, usage).await?
+        } else {
+            crate::load::load_chunk(self.store, self.ws, chunk, RecordKinds::ALL, usage).await?
+        }))
     }
 }
 

@@ -213,6 +213,46 @@ fn the_tenure_split_points_at_onboarding_when_early_grr_is_low() {
     assert_eq!(tenure_split(&Book::new(&healthy, None).unwrap(), quarter()).diagnostic, None);
 }
 
+#[test]
+fn early_pointers_rank_what_the_churned_early_accounts_showed() {
+    let obs = |id: &str, churned: bool, gates: &[&str], moments: &[&str]| EarlyObs {
+        account: ExternalId::parse(id).unwrap(),
+        churned,
+        gates_open: gates.iter().map(|g| (*g).to_owned()).collect(),
+        moments: moments.iter().map(|m| (*m).to_owned()).collect(),
+    };
+    let early = vec![
+        // Two onboarding lines of one account count once.
+        obs("a", true, &["onboarding", "onboarding"], &["first_value_slip"]),
+        obs("b", true, &["onboarding"], &[]),
+        obs("c", false, &["onboarding"], &["first_value_slip", "kickoff_missing"]),
+        obs("d", false, &[], &["kickoff_missing"]),
+        obs("e", true, &[], &["first_value_slip"]),
+        // Reached by every account, churned or not: no higher churn, no pointer.
+    ];
+    let mut early = early;
+    for o in &mut early {
+        o.moments.push("first_value".to_owned());
+    }
+    // Goes with staying: a (churned), c, d — churn 1/3 against 2/2 without it.
+    for k in [0, 2, 3] {
+        early[k].moments.push("celebrated".to_owned());
+    }
+    let p = early_pointers(&early, 10);
+    let ids: Vec<(&str, u64, u64)> = p.iter().map(|p| (p.id.as_str(), p.accounts, p.churned)).collect();
+    // onboarding: a, b, c (2 churned; rest d, e: 1 of 2) — 2/3 vs 1/2;
+    // first_value_slip: a, c, e (2 churned; rest b, d: 1 of 2) — the same
+    // counts (a tie keeps gates first, then names in order); kickoff_missing: no churned
+    // account showed it, first_value goes with everyone and celebrated with
+    // staying: they point nowhere.
+    assert_eq!(ids, [("onboarding", 3, 2), ("first_value_slip", 3, 2)]);
+    assert_eq!(p[0].kind, PointerKind::Gate);
+    assert_eq!(p[1].kind, PointerKind::Moment);
+    assert_eq!((p[0].share, p[0].churn_showing, p[0].churn_rest), (Some(0.6), Some(2.0 / 3.0), Some(0.5)));
+    assert_eq!(early_pointers(&early, 1).len(), 1);
+    assert!(early_pointers(&[], 5).is_empty());
+}
+
 fn arb_lines() -> impl Strategy<Value = Vec<Contract>> {
     let one =
         (0..6usize, 0..400i64, proptest::option::of(1..400i64), 0..500u32).prop_map(|(a, s, len, mrr)| {

@@ -738,3 +738,61 @@ fn the_journey_map_audit_finds_the_touchpoints_the_demo_planted() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
 }
+
+/// When GRR among accounts in months 1–6 is below 85%, the retention report
+/// names what the early losses showed: gates left open by the end of month 3
+/// and moments of months 1–3 with more churn than without. On the demo world
+/// the generator makes early losses come from first value not reached (slower
+/// without an internal kickoff), and that is what it points at.
+#[test]
+fn a_low_early_grr_points_at_the_gates_and_moments_of_the_early_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let out = keel(&db, &["demo", "--accounts", "300", "--months", "24", "--end", "2026-11-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let journey = dir.path().join("journey.toml");
+    let mut alarms = 0;
+    let mut named = std::collections::BTreeSet::new();
+    for segment in ["smb", "mid_market", "enterprise"] {
+        for (from, to) in [("2025-08-01", "2026-08-01"), ("2025-11-01", "2026-11-01")] {
+            let args = [
+                "--journey",
+                journey.to_str().unwrap(),
+                "report",
+                "retention",
+                "--from",
+                from,
+                "--to",
+                to,
+                "--segment",
+                segment,
+                "--format",
+                "json",
+            ];
+            let out = keel(&db, &args);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let split = &r["tenure_split"];
+            let early = &split["early"];
+            let pointers = split["pointers"].as_array().unwrap();
+            if split["diagnostic"].is_null() {
+                assert!(pointers.is_empty(), "pointers only with the alarm: {split}");
+                continue;
+            }
+            alarms += 1;
+            assert!(early["grr"].as_f64().unwrap() < 0.85);
+            assert!(!pointers.is_empty(), "{segment} {from}: {split}");
+            for p in pointers {
+                assert!(p["accounts"].as_u64() <= early["starting_accounts"].as_u64(), "{p}");
+                assert!(p["churned"].as_u64() <= early["churned_accounts"].as_u64(), "{p}");
+                assert!(p["churn_showing"].as_f64() > p["churn_rest"].as_f64(), "more churn with it: {p}");
+                named.insert(p["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert!(alarms > 0, "some segment of the demo world has an early GRR below 85%");
+    assert!(
+        named.contains("first_value_slip") || named.contains("onboarding"),
+        "first value, as planted: {named:?}"
+    );
+}
