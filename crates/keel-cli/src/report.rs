@@ -85,6 +85,9 @@ struct PatternArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Only accounts in this segment (as the journey assigns it on their first term's end).
+    #[arg(long)]
+    segment: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +110,9 @@ struct ExpansionArgs {
     /// List every advocacy candidate.
     #[arg(long)]
     explain: bool,
+    /// Only accounts in this segment (as the journey assigns it on --to).
+    #[arg(long)]
+    segment: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +140,9 @@ struct GateArgs {
     /// decision (repeat for more): a candidate gate, before it is written.
     #[arg(long = "condition")]
     conditions: Vec<String>,
+    /// Only decisions whose account was in this segment on the day the gates are read.
+    #[arg(long)]
+    segment: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +162,9 @@ struct HealthArgs {
     /// List every green snapshot that churned.
     #[arg(long)]
     explain: bool,
+    /// Only snapshots where the account was in this segment (on that month end).
+    #[arg(long)]
+    segment: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +181,9 @@ struct FunnelArgs {
     /// Output format (csv: one row per product line, group and stage).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Only accounts in this segment (as the journey assigns it on --as-of).
+    #[arg(long)]
+    segment: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,6 +209,9 @@ struct CohortArgs {
     /// Output format (csv: one row per cohort and month).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Only accounts in this segment (as the journey assigns it on --as-of).
+    #[arg(long)]
+    segment: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +231,9 @@ struct TtvArgs {
     /// List every account that has not reached first value.
     #[arg(long)]
     explain: bool,
+    /// Only accounts in this segment (as the journey assigns it on --as-of).
+    #[arg(long)]
+    segment: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -275,7 +296,7 @@ pub(crate) async fn run(
     match args.report {
         Report::Retention(args) => retention_report(&ws, journey, args).await,
         Report::Ttv(args) => ttv_report(&ws, journey, args).await,
-        Report::Cohorts(args) => cohort_report(&ws, args).await,
+        Report::Cohorts(args) => cohort_report(&ws, journey, args).await,
         Report::Funnel(args) => funnel_report(&ws, journey, args).await,
         Report::Health(args) => health_report(&ws, journey, args).await,
         Report::Gates(args) => gate_report(&ws, journey, args).await,
@@ -449,7 +470,9 @@ async fn audit_report(ws: &Workspace, journey: &Path, args: AuditArgs) -> anyhow
 async fn pattern_report(ws: &Workspace, journey: &Path, args: PatternArgs) -> anyhow::Result<ExitCode> {
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
-    let report = keel_server::reports::patterns(ws.store.as_ref(), ws.id, &plan, as_of).await?;
+    let report =
+        keel_server::reports::patterns(ws.store.as_ref(), ws.id, &plan, as_of, args.segment.as_deref())
+            .await?;
     let header = [
         "pattern",
         "accounts",
@@ -512,6 +535,7 @@ async fn expansion_report(ws: &Workspace, journey: &Path, args: ExpansionArgs) -
         plan.as_ref(),
         period,
         args.currency.as_deref(),
+        args.segment.as_deref(),
     )
     .await?;
     if !args.explain && args.format != Format::Json {
@@ -581,9 +605,17 @@ async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::
                 .map_err(|e| anyhow::anyhow!("--condition {source:?}: {e}"))?,
         );
     }
-    let mut report =
-        keel_server::reports::gates(ws.store.as_ref(), ws.id, &plan, period, as_of, args.lead_days, &extra)
-            .await?;
+    let mut report = keel_server::reports::gates(
+        ws.store.as_ref(),
+        ws.id,
+        &plan,
+        period,
+        as_of,
+        args.lead_days,
+        &extra,
+        args.segment.as_deref(),
+    )
+    .await?;
     if !args.explain {
         report.observations = Vec::new();
     }
@@ -647,7 +679,14 @@ async fn health_report(ws: &Workspace, journey: &Path, args: HealthArgs) -> anyh
         !dates.is_empty(),
         "no month end in {from} .. {to} has its following 90 days known by --as-of {as_of}"
     );
-    let mut report = keel_server::reports::health_backtest(ws.store.as_ref(), ws.id, &plan, &dates).await?;
+    let mut report = keel_server::reports::health_backtest(
+        ws.store.as_ref(),
+        ws.id,
+        &plan,
+        &dates,
+        args.segment.as_deref(),
+    )
+    .await?;
     if !args.explain && args.format != Format::Json {
         report.green_but_churned.truncate(10);
     }
@@ -724,7 +763,8 @@ async fn health_report(ws: &Workspace, journey: &Path, args: HealthArgs) -> anyh
 async fn funnel_report(ws: &Workspace, journey: &Path, args: FunnelArgs) -> anyhow::Result<ExitCode> {
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
-    let mut report = keel_server::reports::funnel(ws.store.as_ref(), ws.id, &plan, as_of).await?;
+    let mut report =
+        keel_server::reports::funnel(ws.store.as_ref(), ws.id, &plan, as_of, args.segment.as_deref()).await?;
     if let Some(p) = &args.product {
         report.product_lines.retain(|l| &l.product_line == p);
         anyhow::ensure!(!report.product_lines.is_empty(), "--product {p:?}: no line of that product line");
@@ -806,15 +846,25 @@ async fn funnel_report(ws: &Workspace, journey: &Path, args: FunnelArgs) -> anyh
     Ok(ExitCode::SUCCESS)
 }
 
-async fn cohort_report(ws: &Workspace, args: CohortArgs) -> anyhow::Result<ExitCode> {
+async fn cohort_report(ws: &Workspace, journey: &Path, args: CohortArgs) -> anyhow::Result<ExitCode> {
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    // Segments come from the journey, needed only to filter by one.
+    let plan = match &args.segment {
+        Some(_) => match crate::evaluate::plan(ws, journey).await? {
+            Some((p, _)) => Some(p),
+            None => return Ok(ExitCode::FAILURE),
+        },
+        None => None,
+    };
     let report = keel_server::reports::cohorts(
         ws.store.as_ref(),
         ws.id,
+        plan.as_ref(),
         as_of,
         args.months,
         args.product.as_deref(),
         args.currency.as_deref(),
+        args.segment.as_deref(),
     )
     .await?;
     match args.format {
@@ -882,8 +932,15 @@ async fn ttv_report(ws: &Workspace, journey: &Path, args: TtvArgs) -> anyhow::Re
     if let (Some(from), Some(to)) = (args.from, args.to) {
         anyhow::ensure!(from < to, "--from {from} must come before --to {to}");
     }
-    let mut report =
-        keel_server::reports::ttv(ws.store.as_ref(), ws.id, &plan, as_of, (args.from, args.to)).await?;
+    let mut report = keel_server::reports::ttv(
+        ws.store.as_ref(),
+        ws.id,
+        &plan,
+        as_of,
+        (args.from, args.to),
+        args.segment.as_deref(),
+    )
+    .await?;
     if !args.explain {
         report.not_reached = Vec::new();
     }

@@ -75,6 +75,20 @@ impl From<MetricTableError> for ReportError {
     }
 }
 
+/// A segment filter asked with a journey loaded, for a known segment.
+fn segment_filter(plan: Option<&keel_engine::Plan>, segment: Option<&str>) -> Result<(), ReportError> {
+    match (plan, segment) {
+        (_, None) => Ok(()),
+        (None, Some(_)) => Err(ReportError::NoJourney),
+        (Some(plan), Some(s)) => known_segment(plan, s),
+    }
+}
+
+/// Whether an account's segment (as the engine found it) passes the filter.
+fn in_segment(found: Option<&str>, segment: Option<&str>) -> bool {
+    segment.is_none_or(|s| found == Some(s))
+}
+
 /// Refuses a segment the journey does not define.
 pub fn known_segment(plan: &keel_engine::Plan, asked: &str) -> Result<(), ReportError> {
     let known: Vec<&str> = plan.journey().segments.iter().map(|s| s.id.as_str()).collect();
@@ -151,18 +165,30 @@ async fn early_pointers(
 }
 
 /// Logo and revenue retention by start month × months since start, as of
-/// `as_of`, over the lines of `product` (all when none) in `currency`.
+/// `as_of`, over the lines of `product` (all when none) in `currency`, of
+/// the accounts in `segment` on `as_of` when given (needs `plan`).
+#[allow(clippy::too_many_arguments)] // each is one of the report's own parameters, as the CLI and API name them
 pub async fn cohorts(
     store: &dyn Store,
     ws: WorkspaceId,
+    plan: Option<&keel_engine::Plan>,
     as_of: Date,
     max_months: u32,
     product: Option<&str>,
     currency: Option<&str>,
+    segment: Option<&str>,
 ) -> Result<keel_analytics::cohorts::CohortReport, ReportError> {
+    segment_filter(plan, segment)?;
+    let segments = match (plan, segment) {
+        (Some(plan), Some(_)) => crate::load::segments(store, ws, plan, as_of).await?,
+        _ => Default::default(),
+    };
     let lines = contracts(store, ws).await?;
     let book = retention::Book::new(&lines, currency)?;
-    let book = book.filter(|c| product.is_none_or(|p| c.product.as_str() == p));
+    let book = book.filter(|c| {
+        product.is_none_or(|p| c.product.as_str() == p)
+            && in_segment(segments.get(&c.account).map(String::as_str), segment)
+    });
     Ok(keel_analytics::cohorts::report(&book, as_of, max_months))
 }
 
@@ -208,15 +234,17 @@ pub async fn retention(
 
 /// Time to value of every account whose first contract started by `as_of`
 /// (and, when given, on or after `from` and before `to`), evaluated as of
-/// `as_of` (docs/metrics.md).
+/// `as_of`, in `segment` on `as_of` when given (docs/metrics.md).
 pub async fn ttv(
     store: &dyn Store,
     ws: WorkspaceId,
     plan: &keel_engine::Plan,
     as_of: Date,
     started: (Option<Date>, Option<Date>),
+    segment: Option<&str>,
 ) -> Result<keel_analytics::ttv::TtvReport, ReportError> {
     starts_window(started)?;
+    segment_filter(Some(plan), segment)?;
     let needs = plan
         .value_needs()
         .map_err(|source| MetricTableError::Metric { name: "first_value".to_owned(), source })?;
@@ -225,7 +253,10 @@ pub async fn ttv(
         let facts = crate::load::on_every_core(&histories, |h| keel_engine::value_facts(plan, h, as_of));
         for (h, f) in histories.iter().zip(facts) {
             let (Some(start), Some(tenure_days)) = (f.start, f.tenure_days) else { continue };
-            if started.0.is_some_and(|from| start < from) || started.1.is_some_and(|to| start >= to) {
+            if started.0.is_some_and(|from| start < from)
+                || started.1.is_some_and(|to| start >= to)
+                || !in_segment(f.segment.as_deref(), segment)
+            {
                 continue;
             }
             rows.push(keel_analytics::ttv::TtvRow {
@@ -243,19 +274,25 @@ pub async fn ttv(
 }
 
 /// The stage funnel per product line, from the stage history every account's
-/// evaluation as of `as_of` rebuilds (docs/metrics.md).
+/// evaluation as of `as_of` rebuilds, over the accounts in `segment` on
+/// `as_of` when given (docs/metrics.md).
 pub async fn funnel(
     store: &dyn Store,
     ws: WorkspaceId,
     plan: &keel_engine::Plan,
     as_of: Date,
+    segment: Option<&str>,
 ) -> Result<keel_analytics::funnel::FunnelReport, ReportError> {
+    segment_filter(Some(plan), segment)?;
     use keel_analytics::funnel::{Change, LineHistory};
     let mut lines = Vec::new();
     let mut chunks = FullChunks::new(store, ws).await?;
     while let Some(histories) = chunks.next().await? {
         let states = crate::load::on_every_core(&histories, |h| keel_engine::evaluate(plan, h, as_of));
         for (h, state) in histories.iter().zip(states) {
+            if !in_segment(state.segment.as_deref(), segment) {
+                continue;
+            }
             for line in state.lines {
                 let Some(start) = line.transitions.first().map(|t| t.on) else { continue };
                 lines.push(LineHistory {
@@ -289,13 +326,16 @@ pub fn snapshot_dates(from: Date, to: Date, as_of: Date) -> Vec<Date> {
 
 /// The health backtest: every account active on each month end in
 /// `[from, to)`, evaluated as of that day, against churn within the next 90
-/// days (docs/metrics.md).
+/// days (docs/metrics.md); with `segment`, only the snapshots where the
+/// account was in it.
 pub async fn health_backtest(
     store: &dyn Store,
     ws: WorkspaceId,
     plan: &keel_engine::Plan,
     dates: &[Date],
+    segment: Option<&str>,
 ) -> Result<keel_analytics::backtest::HealthBacktest, ReportError> {
+    segment_filter(Some(plan), segment)?;
     use keel_analytics::backtest::{HORIZON_DAYS, Snapshot};
     let mut snapshots = Vec::new();
     let mut chunks = FullChunks::new(store, ws).await?;
@@ -313,6 +353,9 @@ pub async fn health_backtest(
                 ends.sort();
                 let churned_on = ends.into_iter().find(|e| !active(*e));
                 let state = keel_engine::evaluate(plan, h, on);
+                if !in_segment(state.segment.as_deref(), segment) {
+                    continue;
+                }
                 out.push(Snapshot {
                     account: h.account.id.clone(),
                     on,
@@ -376,7 +419,9 @@ pub fn health_window(from: Option<Date>, to: Option<Date>, as_of: Date) -> (Date
 
 /// Gate validation over the renewal decisions in `period` (lines due:
 /// `from < end ≤ to`, and `end ≤ as_of` so the outcome is known), each read
-/// `lead_days` before the decision (docs/metrics.md).
+/// `lead_days` before the decision (docs/metrics.md); with `segment`, the
+/// decisions whose account was in it on that day.
+#[allow(clippy::too_many_arguments)] // each is one of the report's own parameters, as the CLI and API name them
 pub async fn gates(
     store: &dyn Store,
     ws: WorkspaceId,
@@ -385,7 +430,9 @@ pub async fn gates(
     as_of: Date,
     lead_days: u64,
     extra: &[keel_journey::Expr],
+    segment: Option<&str>,
 ) -> Result<keel_analytics::gates::GateReport, ReportError> {
+    segment_filter(Some(plan), segment)?;
     use keel_analytics::gates::GateObservation;
     let mut observations = Vec::new();
     let mut chunks = FullChunks::new(store, ws).await?;
@@ -403,6 +450,9 @@ pub async fn gates(
                     continue;
                 }
                 let state = keel_engine::evaluate(plan, h, observed_on);
+                if !in_segment(state.segment.as_deref(), segment) {
+                    continue;
+                }
                 let Some(ls) = state.lines.iter().find(|l| l.product_line == line.product.as_str()) else {
                     continue;
                 };
@@ -446,14 +496,22 @@ pub fn gate_window(from: Option<Date>, to: Option<Date>, as_of: Date) -> Result<
 
 /// Expansion pipeline and won MRR by source, and advocacy candidates with
 /// the asks made of them, over `period` (docs/metrics.md). A promoter needs
-/// the journey's `advocacy_min_nps` setting (9 without a journey).
+/// the journey's `advocacy_min_nps` setting (9 without a journey). With
+/// `segment`, only the accounts in it on `period.to`.
 pub async fn expansion(
     store: &dyn Store,
     ws: WorkspaceId,
     plan: Option<&keel_engine::Plan>,
     period: Period,
     currency: Option<&str>,
+    segment: Option<&str>,
 ) -> Result<keel_analytics::expansion::ExpansionReport, ReportError> {
+    segment_filter(plan, segment)?;
+    let segments = match (plan, segment) {
+        (Some(plan), Some(_)) => crate::load::segments(store, ws, plan, period.to).await?,
+        _ => Default::default(),
+    };
+    let keep = |a: &keel_core::ExternalId| in_segment(segments.get(a).map(String::as_str), segment);
     let kinds = RecordKinds {
         contracts: true,
         contacts: false,
@@ -462,7 +520,13 @@ pub async fn expansion(
         touchpoints: true,
         opportunities: true,
     };
-    let snapshot = store.records(ws, Accounts::All, kinds).await?;
+    let mut snapshot = store.records(ws, Accounts::All, kinds).await?;
+    if segment.is_some() {
+        snapshot.contracts.retain(|c| keep(&c.account));
+        snapshot.opportunities.retain(|o| keep(&o.account));
+        snapshot.surveys.retain(|s| keep(&s.account));
+        snapshot.touchpoints.retain(|t| keep(&t.account));
+    }
     let mut lines: std::collections::BTreeMap<&keel_core::ExternalId, Vec<keel_core::Contract>> =
         Default::default();
     for c in &snapshot.contracts {
@@ -486,14 +550,17 @@ pub async fn expansion(
 }
 
 /// Failure patterns over every account whose first renewal decision (the
-/// end of its first term) is on or before `as_of` (docs/metrics.md).
+/// end of its first term) is on or before `as_of`, in `segment` on that day
+/// when given (docs/metrics.md).
 pub async fn patterns(
     store: &dyn Store,
     ws: WorkspaceId,
     plan: &keel_engine::Plan,
     as_of: Date,
+    segment: Option<&str>,
 ) -> Result<keel_analytics::patterns::PatternReport, ReportError> {
     use keel_analytics::patterns::FirstTerm;
+    segment_filter(Some(plan), segment)?;
     let needs = plan
         .value_needs()
         .map_err(|source| MetricTableError::Metric { name: "first_value".to_owned(), source })?
@@ -506,12 +573,16 @@ pub async fn patterns(
             if decided_on > as_of {
                 return None;
             }
+            let facts = keel_engine::value_facts(plan, h, decided_on);
+            if !in_segment(facts.segment.as_deref(), segment) {
+                return None;
+            }
             Some(FirstTerm {
                 account: h.account.id.clone(),
                 start,
                 decided_on,
                 renewed: retention::active_on(&h.contracts, decided_on),
-                ttv_days: keel_engine::value_facts(plan, h, decided_on).ttv_days,
+                ttv_days: facts.ttv_days,
                 touchpoints: h
                     .touchpoints
                     .iter()

@@ -664,6 +664,44 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
         assert!(body["message"].as_str().unwrap().contains(names), "{query}: {body}");
     }
 
+    // Every report filters by segment: the default journey puts all five
+    // accounts in smb (no tier, no MRR of 5000), so smb keeps everything,
+    // enterprise nothing, and an unknown segment is refused by name.
+    let size = |v: &Value, path: &str| -> u64 {
+        match path {
+            "cohorts" => v["cohorts"].as_array().unwrap().len() as u64,
+            "lines" => {
+                v["product_lines"].as_array().unwrap().iter().map(|l| l["lines"].as_u64().unwrap()).sum()
+            }
+            "created" => {
+                v["by_source"].as_array().unwrap().iter().map(|r| r["created"].as_u64().unwrap()).sum()
+            }
+            field => v.pointer(field).and_then(Value::as_u64).unwrap_or_else(|| panic!("{field} in {v}")),
+        }
+    };
+    for (query, path) in [
+        ("ttv?as_of=2026-06-01", "/total/accounts"),
+        ("cohorts?as_of=2026-06-01&months=24", "cohorts"),
+        ("funnel?as_of=2026-06-01", "lines"),
+        ("health?from=2026-01-01&to=2026-04-01&as_of=2026-07-01", "/snapshots"),
+        ("gates?from=2026-03-01&to=2026-09-01&as_of=2026-09-01&lead_days=90", "/decisions"),
+        ("patterns?as_of=2026-06-01", "/accounts"),
+        ("expansion?from=2026-01-01&to=2026-07-01", "created"),
+    ] {
+        let url = |segment: &str| format!("/api/v1/reports/{query}{segment}");
+        let (status, all) = get(&s, &url(""), &admin).await;
+        assert_eq!(status, 200, "{query}: {all}");
+        let (status, smb) = get(&s, &url("&segment=smb"), &admin).await;
+        assert_eq!(status, 200, "{query}: {smb}");
+        let (status, none) = get(&s, &url("&segment=enterprise"), &admin).await;
+        assert_eq!(status, 200, "{query}: {none}");
+        assert!(size(&all, path) > 0, "{query}: something to filter: {all}");
+        assert_eq!((size(&smb, path), size(&none, path)), (size(&all, path), 0), "{query}");
+        let (status, body) = get(&s, &url("&segment=nope"), &admin).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("nope"), "{query}: {body}");
+    }
+
     let (status, st) = get(&s, "/api/v1/status", &admin).await;
     assert_eq!(
         (status, st["counts"]["accounts"].clone(), st["counts"]["contracts"].clone()),

@@ -796,3 +796,54 @@ fn a_low_early_grr_points_at_the_gates_and_moments_of_the_early_losses() {
         "first value, as planted: {named:?}"
     );
 }
+
+/// `--segment` on every report: each account (or decision, or snapshot)
+/// lands in exactly one segment of the default journey, so the segments'
+/// figures add up to the unfiltered one — and TTV per segment equals the
+/// unfiltered report's own breakdown.
+#[test]
+fn every_report_splits_by_segment_into_parts_that_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let out = keel(&db, &["demo", "--accounts", "200", "--months", "24", "--end", "2026-11-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let journey = dir.path().join("journey.toml");
+    let run = |report: &str, segment: Option<&str>| -> serde_json::Value {
+        let mut args =
+            vec!["--journey", journey.to_str().unwrap(), "report", report, "--as-of", "2026-11-01"];
+        args.extend(["--format", "json"]);
+        if let Some(s) = segment {
+            args.extend(["--segment", s]);
+        }
+        let out = keel(&db, &args);
+        assert!(out.status.success(), "{report} {segment:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let segments = ["enterprise", "mid_market", "smb"];
+    let size = |report: &str, v: &serde_json::Value| -> u64 {
+        let at = |p: &str| v.pointer(p).and_then(serde_json::Value::as_u64).unwrap();
+        match report {
+            "ttv" => at("/total/accounts"),
+            "health" => at("/snapshots"),
+            "gates" => at("/decisions"),
+            "patterns" => at("/accounts"),
+            "cohorts" => {
+                v["cohorts"].as_array().unwrap().iter().map(|c| c["accounts"].as_u64().unwrap()).sum()
+            }
+            "funnel" => {
+                v["product_lines"].as_array().unwrap().iter().map(|l| l["lines"].as_u64().unwrap()).sum()
+            }
+            _ => unreachable!(),
+        }
+    };
+    for report in ["ttv", "health", "gates", "patterns", "cohorts", "funnel"] {
+        let all = size(report, &run(report, None));
+        let parts: Vec<u64> = segments.iter().map(|s| size(report, &run(report, Some(s)))).collect();
+        assert!(all > 0 && parts.iter().filter(|p| **p > 0).count() >= 2, "{report}: {all} in {parts:?}");
+        assert_eq!(parts.iter().sum::<u64>(), all, "{report}: {parts:?}");
+    }
+    let ttv = run("ttv", None);
+    for s in segments {
+        assert_eq!(run("ttv", Some(s))["total"], ttv["by_segment"][s], "{s}");
+    }
+}

@@ -226,6 +226,8 @@ pub async fn retention(
 pub struct PatternParams {
     /// Accounts whose first term ended on or before this date (YYYY-MM-DD); default: today.
     as_of: Option<String>,
+    /// Only accounts in this segment (as the journey assigns it on their first term's end).
+    segment: Option<String>,
 }
 
 /// Failure patterns (seed 000): for each pattern the data shows, the share
@@ -250,9 +252,15 @@ pub async fn patterns(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
-    let report = crate::reports::patterns(state.store.as_ref(), principal.workspace, &plan, as_of)
-        .await
-        .map_err(report_error)?;
+    let report = crate::reports::patterns(
+        state.store.as_ref(),
+        principal.workspace,
+        &plan,
+        as_of,
+        params.segment.as_deref(),
+    )
+    .await
+    .map_err(report_error)?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
@@ -321,6 +329,8 @@ pub struct ExpansionParams {
     as_of: Option<String>,
     /// Only opportunities in this currency (required when they carry several).
     currency: Option<String>,
+    /// Only accounts in this segment (as the journey assigns it on `to`).
+    segment: Option<String>,
 }
 
 /// Expansion and advocacy: expansion and cross-sell opportunities created,
@@ -362,6 +372,7 @@ pub async fn expansion(
         plan.as_ref(),
         period,
         params.currency.as_deref(),
+        params.segment.as_deref(),
     )
     .await
     .map_err(report_error)?;
@@ -385,6 +396,8 @@ pub struct GateParams {
     explain: Option<bool>,
     /// Also test this CEL condition over the journey's metrics on every decision.
     condition: Option<String>,
+    /// Only decisions whose account was in this segment on the day the gates are read.
+    segment: Option<String>,
 }
 
 /// Gate validation: for each renewal decision in the window, whether the
@@ -436,6 +449,7 @@ pub async fn gates(
         as_of,
         lead_days,
         &extra,
+        params.segment.as_deref(),
     )
     .await
     .map_err(report_error)?;
@@ -456,6 +470,8 @@ pub struct HealthParams {
     to: Option<String>,
     /// What is known: only month ends whose following 90 days end by then; default: today.
     as_of: Option<String>,
+    /// Only snapshots where the account was in this segment (on that month end).
+    segment: Option<String>,
 }
 
 /// The health backtest: at each month end, every active account's score and
@@ -497,9 +513,15 @@ pub async fn health(
         ));
     }
     let plan = journey_plan(&state, principal.workspace).await?;
-    let report = crate::reports::health_backtest(state.store.as_ref(), principal.workspace, &plan, &dates)
-        .await
-        .map_err(report_error)?;
+    let report = crate::reports::health_backtest(
+        state.store.as_ref(),
+        principal.workspace,
+        &plan,
+        &dates,
+        params.segment.as_deref(),
+    )
+    .await
+    .map_err(report_error)?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
@@ -510,6 +532,8 @@ pub async fn health(
 pub struct FunnelParams {
     /// Rebuild the stage history as of this date (YYYY-MM-DD); default: today.
     as_of: Option<String>,
+    /// Only accounts in this segment (as the journey assigns it on `as_of`).
+    segment: Option<String>,
 }
 
 /// The stage funnel per product line: reached, converted to the next stage,
@@ -535,9 +559,15 @@ pub async fn funnel(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
-    let report = crate::reports::funnel(state.store.as_ref(), principal.workspace, &plan, as_of)
-        .await
-        .map_err(report_error)?;
+    let report = crate::reports::funnel(
+        state.store.as_ref(),
+        principal.workspace,
+        &plan,
+        as_of,
+        params.segment.as_deref(),
+    )
+    .await
+    .map_err(report_error)?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
@@ -554,6 +584,8 @@ pub struct CohortParams {
     product: Option<String>,
     /// Only lines in this currency (required when lines carry several).
     currency: Option<String>,
+    /// Only accounts in this segment (as the journey assigns it on `as_of`); needs the journey.
+    segment: Option<String>,
 }
 
 /// Cohort retention: logo and revenue retention by start month × months
@@ -580,13 +612,19 @@ pub async fn cohorts(
     if months > 240 {
         return Err(ApiError::bad_request("invalid_parameter", format!("months: {months} is more than 240")));
     }
+    let plan = match (&state.config.journey, &params.segment) {
+        (Some(_), Some(_)) => Some(journey_plan(&state, principal.workspace).await?),
+        _ => None,
+    };
     let report = crate::reports::cohorts(
         state.store.as_ref(),
         principal.workspace,
+        plan.as_ref(),
         as_of,
         months,
         params.product.as_deref(),
         params.currency.as_deref(),
+        params.segment.as_deref(),
     )
     .await
     .map_err(report_error)?;
@@ -606,6 +644,8 @@ pub struct TtvParams {
     to: Option<String>,
     /// `true`: list every account that has not reached first value.
     explain: Option<bool>,
+    /// Only accounts in this segment (as the journey assigns it on `as_of`).
+    segment: Option<String>,
 }
 
 /// Time to value: percentiles of days to first value, the share within
@@ -639,9 +679,16 @@ pub async fn ttv(
         ));
     }
     let plan = journey_plan(&state, principal.workspace).await?;
-    let mut report = crate::reports::ttv(state.store.as_ref(), principal.workspace, &plan, as_of, (from, to))
-        .await
-        .map_err(report_error)?;
+    let mut report = crate::reports::ttv(
+        state.store.as_ref(),
+        principal.workspace,
+        &plan,
+        as_of,
+        (from, to),
+        params.segment.as_deref(),
+    )
+    .await
+    .map_err(report_error)?;
     if !params.explain.unwrap_or(false) {
         report.not_reached = Vec::new();
     }
