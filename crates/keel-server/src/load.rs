@@ -77,12 +77,7 @@ pub async fn load_chunk(
     usage: Usage,
 ) -> Result<Vec<AccountHistory>, StoreError> {
     let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok(Vec::new()) };
-    let snapshot = store.records(ws, Accounts::Between(first, last), kinds).await?;
-    let mut histories = group(snapshot);
-    if let Usage::Since(since, users) = usage {
-        fill_usage(store, ws, &mut histories, since, users).await?;
-    }
-    Ok(histories)
+    load(store, ws, Accounts::Between(first, last), kinds, usage).await
 }
 
 /// As [`load_chunk`], for exactly the accounts listed (not every account
@@ -97,7 +92,17 @@ pub async fn load_list(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut histories = group(store.records(ws, Accounts::List(ids), kinds).await?);
+    load(store, ws, Accounts::List(ids), kinds, usage).await
+}
+
+async fn load(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    which: Accounts<'_>,
+    kinds: RecordKinds,
+    usage: Usage,
+) -> Result<Vec<AccountHistory>, StoreError> {
+    let mut histories = group(store.records(ws, which, kinds).await?);
     if let Usage::Since(since, users) = usage {
         fill_usage(store, ws, &mut histories, since, users).await?;
     }

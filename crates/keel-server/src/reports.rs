@@ -746,9 +746,7 @@ pub async fn audit(
     segment: Option<&str>,
 ) -> Result<keel_analytics::audit::AuditReport, ReportError> {
     starts_window(started)?;
-    if let Some(s) = segment {
-        known_segment(plan, s)?;
-    }
+    segment_filter(Some(plan), segment)?;
     let cells = audit_cells(plan);
     let mut accounts = Vec::new();
     let mut chunks = FullChunks::new(store, ws).await?;
