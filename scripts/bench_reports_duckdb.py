@@ -25,7 +25,7 @@ from datetime import date
 import duckdb
 
 # The export's files and the columns each report reads (all columns are kept).
-TABLES = ["accounts", "contracts", "touchpoints", "opportunities"]
+TABLES = ["accounts", "contracts", "touchpoints", "opportunities", "surveys"]
 
 
 def to_parquet(export, out):
@@ -34,12 +34,15 @@ def to_parquet(export, out):
     os.makedirs(out, exist_ok=True)
     con = duckdb.connect()
     for t in TABLES:
+        if os.path.exists(f"{out}/{t}.parquet"):
+            continue
         con.execute(
             f"COPY (SELECT * FROM read_csv('{export}/{t}.csv', header = true, all_varchar = true)) "
             f"TO '{out}/{t}.parquet' (FORMAT parquet)"
         )
+    events = os.path.exists(f"{out}/events.parquet")
     con.execute(
-        f"""
+        "SELECT 1" if events else f"""
         COPY (
             SELECT account_id, user_id, event, message_id,
                    CAST(timestamp AS TIMESTAMP) AS ts, CAST(received_at AS TIMESTAMP) AS received_at
@@ -72,6 +75,14 @@ def views(con, d):
         """
     )
     con.execute(f"CREATE VIEW events AS SELECT * FROM '{d}/events.parquet'")
+    con.execute(
+        f"""
+        CREATE VIEW surveys AS
+        SELECT id, account_id, kind, CAST(score AS INTEGER) AS score,
+               CAST(CAST(responded_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS responded
+        FROM '{d}/surveys.parquet'
+        """
+    )
     con.execute(
         f"""
         CREATE VIEW opportunities AS
@@ -262,16 +273,48 @@ GROUP BY 1 ORDER BY 1
 """
 
 
+# Advocacy: promoters are accounts active on `to` whose latest NPS response
+# before `to` (latest by time, then id) scored at least the journey's
+# advocacy_min_nps (9 in the default journey); asks are touchpoints of the
+# ask kinds in the period.
+ADVOCACY = """
+WITH latest AS (
+    SELECT account_id, score FROM (
+        SELECT account_id, score,
+               row_number() OVER (PARTITION BY account_id ORDER BY responded DESC, id DESC) AS r
+        FROM surveys WHERE kind = 'nps' AND CAST(responded AS DATE) < $to
+    ) WHERE r = 1
+),
+active AS (SELECT DISTINCT account_id FROM lines WHERE s <= $to AND (e IS NULL OR e > $to)),
+asks AS (
+    SELECT account_id, count(*) AS n FROM touchpoints
+    WHERE kind IN ('reference_request', 'case_study', 'review_request', 'referral_request', 'advocacy_ask')
+      AND day >= $from AND day < $to
+    GROUP BY 1
+)
+SELECT (SELECT count(*) FROM latest JOIN active USING (account_id) WHERE score >= 9),
+       (SELECT count(*) FROM latest JOIN active USING (account_id) JOIN asks USING (account_id) WHERE score >= 9),
+       (SELECT coalesce(sum(n), 0) FROM asks)
+"""
+
+
 def expansion(con, as_of):
     frm, to = period_of(as_of)
     rows = con.execute(EXPANSION, {"from": frm, "to": to}).fetchall()
+    promoters, asked, asks = con.execute(ADVOCACY, {"from": frm, "to": to}).fetchone()
     by = [
         {"source": s, "created": c, "created_mrr": str(cm), "won": w, "won_mrr": str(wm), "lost": l, "open_on_to": o}
         for s, c, cm, w, wm, l, o in rows
     ]
     total_won = sum(float(r[4]) for r in rows)
     cs = sum(float(r[4]) for r in rows if r[0] == "cs")
-    return {"by_source": by, "cs_share_of_won_mrr": cs / total_won if total_won else None}
+    return {
+        "by_source": by,
+        "cs_share_of_won_mrr": cs / total_won if total_won else None,
+        "promoters": promoters,
+        "candidates_asked": asked,
+        "asks": int(asks),
+    }
 
 
 PATTERNS = """

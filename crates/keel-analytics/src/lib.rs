@@ -10,6 +10,7 @@ pub mod expansion;
 pub mod funnel;
 pub mod gates;
 pub mod patterns;
+pub mod plays;
 pub mod retention;
 pub mod ttv;
 

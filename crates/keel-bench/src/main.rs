@@ -147,8 +147,13 @@ fn dataset(accounts: usize, data: &Path) -> anyhow::Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir)?;
     eprintln!("generating {accounts} demo accounts into {} …", dir.display());
-    let config =
-        keel_demo::DemoConfig { accounts, months: 24, seed: 42, end: "2026-11-01".parse().context("date")? };
+    let config = keel_demo::DemoConfig {
+        accounts,
+        months: 24,
+        seed: 42,
+        end: "2026-11-01".parse().context("date")?,
+        plays_from: None,
+    };
     let attrs: Vec<String> = ["tier", "touch", "region", "timezone", "industry"].map(String::from).to_vec();
     let mut acc = Exporter::csv(
         EntityKind::Accounts,

@@ -41,6 +41,11 @@ pub(crate) struct DemoArgs {
     /// The day after the history ends, YYYY-MM-DD (default: today, UTC).
     #[arg(long, value_parser = parse_date)]
     end: Option<Date>,
+    /// The day the default journey's plays went live in the story: from then
+    /// on the rescue and champion plays work for the accounts they do not
+    /// hold out (default: a year before --end; see docs/demo.md).
+    #[arg(long, value_parser = parse_date, value_name = "DATE")]
+    plays_from: Option<Date>,
     /// Write the world as import files (CSV, events as JSONL) plus the
     /// generator's ground truth into this directory instead of the store.
     #[arg(long, value_name = "DIR")]
@@ -64,6 +69,7 @@ pub(crate) async fn run(
         months: args.months,
         seed: args.seed,
         end: args.end.unwrap_or_else(|| crate::now().date_naive()),
+        plays_from: args.plays_from,
     };
     let bar = ProgressBar::new(config.accounts as u64);
     bar.set_style(

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use keel_journey::{DEFAULT_JOURNEY, Detection, Entry, Journey, MetricDef, Window};
+use keel_journey::{DEFAULT_JOURNEY, Detection, Entry, Journey, MetricDef, Step, Window};
 
 #[derive(Debug, Args)]
 pub(crate) struct JourneyArgs {
@@ -55,12 +55,16 @@ pub(crate) fn run(default: &Path, args: JourneyArgs) -> anyhow::Result<ExitCode>
             match load(path)? {
                 Ok(journey) => {
                     say!(
-                        "{}: ok — {} stages, {} moments, {} health components, {} map cells",
+                        "{}: ok — {} stages, {} moments, {} plays, {} governance rules, {} health components, \
+                         {} map cells (version {})",
                         path.display(),
                         journey.stages.len(),
                         journey.moments.len(),
+                        journey.plays.len(),
+                        journey.governance.suppress.len() + journey.governance.approval.len(),
                         journey.health.components.len(),
-                        journey.map.cells.len()
+                        journey.map.cells.len(),
+                        journey.version
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -231,9 +235,69 @@ fn show(j: &Journey) {
             })
             .collect(),
     );
+    show_plays(j);
     say!("\nJourney map: {} phases, {} cells", j.map.phases.len(), j.map.cells.len());
     table(
         &["phase", "months"],
         j.map.phases.iter().map(|p| vec![p.id.clone(), format!("{}-{}", p.months.0, p.months.1)]).collect(),
+    );
+}
+
+fn show_plays(j: &Journey) {
+    if j.plays.is_empty() {
+        return;
+    }
+    say!("\nPlays");
+    table(
+        &["play", "type", "trigger", "audience", "facing", "holdout", "cooldown", "steps", "outcome"],
+        j.plays
+            .iter()
+            .map(|p| {
+                let mut audience: Vec<String> = p.segments.clone();
+                audience.extend(p.audience.iter().map(|a| a.source.clone()));
+                let steps: Vec<&str> = p.steps.iter().map(Step::kind).collect();
+                vec![
+                    p.id.clone(),
+                    p.kind.as_str().to_owned(),
+                    p.trigger.describe(),
+                    if audience.is_empty() { "all".into() } else { audience.join(" · ") },
+                    if p.customer_facing { "customer" } else { "internal" }.to_owned(),
+                    format!("{}%", p.holdout_pct),
+                    format!("{} d", p.cooldown_days),
+                    steps.join(" → "),
+                    p.outcome
+                        .as_ref()
+                        .map_or("-".into(), |o| format!("{} within {} d", o.when.source, o.within_days)),
+                ]
+            })
+            .collect(),
+    );
+    let g = &j.governance;
+    let budget = g
+        .contact_budget
+        .map_or("none".into(), |(t, d)| format!("{t} customer-facing touch(es) per {d} days"));
+    let quiet = g.quiet_hours.map_or("none".into(), |(f, t)| {
+        format!("{:02}:{:02}–{:02}:{:02} local", f / 60, f % 60, t / 60, t % 60)
+    });
+    say!(
+        "\nGovernance: contact budget {budget}; quiet hours {quiet} (default timezone {})",
+        g.default_timezone
+    );
+    let rules = g.suppress.iter().map(|r| ("suppress", r)).chain(g.approval.iter().map(|r| ("approval", r)));
+    table(
+        &["rule", "kind", "covers", "when", "approver"],
+        rules
+            .map(|(kind, r)| {
+                let mut covers: Vec<String> = r.plays.clone();
+                covers.extend(r.play_types.iter().map(|t| format!("type {}", t.as_str())));
+                vec![
+                    r.id.clone(),
+                    kind.to_owned(),
+                    if covers.is_empty() { "every play".into() } else { covers.join(", ") },
+                    r.when.source.clone(),
+                    r.approver.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect(),
     );
 }

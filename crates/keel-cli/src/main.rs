@@ -17,6 +17,7 @@ mod evaluate;
 mod import;
 mod journey;
 mod metrics;
+mod plays;
 mod report;
 mod serve;
 mod status;
@@ -89,6 +90,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create, list and revoke the workspace's API keys.
     Keys(serve::KeysArgs),
+    /// Tasks from plays: list (overdue first), complete with an outcome, snooze.
+    Tasks(plays::TasksArgs),
+    /// Customer-facing sends waiting for approval: list, approve, reject.
+    Outbox(plays::OutboxArgs),
+    /// Replay days forward: evaluate every account each day and run the plays.
+    Simulate(plays::SimulateArgs),
+    /// Send queued play emails and webhooks now; list deliveries; replay a dead-lettered one.
+    Deliver(plays::DeliverArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -173,6 +182,22 @@ fn main() -> ExitCode {
             Command::Report(args) => report::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Serve(args) => serve::serve(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Keys(args) => serve::keys(&cli.db, &cli.workspace, args).await,
+            Command::Tasks(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                plays::tasks(&ws, &cli.journey, args).await
+            }
+            Command::Outbox(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                plays::outbox(&ws, &cli.journey, args).await
+            }
+            Command::Deliver(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                plays::deliver(&ws, &cli.journey, args).await
+            }
+            Command::Simulate(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                plays::simulate(&ws, &cli.journey, args).await
+            }
             Command::Status(args) => {
                 status::run(&cli.db, &cli.workspace, args).await.map(|()| ExitCode::SUCCESS)
             }

@@ -53,6 +53,20 @@ enum Report {
     /// shows; the risk inventory (heroic cells, and renewal where they
     /// happened vs not); the largest gaps between loyalty blockers and builders.
     Audit(AuditArgs),
+    /// Plays: per play, runs triggered, held out, suppressed by rule, held
+    /// for approval, completed, and the outcome rate treated vs holdout with
+    /// the uplift's 95% interval; per owner, open and overdue tasks.
+    Plays(PlaysArgs),
+}
+
+#[derive(Debug, Args)]
+struct PlaysArgs {
+    /// The day overdue tasks are judged on (YYYY-MM-DD); default: today.
+    #[arg(long, value_parser = keel_core::parse_date)]
+    as_of: Option<Date>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -303,7 +317,96 @@ pub(crate) async fn run(
         Report::Expansion(args) => expansion_report(&ws, journey, args).await,
         Report::Patterns(args) => pattern_report(&ws, journey, args).await,
         Report::Audit(args) => audit_report(&ws, journey, args).await,
+        Report::Plays(args) => plays_report(&ws, journey, args).await,
     }
+}
+
+async fn plays_report(ws: &Workspace, journey: &Path, args: PlaysArgs) -> anyhow::Result<ExitCode> {
+    let Ok(j) = crate::journey::load(journey)? else { return Ok(ExitCode::FAILURE) };
+    let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
+    let report = keel_server::reports::plays(ws.store.as_ref(), ws.id, &j, as_of).await?;
+    let header = [
+        "play",
+        "triggered",
+        "treated",
+        "holdout",
+        "suppressed",
+        "held",
+        "deferred",
+        "completed",
+        "open",
+        "outcome treated",
+        "outcome holdout",
+        "uplift (pts)",
+        "95% interval",
+        "effect",
+    ];
+    let rows: Vec<[String; 14]> = report
+        .plays
+        .iter()
+        .map(|p| {
+            let suppressed: u64 = p.suppressed.values().sum();
+            let (treated, holdout, uplift, interval) = match &p.outcome {
+                Some(s) => (
+                    format!("{} ({}/{})", pct(s.passed.rate), s.passed.k, s.passed.n),
+                    format!("{} ({}/{})", pct(s.failed.rate), s.failed.k, s.failed.n),
+                    s.difference.map_or("–".into(), |d| format!("{:+.1}", d * 100.0)),
+                    points_interval(s.low, s.high),
+                ),
+                None => ("–".into(), "–".into(), "–".into(), "–".into()),
+            };
+            let effect = p.effect.map_or("no outcome defined".to_owned(), |e| {
+                serde_json::to_value(e)
+                    .ok()
+                    .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                    .unwrap_or_default()
+            });
+            [
+                p.play.clone(),
+                p.triggered.to_string(),
+                p.treated.to_string(),
+                p.holdout.to_string(),
+                suppressed.to_string(),
+                p.held_for_approval.to_string(),
+                p.deferred.to_string(),
+                p.completed.to_string(),
+                p.open.to_string(),
+                treated,
+                holdout,
+                uplift,
+                interval,
+                effect,
+            ]
+        })
+        .collect();
+    match args.format {
+        Format::Json => say!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv => write_csv(&header, &rows)?,
+        Format::Table => {
+            say!(
+                "plays: outcome = the play's expected outcome within its window; uplift = treated − holdout\n"
+            );
+            let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+            print_rows(&header, &rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>());
+            let reasons: Vec<String> = report
+                .plays
+                .iter()
+                .flat_map(|p| p.suppressed.iter().map(move |(rule, n)| format!("{} × {n} by {rule}", p.play)))
+                .collect();
+            if !reasons.is_empty() {
+                say!("\nsuppressed: {}", reasons.join("; "));
+            }
+            say!("\ntasks by owner (as of {as_of}, most overdue first)");
+            let header: Vec<String> = ["owner", "open", "overdue", "done"].map(String::from).to_vec();
+            let owners: Vec<Vec<String>> = report
+                .owners
+                .iter()
+                .map(|o| vec![o.owner.clone(), o.open.to_string(), o.overdue.to_string(), o.done.to_string()])
+                .collect();
+            print_rows(&header, &owners);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The one-letter code of a status in the grid.
@@ -1234,7 +1337,7 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
 }
 
 /// As [`print_table`], for rows of any width.
-fn print_rows(header: &[String], rows: &[Vec<String>]) {
+pub(crate) fn print_rows(header: &[String], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {

@@ -23,6 +23,7 @@
 //! desk) use; storage maps it to an internal key.
 
 mod entity;
+mod holdout;
 mod id;
 mod money;
 mod time;
@@ -33,6 +34,7 @@ pub use entity::{
     OpportunitySource, OpportunityStatus, Severity, SurveyKind, SurveyResponse, Ticket, TicketStatus,
     Touchpoint,
 };
+pub use holdout::held_out;
 pub use id::{EventName, ExternalId, Label, MessageId, UserId};
 pub use money::{Currency, Money};
 pub use time::{Date, Timestamp, parse_date, parse_timestamp};

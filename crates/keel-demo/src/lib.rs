@@ -12,13 +12,16 @@
 //! the data (no first value by day 60, a champion who leaves without a
 //! replacement, a sustained usage decline, an unresolved sev-1 ticket, broad
 //! seat adoption) with the effect sizes in [`model`], and one plausible
-//! metric (mobile app sessions) that has no effect at all. `docs/demo.md`
+//! metric (mobile app sessions) that has no effect at all. Two plays of the
+//! default journey work for the accounts they do not hold out, from
+//! [`DemoConfig::plays_from`] on. `docs/demo.md`
 //! documents the model; later features must recover these effects from
 //! the data alone.
 //!
 //! ```
 //! use keel_demo::{generate, DemoConfig};
-//! let config = DemoConfig { accounts: 3, months: 12, seed: 7, end: "2026-01-01".parse().unwrap() };
+//! let end = "2026-01-01".parse().unwrap();
+//! let config = DemoConfig { accounts: 3, months: 12, seed: 7, end, plays_from: None };
 //! let world: Vec<_> = generate(&config).collect();
 //! assert_eq!(world.len(), 3);
 //! assert!(world.iter().all(|h| !h.contracts.is_empty()));
@@ -42,12 +45,22 @@ pub struct DemoConfig {
     pub seed: u64,
     /// The first day after the history (today, for a live demo).
     pub end: Date,
+    /// The day the default journey's plays went live: the rescue and
+    /// champion plays change what happens only from then on (docs/demo.md).
+    /// `None`: a year before `end`, so the renewals of the last year —
+    /// what gate validation and the health backtest read — predate them.
+    pub plays_from: Option<Date>,
 }
 
 impl DemoConfig {
     /// The first day of the history.
     pub fn start(&self) -> Date {
         self.end - chrono::Months::new(self.months)
+    }
+
+    /// The day the planted play effects begin.
+    pub fn plays_from(&self) -> Date {
+        self.plays_from.unwrap_or(self.end - chrono::Months::new(12))
     }
 }
 

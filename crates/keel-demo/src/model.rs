@@ -58,6 +58,25 @@ pub const WEEKEND_FACTOR: f64 = 0.25;
 /// Share of events that arrive late (1–3 days after they happened).
 pub const LATE_ARRIVAL_P: f64 = 0.01;
 
+/// The planted play effects draw from a stream of their own, seeded with this.
+pub const PLAYS_SEED: u64 = 0x706c_6179_7321;
+/// The default journey's `ttv_target_days` per segment (enterprise, mid-market, SMB):
+/// when `first_value_slip` fires and the rescue play starts.
+pub const TTV_TARGET_DAYS: [i64; 3] = [60, 45, 30];
+/// The first-value rescue play of the default journey, and its holdout.
+pub const RESCUE_PLAY: &str = "rescue_onboarding";
+/// Must equal `holdout_pct` of `rescue_onboarding` in the default journey.
+pub const RESCUE_HOLDOUT_PCT: f64 = 20.0;
+/// Probability that the rescue brings first value 10–28 days after the target (treated accounts only).
+pub const RESCUE_WORKS_P: f64 = 0.5;
+/// The champion-change play of the default journey, and its holdout.
+pub const CHAMPION_PLAY: &str = "rebuild_champion";
+/// Must equal `holdout_pct` of `rebuild_champion` in the default journey.
+pub const CHAMPION_HOLDOUT_PCT: f64 = 20.0;
+/// Probability that the play finds a new champion where none would have been found
+/// (treated accounts: 0.5 + 0.5 × 0.6 = 0.8 replaced, against 0.5 held out).
+pub const CHAMPION_PLAY_RESCUE_P: f64 = 0.6;
+
 /// The logistic function.
 pub fn logistic(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())

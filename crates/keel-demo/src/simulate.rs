@@ -98,6 +98,9 @@ struct User {
 struct Sim<'a> {
     config: &'a DemoConfig,
     rng: ChaCha8Rng,
+    /// Draws for the planted play effects, a stream of their own so that the
+    /// rest of the world is drawn as it was before plays existed.
+    plays_rng: ChaCha8Rng,
     account: ExternalId,
     segment: Segment,
     utc_offset: i64,
@@ -292,6 +295,7 @@ pub fn simulate_account(config: &DemoConfig, index: usize) -> AccountHistory {
     let mut sim = Sim {
         config,
         rng,
+        plays_rng: ChaCha8Rng::seed_from_u64(seed_for(config.seed ^ PLAYS_SEED, index)),
         account: account.clone(),
         segment,
         utc_offset,
@@ -347,6 +351,19 @@ fn run(sim: &mut Sim<'_>, start: Date) {
         let d = LogNormal::new(median.ln(), TTV_SIGMA).expect("valid").sample(&mut sim.rng);
         Some((d.round() as i64).clamp(2, 400))
     };
+    // The first-value rescue play (docs/demo.md): an onboarding that slips
+    // past the segment's target is rescued — first value 10–28 days after
+    // the target — for accounts the play does not hold out, with RESCUE_WORKS_P,
+    // when the slip comes after the plays went live.
+    let target = TTV_TARGET_DAYS[seg];
+    let live = start + days(target) >= sim.config.plays_from();
+    let treated = live && !keel_core::held_out(sim.account.as_str(), RESCUE_PLAY, RESCUE_HOLDOUT_PCT);
+    let rescued_on = target + sim.plays_rng.random_range(10..=28);
+    let rescue_works = sim.plays_rng.random_bool(RESCUE_WORKS_P);
+    let ttv = match ttv {
+        t if treated && rescue_works && t.is_none_or(|d| d > rescued_on) => Some(rescued_on),
+        t => t,
+    };
     let first_value = ttv.map(|d| start + days(d));
     let adoption: f64 = sim.rng.random_range(0.3..1.0);
     let breadth: usize = sim.rng.random_range(2..=CORE_FEATURES.len());
@@ -358,6 +375,12 @@ fn run(sim: &mut Sim<'_>, start: Date) {
     };
     let replaced = sim.rng.random_bool(CHAMPION_REPLACED_P);
     let replacement_after = sim.rng.random_range(14..45);
+    // The champion-change play (docs/demo.md): a departed champion is
+    // replaced more often in accounts the play does not hold out, when they
+    // leave after the plays went live.
+    let champion_treated = champion_leaves >= sim.config.plays_from()
+        && !keel_core::held_out(sim.account.as_str(), CHAMPION_PLAY, CHAMPION_HOLDOUT_PCT);
+    let replaced = replaced || (champion_treated && sim.plays_rng.random_bool(CHAMPION_PLAY_RESCUE_P));
     let mobile_rate: f64 = LogNormal::new((0.15f64).ln(), 0.8).expect("valid").sample(&mut sim.rng).min(1.0);
     sim.history.truth.mobile_rate = mobile_rate;
 

@@ -5,7 +5,7 @@ use chrono::{NaiveTime, TimeZone, Utc};
 use keel_demo::{AccountHistory, DemoConfig, Segment, generate};
 
 fn config(accounts: usize, seed: u64) -> DemoConfig {
-    DemoConfig { accounts, months: 24, seed, end: "2026-11-01".parse().unwrap() }
+    DemoConfig { accounts, months: 24, seed, end: "2026-11-01".parse().unwrap(), plays_from: None }
 }
 
 fn fingerprint(world: &[AccountHistory]) -> Vec<String> {

@@ -26,8 +26,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 pub use feeds::{metric_feed, moment_feeds};
-pub use metrics::Val;
 use metrics::{Ctx, Metrics, dn};
+pub use metrics::{Val, account_value};
 pub use needs::{History, Needs, NeedsError};
 
 /// One account's records, as the store holds them.

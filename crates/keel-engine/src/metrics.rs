@@ -34,7 +34,8 @@ impl Val {
         }
     }
 
-    fn to_cel(self) -> Value {
+    /// As a CEL value.
+    pub fn to_cel(self) -> Value {
         match self {
             Self::Int(i) => Value::Int(i),
             Self::Double(d) => Value::Double(d),
@@ -51,6 +52,23 @@ impl std::fmt::Display for Val {
             Self::Bool(b) => write!(f, "{b}"),
         }
     }
+}
+
+/// The `account` variable of expressions: the account's scalar attributes.
+pub fn account_value(account: &keel_core::Account) -> Value {
+    let entries = account.attributes.iter().filter_map(|(k, v)| {
+        let value = match v {
+            serde_json::Value::String(s) => Value::from(s.as_str()),
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Double(n.as_f64()?),
+            },
+            _ => return None,
+        };
+        Some((MapKey::String(k.as_str().into()), value))
+    });
+    Value::Map(Arc::new(ValueMap::from_entries(entries)))
 }
 
 /// Day number (days since 0001-01-01) of a date.
@@ -155,19 +173,7 @@ impl<'a> Ctx<'a> {
             }
             cum_counts.insert(name.clone(), cum);
         }
-        let entries = h.account.attributes.iter().filter_map(|(k, v)| {
-            let value = match v {
-                serde_json::Value::String(s) => Value::from(s.as_str()),
-                serde_json::Value::Bool(b) => Value::Bool(*b),
-                serde_json::Value::Number(n) => match n.as_i64() {
-                    Some(i) => Value::Int(i),
-                    None => Value::Double(n.as_f64()?),
-                },
-                _ => return None,
-            };
-            Some((MapKey::String(k.as_str().into()), value))
-        });
-        let account = Value::Map(Arc::new(ValueMap::from_entries(entries)));
+        let account = account_value(&h.account);
         let first_start = h.contracts.iter().map(|c| dn(c.start)).filter(|s| *s <= as_of).min();
         Self {
             plan,

@@ -41,6 +41,7 @@ proptest! {
             months: 24,
             seed: 7,
             end: keel_core::parse_date("2026-06-30").unwrap(),
+        plays_from: None,
         };
         let full = keel_demo::simulate_account(&config, account);
         let d = config.start() + Duration::days(offset);
@@ -61,6 +62,7 @@ fn late_arriving_events_are_ignored_until_received() {
         months: 12,
         seed: 3,
         end: keel_core::parse_date("2026-06-30").unwrap(),
+        plays_from: None,
     };
     let mut h = keel_demo::simulate_account(&config, 1);
     let d = config.end - Duration::days(30);

@@ -44,6 +44,7 @@ fn every_metric_computed_from_what_it_needs_equals_it_computed_from_everything()
         months: 18,
         seed: 7,
         end: keel_core::parse_date("2026-05-01").unwrap(),
+        plays_from: None,
     };
     let world: Vec<_> = keel_demo::generate(&config).collect();
     let mut names = common::Names::default();

@@ -16,6 +16,7 @@ fn accounts_about_to_churn_are_mostly_red_or_yellow() {
         months: 24,
         seed: 42,
         end: keel_core::parse_date("2026-11-01").unwrap(),
+        plays_from: None,
     };
     let world: Vec<_> = keel_demo::generate(&config).collect();
     let mut names = common::Names::default();

@@ -13,6 +13,7 @@ fn signals_name_the_moments_and_segment_the_full_evaluation_reports() {
         months: 18,
         seed: 11,
         end: keel_core::parse_date("2026-05-01").unwrap(),
+        plays_from: None,
     };
     let world: Vec<_> = keel_demo::generate(&config).collect();
     let mut names = common::Names::default();

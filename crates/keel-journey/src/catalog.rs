@@ -155,3 +155,58 @@ pub const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
 
 /// Stage entry triggers that are not CEL expressions.
 pub const ENTRY_TRIGGERS: &[&str] = &["contract_start", "previous_exit", "renewal_window"];
+
+/// A variable play conditions and governance rules see besides the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlayVariable {
+    /// The name expressions use.
+    pub name: &'static str,
+    /// Its type (`None`: a string).
+    pub ty: Option<MetricType>,
+    /// What it holds.
+    pub description: &'static str,
+}
+
+const fn pv(name: &'static str, ty: Option<MetricType>, description: &'static str) -> PlayVariable {
+    PlayVariable { name, ty, description }
+}
+
+/// The variables of play conditions and governance rules.
+pub const PLAY_VARIABLES: &[PlayVariable] = &[
+    pv("segment", None, "the account's segment id"),
+    pv("health_band", None, "green, yellow, red, or unknown when too little data"),
+    pv("health_score", Some(Double), "the health score, 0-100 (0 when unknown)"),
+    pv("arr", Some(Double), "annual recurring revenue: mrr × 12"),
+    pv("in_renewal_window", Some(Bool), "an active contract ends within renewal_window_days"),
+    pv("days_since_detractor", Some(Int), "days since a contact answered NPS 0-6 (100000 if never)"),
+    pv("days_since_customer_touch", Some(Int), "days since the last customer-facing touch (100000 if never)"),
+    pv("stage", None, "the primary product line's stage id (\"\" before the first contract)"),
+];
+
+/// Roles a stage, moment or play step may name as its owner; `[owners]` adds more.
+pub const OWNER_ROLES: &[&str] = &[
+    "csm",
+    "account_manager",
+    "onboarding_manager",
+    "support_lead",
+    "cs_ops",
+    "cs_leader",
+    "sales",
+    "marketing",
+];
+
+/// Step kinds.
+pub const STEP_KINDS: &[&str] = &["task", "email", "webhook", "wait", "branch", "log_touchpoint"];
+
+/// The top-level variables a step template may use.
+pub const TEMPLATE_VARIABLES: &[(&str, &str)] = &[
+    ("account", "id, name, owner, segment, stage, mrr, arr, renewal_date, attributes"),
+    ("owner", "role, name (who the step is assigned to, or sends)"),
+    ("contact", "name, email, role (email steps: the recipient)"),
+    ("play", "id, name, type"),
+    ("trigger", "kind, detail, date, evidence"),
+    ("metrics", "every metric of the journey, by name"),
+    ("health", "score, band, reasons"),
+    ("as_of", "the day the step runs (YYYY-MM-DD)"),
+    ("due_date", "task steps: the due date (YYYY-MM-DD)"),
+];

@@ -15,6 +15,8 @@ use crate::expr::{Expr, Scope, suggest};
 use crate::model::*;
 use crate::schema::*;
 
+mod plays;
+
 struct Checker<'a> {
     map: SourceMap<'a>,
     diagnostics: Vec<Diagnostic>,
@@ -520,6 +522,54 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         }
     }
 
+    // Owners, plays and governance.
+    let roles = plays::roles(&raw.owners);
+    let role_names: Vec<&str> = roles.iter().map(String::as_str).collect();
+    for owner in raw.stages.iter().map(|s| &s.owner).chain(raw.moments.iter().map(|m| &m.owner)) {
+        plays::role_known(c, owner, &role_names);
+    }
+    let known = plays::Known {
+        metrics: &names,
+        stages: raw
+            .stages
+            .iter()
+            .map(|s| (s.id.get_ref().as_str(), s.target_days.is_some(), s.owner.get_ref().as_str()))
+            .collect(),
+        moments: raw.moments.iter().map(|m| (m.id.get_ref().as_str(), m.owner.get_ref().as_str())).collect(),
+        segments: &segment_ids,
+        touchpoints: &tp_names,
+    };
+    let checked = plays::check(c, &raw.owners, raw.governance.as_ref(), &raw.plays, &metric_types, &known);
+    let play_ids: Vec<&str> = raw.plays.iter().map(|p| p.id.get_ref().as_str()).collect();
+    // A journey without plays (written before Keel ran them) keeps its
+    // moments' `play` names as labels; once it defines plays, every name must resolve.
+    for m in raw.moments.iter().filter(|_| !raw.plays.is_empty()) {
+        let Some(play) = &m.play else { continue };
+        if !c.known(play, &play_ids, "play") {
+            continue;
+        }
+        let fired_by = checked.plays.iter().find(|p| &p.id == play.get_ref()).map(|p| &p.trigger);
+        if let Some(trigger) = fired_by
+            && !matches!(trigger, Trigger::Moment(id) if id == m.id.get_ref())
+        {
+            c.error(
+                play.span(),
+                format!(
+                    "play `{}` is triggered by {}, not by moment `{}`; set its trigger to moment = \"{}\"",
+                    play.get_ref(),
+                    trigger.describe(),
+                    m.id.get_ref(),
+                    m.id.get_ref()
+                ),
+            );
+        }
+    }
+    for cell in &raw.map.cells {
+        for p in &cell.links.plays {
+            c.known(p, &play_ids, "play");
+        }
+    }
+
     if raw.journey.core_features.is_empty() {
         c.error(0..0, "name the product's core features: [journey] core_features = [\"event_name\", …]");
     }
@@ -544,5 +594,9 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         map: JourneyMap { phases, cells },
         touchpoint_kinds,
         core_features: raw.journey.core_features.iter().map(|f| f.get_ref().clone()).collect(),
+        owners: checked.owners,
+        governance: checked.governance,
+        plays: checked.plays,
+        version: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(c.map.src().as_bytes())),
     })
 }

@@ -40,10 +40,10 @@ impl Expr {
 
 /// The identifiers an expression mentions that are declared names
 /// (an over-approximation is harmless: it only computes a metric more).
-fn reads(source: &str, declared: &BTreeMap<String, MetricType>) -> Vec<String> {
+fn reads(source: &str, declared: &BTreeMap<String, MetricType>, extra: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = source
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w == &"account" || declared.contains_key(*w))
+        .filter(|w| w == &"account" || declared.contains_key(*w) || extra.contains(w))
         .map(str::to_owned)
         .collect();
     out.sort();
@@ -90,6 +90,7 @@ pub(crate) type ExprErrors = Vec<(Range<usize>, String)>;
 pub(crate) struct Scope {
     env: Env,
     declared: BTreeMap<String, MetricType>,
+    extra: Vec<&'static str>,
 }
 
 fn cel_type(ty: MetricType) -> CelType {
@@ -134,7 +135,22 @@ impl Scope {
         for (name, ty) in metrics {
             env.add_variable(name.clone(), cel_type(*ty));
         }
-        Self { env, declared: metrics.clone() }
+        Self { env, declared: metrics.clone(), extra: Vec::new() }
+    }
+
+    /// The scope of play conditions and governance rules: the metrics plus
+    /// [`crate::catalog::PLAY_VARIABLES`].
+    pub fn for_plays(metrics: &BTreeMap<String, MetricType>) -> Self {
+        let mut scope = Self::new(metrics);
+        for v in crate::catalog::PLAY_VARIABLES {
+            let ty = match v.ty {
+                Some(ty) => cel_type(ty),
+                None => CelType::String,
+            };
+            scope.env.add_variable(v.name, ty);
+            scope.extra.push(v.name);
+        }
+        scope
     }
 
     /// Compiles `source`. Errors come back as (byte range within `source`, message).
@@ -180,7 +196,7 @@ impl Scope {
                 }
                 let expr = Expr {
                     source: source.to_owned(),
-                    reads: reads(source, &self.declared),
+                    reads: reads(source, &self.declared, &self.extra),
                     conjuncts,
                     program: Arc::new(program),
                 };

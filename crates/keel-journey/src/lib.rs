@@ -12,6 +12,7 @@ mod diagnostic;
 mod expr;
 mod model;
 mod schema;
+pub mod template;
 
 pub use catalog::{BuiltinMetric, MetricType};
 pub use check::check;

@@ -28,6 +28,13 @@ pub(crate) struct RawJourney {
     pub health: RawHealth,
     #[serde(default)]
     pub map: RawMap,
+    /// Role → who holds it when the account names nobody (a person or a queue).
+    #[serde(default)]
+    pub owners: BTreeMap<Text, Text>,
+    #[serde(default)]
+    pub governance: Option<RawGovernance>,
+    #[serde(default)]
+    pub plays: Vec<RawPlay>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,4 +196,157 @@ pub(crate) struct RawLinks {
     pub plays: Vec<Text>,
     #[serde(default)]
     pub metrics: Vec<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGovernance {
+    #[serde(default)]
+    pub contact_budget: Option<Spanned<RawBudget>>,
+    #[serde(default)]
+    pub quiet_hours: Option<Spanned<RawQuietHours>>,
+    #[serde(default)]
+    pub default_timezone: Option<Text>,
+    #[serde(default)]
+    pub snooze_max_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub suppress: Vec<RawRule>,
+    #[serde(default)]
+    pub approval: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBudget {
+    pub touches: Spanned<i64>,
+    pub days: Spanned<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuietHours {
+    pub from: Text,
+    pub to: Text,
+}
+
+/// A suppression or approval rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub id: Text,
+    pub when: Text,
+    #[serde(default)]
+    pub plays: Vec<Text>,
+    #[serde(default)]
+    pub play_types: Vec<Text>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Approval rules only: the role that approves.
+    #[serde(default)]
+    pub approver: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlay {
+    pub id: Text,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Text,
+    pub trigger: Spanned<RawTrigger>,
+    #[serde(default)]
+    pub audience: Option<RawAudience>,
+    #[serde(default)]
+    pub customer_facing: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub holdout_pct: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub cooldown_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub outcome: Option<RawOutcome>,
+    #[serde(default)]
+    pub steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrigger {
+    #[serde(default)]
+    pub moment: Option<Text>,
+    #[serde(default)]
+    pub stage_entry: Option<Text>,
+    #[serde(default)]
+    pub stage_exit: Option<Text>,
+    #[serde(default)]
+    pub gate_slip: Option<Text>,
+    #[serde(default)]
+    pub days_before_renewal: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub when: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudience {
+    #[serde(default)]
+    pub segments: Vec<Text>,
+    #[serde(default)]
+    pub when: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutcome {
+    pub when: Text,
+    pub within_days: Spanned<i64>,
+}
+
+/// One step; `kind` says which of the other fields apply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStep {
+    #[serde(default)]
+    pub id: Option<Text>,
+    pub kind: Text,
+    // task
+    #[serde(default)]
+    pub title: Option<Text>,
+    #[serde(default)]
+    pub description: Option<Text>,
+    #[serde(default)]
+    pub owner: Option<Text>,
+    #[serde(default)]
+    pub due_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub priority: Option<Text>,
+    // email
+    #[serde(default)]
+    pub to: Option<Text>,
+    #[serde(default)]
+    pub from: Option<Text>,
+    #[serde(default)]
+    pub subject: Option<Text>,
+    #[serde(default)]
+    pub body: Option<Text>,
+    // webhook
+    #[serde(default)]
+    pub url: Option<Text>,
+    #[serde(default)]
+    pub secret_env: Option<Text>,
+    // wait
+    #[serde(default)]
+    pub days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub until: Option<Text>,
+    // branch
+    #[serde(default)]
+    pub when: Option<Text>,
+    #[serde(default)]
+    pub goto: Option<Text>,
+    // log_touchpoint
+    #[serde(default)]
+    pub touchpoint: Option<Text>,
+    #[serde(default)]
+    pub note: Option<Text>,
 }

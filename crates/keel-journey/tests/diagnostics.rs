@@ -107,3 +107,109 @@ case!(
         "severity = \"urgent\"\nplay = \"rebuild_champion\""
     ),
 );
+
+// Plays, owners and governance.
+case!(
+    play_triggered_by_an_unknown_moment,
+    ("trigger = { moment = \"usage_cliff\" }", "trigger = { moment = \"usage_clif\" }")
+);
+case!(
+    play_trigger_with_two_kinds,
+    (
+        "trigger = { days_before_renewal = 60 }",
+        "trigger = { days_before_renewal = 60, stage_entry = \"renewal\" }"
+    )
+);
+case!(
+    gate_slip_on_a_stage_without_target,
+    ("trigger = { stage_entry = \"onboarding\" }", "trigger = { gate_slip = \"expansion\" }")
+);
+case!(moment_naming_a_play_it_does_not_trigger, ("play = \"reengage\"", "play = \"usage_recovery\""));
+case!(
+    step_field_of_another_kind,
+    ("owner = \"support_lead\"\ndue_days = 2", "owner = \"support_lead\"\nto = \"champion\"\ndue_days = 2")
+);
+case!(
+    template_with_a_misspelt_variable,
+    (
+        "title = \"Share a usage insight with {{ account.name }}\"",
+        "title = \"Share a usage insight with {{ acount.name }}\""
+    )
+);
+case!(
+    template_naming_an_unknown_metric,
+    ("{{ metrics.open_tickets }} tickets open", "{{ metrics.open_ticket }} tickets open")
+);
+case!(
+    template_syntax_error,
+    (
+        "title = \"Schedule the first EBR with {{ account.name }}",
+        "title = \"Schedule the first EBR with {{ account.name }"
+    )
+);
+case!(
+    branch_jumping_backwards,
+    (
+        "when = 'segment == \"smb\"'\ngoto = \"nudge\"\n\n[[plays.steps]]\nkind = \"task\"\ntitle = \"Usage",
+        "when = 'segment == \"smb\"'\ngoto = \"nudge\"\n\n[[plays.steps]]\nid = \"ask\"\nkind = \"task\"\ntitle = \"Usage"
+    ),
+    (
+        "when = \"true\"\ngoto = \"end\"\n\n[[plays.steps]]\nid = \"nudge\"\nkind = \"email\"\nto = \"admin\"",
+        "when = \"true\"\ngoto = \"ask\"\n\n[[plays.steps]]\nid = \"nudge\"\nkind = \"email\"\nto = \"admin\""
+    )
+);
+case!(
+    wait_until_without_days,
+    (
+        "trigger = { days_before_renewal = 60 }\nholdout_pct = 0\n",
+        "trigger = { days_before_renewal = 60 }\nholdout_pct = 0\n\n[[plays.steps]]\nkind = \"wait\"\nuntil = \"first_value_reached\"\n"
+    )
+);
+case!(
+    email_in_an_internal_play,
+    (
+        "id = \"rebuild_champion\"\nname = \"Champion change\"\ntype = \"risk\"",
+        "id = \"rebuild_champion\"\nname = \"Champion change\"\ntype = \"risk\"\ncustomer_facing = false"
+    )
+);
+case!(unknown_owner_role, ("owner = \"marketing\"", "owner = \"marketeer\""));
+case!(
+    holdout_out_of_range,
+    (
+        "holdout_pct = 20\ncooldown_days = 60\noutcome = { when = \"first_value_reached\"",
+        "holdout_pct = 100\ncooldown_days = 60\noutcome = { when = \"first_value_reached\""
+    )
+);
+case!(
+    governance_rule_with_bad_condition_and_play_type,
+    (
+        "play_types = [\"opportunity\"]\nwhen = 'health_band == \"red\"",
+        "play_types = [\"oportunity\"]\nwhen = 'health_band > 3 || health_band == \"red\""
+    )
+);
+case!(
+    bad_timezone_and_quiet_hours,
+    ("default_timezone = \"UTC\"", "default_timezone = \"Mars/Olympus\""),
+    ("from = \"19:00\"", "from = \"7pm\"")
+);
+case!(
+    webhook_with_a_bad_url,
+    (
+        "[[plays.steps]]\nkind = \"log_touchpoint\"",
+        "[[plays.steps]]\nkind = \"webhook\"\nurl = \"ftp://crm.example.com/hook\"\nsecret_env = \"crm-secret\"\n\n[[plays.steps]]\nkind = \"log_touchpoint\""
+    )
+);
+
+#[test]
+fn a_journey_without_plays_keeps_its_moments_play_names_as_labels() {
+    let start = DEFAULT_JOURNEY
+        .find("# ---------------------------------------------------------------------- owners")
+        .unwrap();
+    let without = &DEFAULT_JOURNEY[..start];
+    let j = check("journey.toml", without).unwrap_or_else(|d| panic!("{d:?}"));
+    assert!(j.plays.is_empty());
+    assert_eq!(
+        j.moments.iter().find(|m| m.id == "usage_cliff").and_then(|m| m.play.as_deref()),
+        Some("usage_recovery")
+    );
+}

@@ -332,6 +332,7 @@ async fn round(
     let evaluated_in = started.elapsed() - read;
     let mut writes = Vec::new();
     let mut digested = Vec::new();
+    let mut for_plays = Vec::new();
     for (history, (state, json)) in histories.iter().zip(evaluated) {
         let account = &history.account.id;
         let key = (ws, account.clone());
@@ -351,6 +352,7 @@ async fn round(
         };
         writes.push((account.clone(), stored, timeline));
         digested.push((key, after));
+        for_plays.push((history, state));
     }
     let waited = {
         let asked = std::time::Instant::now();
@@ -358,7 +360,18 @@ async fn round(
         let waited = asked.elapsed();
         let mut tx = store.begin(ws).await?;
         tx.put_account_states(&writes).await?;
+        // Plays run in the same transaction: a state and the runs it started
+        // are committed together, or neither is.
+        let played = crate::plays::run_accounts(tx.as_mut(), &task.journey.journey, for_plays, now).await?;
         tx.commit().await?;
+        if played.started > 0 {
+            tracing::info!(
+                runs = played.started,
+                tasks = played.tasks,
+                deliveries = played.deliveries,
+                "plays started"
+            );
+        }
         waited
     };
     digests.extend(digested);

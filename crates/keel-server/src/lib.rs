@@ -6,12 +6,14 @@
 //! takes a workspace from the request itself.
 
 pub mod api;
+pub mod delivery;
 pub mod error;
 pub mod evaluator;
 pub mod ingest;
 pub mod keys;
 pub mod load;
 pub mod metrics;
+pub mod plays;
 pub mod ratelimit;
 pub mod reports;
 pub mod segment;

@@ -762,3 +762,42 @@ pub async fn audit(
     }
     Ok(keel_analytics::audit::report(&cells, keel_journey::catalog::MAP_ROWS, &accounts, segment))
 }
+
+/// The plays report: every play's runs, suppressions, approvals and outcome
+/// uplift against its holdout; every owner's open and overdue tasks.
+pub async fn plays(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    journey: &keel_journey::Journey,
+    as_of: Date,
+) -> Result<keel_analytics::plays::PlaysReport, ReportError> {
+    use keel_analytics::plays::{DecisionObs, RunObs, TaskObs};
+    let runs: Vec<RunObs> = store
+        .play_runs(ws, None, None)
+        .await?
+        .into_iter()
+        .map(|r| RunObs {
+            account: r.account.to_string(),
+            started: r.started,
+            play: r.play,
+            status: r.status,
+            holdout: r.holdout,
+            outcome: r.outcome,
+        })
+        .collect();
+    let decisions: Vec<DecisionObs> = store
+        .play_decisions(ws, None, None)
+        .await?
+        .into_iter()
+        .map(|d| DecisionObs { play: d.play, decision: d.decision, rule: d.rule })
+        .collect();
+    let tasks: Vec<TaskObs> = store
+        .tasks(ws, &keel_store::TaskQuery::default())
+        .await?
+        .into_iter()
+        .map(|t| TaskObs { owner: t.owner, status: t.status, due: t.due })
+        .collect();
+    let plays: Vec<(String, String)> = journey.plays.iter().map(|p| (p.id.clone(), p.name.clone())).collect();
+    let has_outcome = |id: &str| journey.plays.iter().any(|p| p.id == id && p.outcome.is_some());
+    Ok(keel_analytics::plays::report(&plays, &runs, &decisions, &tasks, &has_outcome, as_of))
+}

@@ -290,8 +290,11 @@ async fn records_are_written_in_the_import_format_and_a_retry_changes_nothing() 
     for _ in 0..200 {
         let (status, body) = get(&s, "/api/v1/accounts/acme", &read).await;
         assert_eq!(status, 200, "{body}");
-        if !body["state"].is_null() {
-            detail = body;
+        // The evaluator may have run between the account and its contract
+        // arriving; wait for the state that includes the contract line.
+        let has_line = body["state"]["state"]["lines"].as_array().is_some_and(|l| !l.is_empty());
+        detail = body;
+        if has_line {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;

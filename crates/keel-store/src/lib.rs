@@ -26,6 +26,7 @@
 //! `migrations/sqlite`, applied on open.
 
 mod hash;
+mod plays;
 mod rollup;
 mod sqlite;
 
@@ -40,6 +41,7 @@ use keel_core::{
 use serde::Serialize;
 
 pub use hash::content_hash;
+pub use plays::{DecisionRow, DeliveryRow, OutboxRow, PlayRunRow, PlayState, TaskQuery, TaskRow};
 pub use rollup::{EventDay, UsageRollup, UserDay, day_from_number, day_number};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -543,6 +545,39 @@ pub trait Store: Send + Sync {
         parts: u32,
     ) -> Result<u64, StoreError>;
 
+    /// Tasks, overdue first then by due day.
+    async fn tasks(&self, ws: WorkspaceId, query: &TaskQuery) -> Result<Vec<TaskRow>, StoreError>;
+
+    /// Outbox entries with this status (None: all), oldest first.
+    async fn outbox(&self, ws: WorkspaceId, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Deliveries with this status (None: all), oldest first.
+    async fn deliveries(&self, ws: WorkspaceId, status: Option<&str>)
+    -> Result<Vec<DeliveryRow>, StoreError>;
+
+    /// Pending deliveries of any workspace due at `now`, oldest first.
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(WorkspaceId, DeliveryRow)>, StoreError>;
+
+    /// Play runs, of one play and/or one account.
+    async fn play_runs(
+        &self,
+        ws: WorkspaceId,
+        play: Option<&str>,
+        account: Option<&ExternalId>,
+    ) -> Result<Vec<PlayRunRow>, StoreError>;
+
+    /// The play audit log, of one account and/or one run, oldest first.
+    async fn play_decisions(
+        &self,
+        ws: WorkspaceId,
+        account: Option<&ExternalId>,
+        run_key: Option<&str>,
+    ) -> Result<Vec<DecisionRow>, StoreError>;
+
     /// Stores a new API key of a workspace (its prefix must be unique).
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
 
@@ -628,6 +663,61 @@ pub trait WriteTx: Send {
     /// Records stage changes; ones already recorded (same account, line, day,
     /// stage and journey version) are skipped. Returns how many were new.
     async fn record_transitions(&mut self, rows: &[TransitionRecord]) -> Result<u64, StoreError>;
+
+    /// What play evaluation needs of an account: its trigger memo, open
+    /// runs, the latest start of each play, and its customer-facing touches
+    /// on or after `since`.
+    async fn play_state(
+        &mut self,
+        account: &ExternalId,
+        since: keel_core::Date,
+    ) -> Result<PlayState, StoreError>;
+
+    /// Replaces an account's trigger memo.
+    async fn put_play_memo(
+        &mut self,
+        account: &ExternalId,
+        as_of: keel_core::Date,
+        holding: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Inserts a run. False when a run with its key exists, or (for an open
+    /// run) when the account already has an open run of the play: the
+    /// occurrence started nothing, and the caller drops its effects.
+    async fn insert_play_run(&mut self, run: &PlayRunRow) -> Result<bool, StoreError>;
+
+    /// Updates a stored run (by key).
+    async fn update_play_run(&mut self, run: &PlayRunRow) -> Result<(), StoreError>;
+
+    /// One run by key.
+    async fn play_run(&mut self, key: &str) -> Result<Option<PlayRunRow>, StoreError>;
+
+    /// Appends to the play audit log.
+    async fn append_play_decisions(&mut self, rows: &[DecisionRow]) -> Result<(), StoreError>;
+
+    /// Creates a task; None when the run's step already created one (a retry).
+    async fn insert_task(&mut self, task: &TaskRow) -> Result<Option<i64>, StoreError>;
+
+    /// One task by id.
+    async fn task(&mut self, id: i64) -> Result<Option<TaskRow>, StoreError>;
+
+    /// Writes a task's status, snooze and outcome (by id).
+    async fn update_task(&mut self, task: &TaskRow) -> Result<(), StoreError>;
+
+    /// Puts a send in the approval outbox; None when the step is there already.
+    async fn insert_outbox(&mut self, row: &OutboxRow) -> Result<Option<i64>, StoreError>;
+
+    /// One outbox entry by id.
+    async fn outbox_entry(&mut self, id: i64) -> Result<Option<OutboxRow>, StoreError>;
+
+    /// Records a decision on a pending outbox entry; false when it was not pending.
+    async fn decide_outbox(&mut self, row: &OutboxRow) -> Result<bool, StoreError>;
+
+    /// Queues a delivery; None when the step queued one already.
+    async fn queue_delivery(&mut self, row: &DeliveryRow) -> Result<Option<i64>, StoreError>;
+
+    /// Writes a delivery's status, attempts and error (by id).
+    async fn update_delivery(&mut self, row: &DeliveryRow) -> Result<(), StoreError>;
 
     /// Makes everything written durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

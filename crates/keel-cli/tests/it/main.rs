@@ -135,6 +135,7 @@ fn init_writes_a_journey_that_checks_and_a_broken_one_fails_with_its_place() {
     let out = keel(&db, &["journey", "check"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("6 stages"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("19 plays, 2 governance rules"), "{}", stdout(&out));
 
     let path = dir.path().join("journey.toml");
     let src = std::fs::read_to_string(&path).unwrap();
@@ -154,7 +155,13 @@ fn init_writes_a_journey_that_checks_and_a_broken_one_fails_with_its_place() {
 
     let out = keel(&db, &["journey", "show"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("renewal_without_value_evidence"), "{}", stdout(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains("renewal_without_value_evidence"), "{shown}");
+    let play = shown.lines().find(|l| l.trim_start().starts_with("core_feature_nudge")).expect("plays table");
+    for column in ["activity", "smb", "customer", "20%", "60 d", "email → log_touchpoint"] {
+        assert!(play.contains(column), "{column} in {play}");
+    }
+    assert!(shown.contains("contact budget 1 customer-facing touch(es) per 7 days"), "{shown}");
 }
 
 #[test]
@@ -845,5 +852,245 @@ fn every_report_splits_by_segment_into_parts_that_add_up() {
     let ttv = run("ttv", None);
     for s in segments {
         assert_eq!(run("ttv", Some(s))["total"], ttv["by_segment"][s], "{s}");
+    }
+}
+
+#[test]
+fn simulated_days_fill_the_inbox_and_the_outbox_and_humans_work_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    assert!(keel(&db, &["demo", "--accounts", "80", "--end", "2026-06-01"]).status.success());
+    let out = keel(&db, &["simulate", "--from", "2026-05-01", "--to", "2026-05-07"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("replayed 2026-05-01 to 2026-05-07"), "{text}");
+
+    let out = keel(&db, &["tasks", "--format", "json"]);
+    let tasks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!tasks.is_empty(), "plays created tasks");
+
+    // The plays report counts what the runs did, per play and per owner.
+    let out = keel(&db, &["report", "plays", "--as-of", "2026-05-07", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plays = report["plays"].as_array().unwrap();
+    assert_eq!(plays.len(), 19, "every play of the default journey has a row");
+    let n = |p: &serde_json::Value, k: &str| p[k].as_u64().unwrap();
+    assert!(plays.iter().map(|p| n(p, "triggered")).sum::<u64>() > 0);
+    for p in plays {
+        assert!(n(p, "treated") + n(p, "holdout") <= n(p, "triggered"), "{p}");
+        assert_eq!(p["outcome"].is_null(), p["effect"].is_null(), "{p}");
+    }
+    let open: u64 = report["owners"].as_array().unwrap().iter().map(|o| n(o, "open")).sum();
+    assert_eq!(open as usize, tasks.len(), "every open task is someone's");
+    assert!(tasks.iter().all(|t| t["status"] == "open" && !t["owner"].as_str().unwrap().is_empty()));
+    let id = tasks[0]["id"].as_i64().unwrap().to_string();
+
+    // Done with an outcome (logging its touchpoint); a retry with the same
+    // outcome is a no-op; another outcome is refused.
+    let touchpoints = || {
+        let c = counts(&db);
+        c.as_array().unwrap().iter().find(|p| p[0] == "touchpoints").unwrap()[1].as_u64().unwrap()
+    };
+    let before = touchpoints();
+    let done = keel(&db, &["tasks", "done", &id, "--outcome", "Called the champion; back on track"]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert!(
+        keel(&db, &["tasks", "done", &id, "--outcome", "Called the champion; back on track"])
+            .status
+            .success()
+    );
+    assert_eq!(touchpoints(), before + 1, "one touchpoint, logged once");
+    let again = keel(&db, &["tasks", "done", &id, "--outcome", "something else"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already"), "{}", stderr(&again));
+    let out = keel(&db, &["tasks", "--status", "done", "--format", "json"]);
+    let done: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["outcome"], "Called the champion; back on track");
+
+    // Snoozing past the journey's limit names it.
+    let other = tasks[1]["id"].as_i64().unwrap().to_string();
+    let too_far = keel(&db, &["tasks", "snooze", &other, "--until", "2099-01-01", "--reason", "holiday"]);
+    assert_eq!(too_far.status.code(), Some(1));
+    assert!(stderr(&too_far).contains("snooze_max_days"), "{}", stderr(&too_far));
+
+    // The outbox: approve one, reject one; deciding twice is refused.
+    let out = keel(&db, &["outbox", "--format", "json"]);
+    let pending: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(pending.len() >= 2, "sensitive sends were held: {pending:?}");
+    let (a, r) = (pending[0]["id"].to_string(), pending[1]["id"].to_string());
+    let ok = keel(&db, &["outbox", "approve", &a, "--by", "lee@vendor.example"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains(&format!("outbox entry {a} approved")), "{}", stdout(&ok));
+    let twice = keel(&db, &["outbox", "approve", &a, "--by", "sam@vendor.example"]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(stderr(&twice).contains("approved by lee@vendor.example already"), "{}", stderr(&twice));
+    let no = keel(&db, &["outbox", "reject", &r, "--by", "lee@vendor.example", "--reason", "renewal talks"]);
+    assert!(no.status.success(), "{}", stderr(&no));
+    let out = keel(&db, &["outbox", "--status", "all", "--format", "json"]);
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let status =
+        |id: &str| all.iter().find(|o| o["id"].as_i64() == id.parse().ok()).unwrap()["status"].clone();
+    assert_eq!((status(&a), status(&r)), (serde_json::json!("approved"), serde_json::json!("rejected")));
+}
+
+/// A Python virtualenv with aiosmtpd and standardwebhooks, made once under
+/// the target directory, for the delivery receivers (`play_sinks.py`).
+fn sinks_python() -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sinks-venv");
+    let python = venv.join("bin/python");
+    let ready = venv.join("ready-1");
+    if !ready.exists() {
+        let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
+        assert!(made.success(), "python3 -m venv failed");
+        let pip = Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(["aiosmtpd==1.4.6", "standardwebhooks==1.0.0"])
+            .status()
+            .unwrap();
+        assert!(pip.success(), "installing aiosmtpd and standardwebhooks failed");
+        std::fs::write(&ready, "").unwrap();
+    }
+    python
+}
+
+#[test]
+fn plays_deliver_emails_over_smtp_and_signed_webhooks_with_retries() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    assert!(keel(&db, &["demo", "--accounts", "80", "--end", "2026-06-01"]).status.success());
+
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut sinks = Command::new(sinks_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/play_sinks.py"))
+        .env("SINK_SECRET", secret)
+        .env("FAIL_FIRST", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sinks.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    let ports: Vec<&str> = ready.split_whitespace().skip(1).collect();
+    let (smtp_port, http_port) = (ports[0], ports[1]);
+
+    // The default journey, with approvals off and a signed CRM webhook on expansion intent.
+    let path = dir.path().join("journey.toml");
+    let journey = std::fs::read_to_string(&path).unwrap().replace(
+        "when = 'arr >= 100000.0 || in_renewal_window || health_band == \"red\"'",
+        "when = \"false\"",
+    ) + &format!(
+        "\n[[plays]]\nid = \"crm_sync\"\ntype = \"activity\"\ntrigger = {{ moment = \"expansion_intent\" }}\n\
+         holdout_pct = 0\n\n[[plays.steps]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{http_port}/hooks/keel\"\n\
+         secret_env = \"KEEL_TEST_HOOK_SECRET\"\n"
+    );
+    std::fs::write(&path, journey).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("--db")
+        .arg(&db)
+        .args(["simulate", "--from", "2026-05-01", "--to", "2026-05-06", "--deliver"])
+        .args(["--smtp", &format!("127.0.0.1:{smtp_port}"), "--smtp-security", "plain"])
+        .env("KEEL_TEST_HOOK_SECRET", secret)
+        .env_remove("KEEL_DB")
+        .env_remove("KEEL_JOURNEY")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(sinks.stdin.take().unwrap().flush());
+    let _ = sinks.kill();
+    let _ = sinks.wait();
+    let got: Vec<serde_json::Value> =
+        lines.map_while(Result::ok).map(|l| serde_json::from_str(&l).unwrap()).collect();
+    let of = |kind: &str| got.iter().filter(|g| g["kind"] == kind).collect::<Vec<_>>();
+
+    let emails = of("email");
+    assert!(!emails.is_empty(), "tech-touch emails reached the SMTP server: {}", stdout(&out));
+    for e in &emails {
+        let to = e["to"].as_array().unwrap();
+        assert!(to.iter().all(|t| t.as_str().unwrap().ends_with(".example")), "{e}");
+        assert!(
+            !e["subject"].as_str().unwrap().is_empty() && !e["body"].as_str().unwrap().contains("{{"),
+            "{e}"
+        );
+    }
+    assert!(of("webhook_bad_signature").is_empty(), "every signature verifies: {got:?}");
+    assert_eq!(of("webhook_refused").len(), 1);
+    let hooks = of("webhook");
+    assert!(!hooks.is_empty(), "{got:?}");
+    assert!(hooks.iter().all(|h| h["payload"]["play"]["id"] == "crm_sync"), "{hooks:?}");
+
+    let list = keel(&db, &["deliver", "--list", "all"]);
+    let table = stdout(&list);
+    let rows: Vec<Vec<&str>> = table.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert!(rows.iter().all(|r| r[2] == "sent"), "every delivery went out in the end:\n{table}");
+    assert!(
+        rows.iter().any(|r| r[1] == "webhook" && r[3] == "2"),
+        "the refused webhook was retried:\n{table}"
+    );
+}
+
+/// The demo generator plants its play effects against the default journey's
+/// plays: the holdouts it assumes, the targets at which the rescue starts,
+/// and an outcome window long enough for the rescue to land in.
+#[test]
+fn the_demo_plants_its_play_effects_against_the_default_journey() {
+    use keel_demo::model::*;
+    let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap();
+    let play = |id: &str| journey.plays.iter().find(|p| p.id == id).unwrap();
+    assert_eq!(play(RESCUE_PLAY).holdout_pct, RESCUE_HOLDOUT_PCT);
+    assert_eq!(play(CHAMPION_PLAY).holdout_pct, CHAMPION_HOLDOUT_PCT);
+    assert!(play(RESCUE_PLAY).outcome.as_ref().unwrap().within_days >= 28 + 2);
+    for (segment, target) in ["enterprise", "mid_market", "smb"].iter().zip(TTV_TARGET_DAYS) {
+        let s = journey.segments.iter().find(|s| s.id == *segment).unwrap();
+        assert_eq!(s.overrides["ttv_target_days"], target as f64, "{segment}");
+    }
+}
+
+/// Replaying two years of the demo world week by week, the plays report
+/// recovers the effects the generator planted (docs/demo.md): the rescue
+/// and champion plays work by about the planted sizes, and the plays the
+/// generator gave no effect show none.
+#[test]
+fn replaying_the_demo_world_recovers_the_planted_play_effects() {
+    use keel_demo::model::{CHAMPION_PLAY_RESCUE_P, RESCUE_WORKS_P};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let world =
+        ["demo", "--accounts", "1000", "--months", "24", "--end", "2026-11-01", "--plays-from", "2024-11-01"];
+    let out = keel(&db, &world);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = keel(&db, &["simulate", "--from", "2024-11-01", "--to", "2026-10-31", "--every", "7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = keel(&db, &["report", "plays", "--as-of", "2026-11-01", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row =
+        |id: &str| report["plays"].as_array().unwrap().iter().find(|p| p["play"] == id).unwrap().clone();
+
+    // A planted effect: the play turns a share `works` of the held-out
+    // misses into hits, so treated − holdout ≈ works × (1 − holdout rate).
+    let recovered = |id: &str, works: f64| {
+        let p = row(id);
+        let o = &p["outcome"];
+        assert_eq!(p["effect"], "works", "{id}: {p}");
+        let baseline = o["failed"]["rate"].as_f64().unwrap();
+        let planted = works * (1.0 - baseline);
+        let (low, high) = (o["low"].as_f64().unwrap(), o["high"].as_f64().unwrap());
+        assert!(
+            low <= planted && planted <= high,
+            "{id}: planted {planted:.3} outside {low:.3} .. {high:.3}"
+        );
+        assert!(o["failed"]["n"].as_u64().unwrap() >= 20, "{id}: a holdout to compare with: {p}");
+    };
+    recovered("rescue_onboarding", RESCUE_WORKS_P);
+    recovered("rebuild_champion", CHAMPION_PLAY_RESCUE_P);
+    for id in ["usage_recovery", "core_feature_nudge"] {
+        let p = row(id);
+        assert_eq!(p["effect"], "no_measurable_effect", "nothing planted for {id}: {p}");
     }
 }

@@ -65,7 +65,7 @@ impl Fixture {
 
 /// A small deterministic demo world.
 pub(crate) fn world(accounts: usize, months: u32, seed: u64) -> Vec<AccountHistory> {
-    let config = DemoConfig { accounts, months, seed, end: "2026-05-01".parse().unwrap() };
+    let config = DemoConfig { accounts, months, seed, end: "2026-05-01".parse().unwrap(), plays_from: None };
     keel_demo::generate(&config).collect()
 }
 

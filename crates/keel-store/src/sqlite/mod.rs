@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: WAL, full synchronous commits, a large page cache.
 
 mod accounts;
+mod plays;
 mod raw;
 mod rows;
 mod tx;
@@ -620,6 +621,56 @@ impl Store for SqliteStore {
         .rows_affected();
         sqlx::query("DELETE FROM ingest_marks WHERE day < ?").bind(horizon_day).execute(&self.pool).await?;
         Ok(forgotten)
+    }
+
+    async fn tasks(
+        &self,
+        ws: WorkspaceId,
+        query: &crate::TaskQuery,
+    ) -> Result<Vec<crate::TaskRow>, StoreError> {
+        plays::tasks(&self.pool, ws, query).await
+    }
+
+    async fn outbox(
+        &self,
+        ws: WorkspaceId,
+        status: Option<&str>,
+    ) -> Result<Vec<crate::OutboxRow>, StoreError> {
+        plays::outbox(&self.pool, ws, status).await
+    }
+
+    async fn deliveries(
+        &self,
+        ws: WorkspaceId,
+        status: Option<&str>,
+    ) -> Result<Vec<crate::DeliveryRow>, StoreError> {
+        Ok(plays::deliveries(&self.pool, Some(ws), status, None).await?.into_iter().map(|(_, d)| d).collect())
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: keel_core::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(WorkspaceId, crate::DeliveryRow)>, StoreError> {
+        plays::deliveries(&self.pool, None, Some("pending"), Some((now, limit))).await
+    }
+
+    async fn play_runs(
+        &self,
+        ws: WorkspaceId,
+        play: Option<&str>,
+        account: Option<&ExternalId>,
+    ) -> Result<Vec<crate::PlayRunRow>, StoreError> {
+        plays::runs(&self.pool, ws, play, account).await
+    }
+
+    async fn play_decisions(
+        &self,
+        ws: WorkspaceId,
+        account: Option<&ExternalId>,
+        run_key: Option<&str>,
+    ) -> Result<Vec<crate::DecisionRow>, StoreError> {
+        plays::decisions(&self.pool, ws, account, run_key).await
     }
 
     async fn revoke_api_key(

@@ -917,6 +917,71 @@ impl WriteTx for SqliteTx {
         })
     }
 
+    async fn play_state(
+        &mut self,
+        account: &ExternalId,
+        since: keel_core::Date,
+    ) -> Result<crate::PlayState, StoreError> {
+        super::plays::play_state(&mut self.tx, self.ws, account, since).await
+    }
+
+    async fn put_play_memo(
+        &mut self,
+        account: &ExternalId,
+        as_of: keel_core::Date,
+        holding: &str,
+    ) -> Result<(), StoreError> {
+        super::plays::put_memo(&mut self.tx, self.ws, account, as_of, holding).await
+    }
+
+    async fn insert_play_run(&mut self, run: &crate::PlayRunRow) -> Result<bool, StoreError> {
+        super::plays::insert_run(&mut self.tx, self.ws, run).await
+    }
+
+    async fn update_play_run(&mut self, run: &crate::PlayRunRow) -> Result<(), StoreError> {
+        super::plays::update_run(&mut self.tx, self.ws, run).await
+    }
+
+    async fn play_run(&mut self, key: &str) -> Result<Option<crate::PlayRunRow>, StoreError> {
+        super::plays::run(&mut self.tx, self.ws, key).await
+    }
+
+    async fn append_play_decisions(&mut self, rows: &[crate::DecisionRow]) -> Result<(), StoreError> {
+        super::plays::append_decisions(&mut self.tx, self.ws, rows).await
+    }
+
+    async fn insert_task(&mut self, task: &crate::TaskRow) -> Result<Option<i64>, StoreError> {
+        super::plays::insert_task(&mut self.tx, self.ws, task).await
+    }
+
+    async fn task(&mut self, id: i64) -> Result<Option<crate::TaskRow>, StoreError> {
+        super::plays::task(&mut *self.tx, self.ws, id).await
+    }
+
+    async fn update_task(&mut self, task: &crate::TaskRow) -> Result<(), StoreError> {
+        super::plays::update_task(&mut self.tx, self.ws, task).await
+    }
+
+    async fn insert_outbox(&mut self, row: &crate::OutboxRow) -> Result<Option<i64>, StoreError> {
+        super::plays::insert_outbox(&mut self.tx, self.ws, row).await
+    }
+
+    async fn outbox_entry(&mut self, id: i64) -> Result<Option<crate::OutboxRow>, StoreError> {
+        super::plays::outbox_entry(&mut *self.tx, self.ws, id).await
+    }
+
+    async fn decide_outbox(&mut self, row: &crate::OutboxRow) -> Result<bool, StoreError> {
+        super::plays::decide_outbox(&mut self.tx, self.ws, row).await
+    }
+
+    async fn queue_delivery(&mut self, row: &crate::DeliveryRow) -> Result<Option<i64>, StoreError> {
+        super::plays::queue_delivery(&mut self.tx, self.ws, row).await
+    }
+
+    async fn update_delivery(&mut self, row: &crate::DeliveryRow) -> Result<(), StoreError> {
+        super::plays::update_delivery(&mut self.tx, self.ws, row).await
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_pending_keys().await?;
         let Self { tx, ws, accounts, learned, ids, .. } = *self;

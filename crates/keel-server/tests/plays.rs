@@ -1,0 +1,190 @@
+//! The play runner over a real SQLite store on a small demo world: plays
+//! fire into tasks and deliveries, a second pass starts nothing, racing
+//! evaluations of one account start one run, and runs resume after the
+//! store is reopened.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+use std::sync::Arc;
+
+use keel_core::{Date, Timestamp};
+use keel_engine::{AccountHistory, Plan};
+use keel_journey::Journey;
+use keel_server::plays;
+use keel_store::{Accounts, RecordKinds, SqliteOptions, SqliteStore, Store, TaskQuery, WorkspaceId};
+
+fn journey() -> Journey {
+    keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap()
+}
+
+fn date(s: &str) -> Date {
+    keel_core::parse_date(s).unwrap()
+}
+
+fn noon(d: Date) -> Timestamp {
+    d.and_hms_opt(12, 0, 0).unwrap().and_utc()
+}
+
+async fn demo_store(path: &str, accounts: usize) -> (Arc<dyn Store>, WorkspaceId) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, SqliteOptions::default()).await.unwrap());
+    let ws = store.workspace("default").await.unwrap();
+    let config =
+        keel_demo::DemoConfig { accounts, months: 18, seed: 7, end: date("2026-06-01"), plays_from: None };
+    let mut tx = store.begin(ws).await.unwrap();
+    for h in keel_demo::generate(&config) {
+        tx.upsert_accounts(&[h.account]).await.unwrap();
+        tx.upsert_contracts(&h.contracts).await.unwrap();
+        tx.upsert_contacts(&h.contacts).await.unwrap();
+        tx.upsert_tickets(&h.tickets).await.unwrap();
+        tx.upsert_surveys(&h.surveys).await.unwrap();
+        tx.upsert_touchpoints(&h.touchpoints).await.unwrap();
+        tx.upsert_opportunities(&h.opportunities).await.unwrap();
+        tx.append_events(&h.events).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    (store, ws)
+}
+
+async fn histories(store: &dyn Store, ws: WorkspaceId) -> Vec<AccountHistory> {
+    let snapshot = store.records(ws, Accounts::All, RecordKinds::ALL).await.unwrap();
+    let mut h = keel_server::load::group(snapshot);
+    keel_server::load::fill_usage(store, ws, &mut h, None, true).await.unwrap();
+    h
+}
+
+/// Evaluates every account as of `day` and runs the plays, in one transaction.
+async fn pass(store: &dyn Store, ws: WorkspaceId, j: &Journey, day: Date) -> plays::PlayCounts {
+    let hs = histories(store, ws).await;
+    let plan = Plan::new(j.clone(), &store.event_names(ws).await.unwrap());
+    let evaluated = hs.iter().map(|h| (h, keel_engine::evaluate(&plan, h, day))).collect();
+    let mut tx = store.begin(ws).await.unwrap();
+    let counts = plays::run_accounts(tx.as_mut(), j, evaluated, noon(day)).await.unwrap();
+    tx.commit().await.unwrap();
+    counts
+}
+
+#[tokio::test]
+async fn plays_fire_into_tasks_and_deliveries_and_a_second_pass_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ws) = demo_store(dir.path().join("k.db").to_str().unwrap(), 40).await;
+    let j = journey();
+    let first = pass(store.as_ref(), ws, &j, date("2026-05-01")).await;
+    assert!(first.started > 0 && first.tasks > 0, "{first:?}");
+    let tasks = store.tasks(ws, &TaskQuery::default()).await.unwrap();
+    assert_eq!(tasks.len() as u64, first.tasks);
+    for t in &tasks {
+        assert_eq!(t.status, "open");
+        assert!(!t.owner.is_empty() && !t.title.contains("{{"), "{t:?}");
+        let run = t.run_key.as_deref().unwrap();
+        let log = store.play_decisions(ws, None, Some(run)).await.unwrap();
+        assert_eq!(log[0].decision, "fired", "{log:?}");
+        assert!(log.iter().all(|d| d.journey_version == j.version));
+    }
+    let runs = store.play_runs(ws, None, None).await.unwrap();
+    assert_eq!(runs.len() as u64, first.started);
+
+    // The same day again: the memo says nothing new started.
+    let again = pass(store.as_ref(), ws, &j, date("2026-05-01")).await;
+    assert_eq!((again.started, again.tasks, again.deliveries), (0, 0, 0), "{again:?}");
+    assert_eq!(store.play_runs(ws, None, None).await.unwrap().len(), runs.len());
+
+    // The audit log is append-only.
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("k.db").display())).await.unwrap();
+    let err = sqlx::query("UPDATE play_decisions SET detail = 'x'").execute(&pool).await.unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let err = sqlx::query("DELETE FROM play_decisions").execute(&pool).await.unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+#[tokio::test]
+async fn racing_evaluations_of_one_account_start_each_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ws) = demo_store(dir.path().join("k.db").to_str().unwrap(), 12).await;
+    let j = Arc::new(journey());
+    let day = date("2026-05-01");
+    let hs = histories(store.as_ref(), ws).await;
+    let plan = Plan::new((*j).clone(), &store.event_names(ws).await.unwrap());
+    // The account with the most occurrences on the day.
+    let (history, expected) = hs
+        .iter()
+        .map(|h| {
+            let state = keel_engine::evaluate(&plan, h, day);
+            let facts = keel_plays::Facts::new(&j, h, state, &[]);
+            (h.clone(), keel_plays::occurrences(&j, &facts, &keel_plays::Memo::default()).len())
+        })
+        .max_by_key(|(_, n)| *n)
+        .unwrap();
+    assert!(expected > 0);
+    let state = keel_engine::evaluate(&plan, &history, day);
+    let history = Arc::new(history);
+    let mut racers = Vec::new();
+    for _ in 0..8 {
+        let (store, j, history, state) = (store.clone(), j.clone(), history.clone(), state.clone());
+        racers.push(tokio::spawn(async move {
+            let mut tx = store.begin(ws).await.unwrap();
+            let c = plays::run_account(tx.as_mut(), &j, &history, state, noon(day)).await.unwrap();
+            tx.commit().await.unwrap();
+            c.started
+        }));
+    }
+    let mut started = 0;
+    for r in racers {
+        started += r.await.unwrap();
+    }
+    let runs = store.play_runs(ws, None, Some(&history.account.id)).await.unwrap();
+    assert_eq!(started, runs.len() as u64);
+    let mut keys: Vec<&str> = runs.iter().map(|r| r.key.as_str()).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), runs.len(), "no run twice");
+    let mut open: Vec<&str> = runs.iter().filter(|r| r.open).map(|r| r.play.as_str()).collect();
+    let n = open.len();
+    open.sort_unstable();
+    open.dedup();
+    assert_eq!(open.len(), n, "at most one open run per play");
+
+    // A stale evaluation that missed the memo still cannot open a second run of a play.
+    let base = runs.iter().find(|r| r.open).unwrap_or(&runs[0]);
+    let twin = |n: u32| {
+        let mut t = base.clone();
+        t.key = format!("{}-stale-{n}", t.key);
+        t.open = true;
+        t
+    };
+    let mut tx = store.begin(ws).await.unwrap();
+    let first = tx.insert_play_run(&twin(1)).await.unwrap();
+    assert_eq!(first, !base.open, "a first open run of the play is accepted");
+    assert!(!tx.insert_play_run(&twin(2)).await.unwrap(), "the open-run index refuses a second open run");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn runs_resume_after_the_store_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let j = journey();
+    let waiting = {
+        let (store, ws) = demo_store(path.to_str().unwrap(), 40).await;
+        pass(store.as_ref(), ws, &j, date("2026-04-01")).await;
+        store.play_runs(ws, None, None).await.unwrap().into_iter().filter(|r| r.open).count()
+    };
+    // Reopen (a restart): the open runs are read back and go on; none starts twice.
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
+    let ws = store.workspace("default").await.unwrap();
+    let before = store.play_runs(ws, None, None).await.unwrap();
+    assert_eq!(before.iter().filter(|r| r.open).count(), waiting);
+    for d in ["2026-04-02", "2026-04-20", "2026-05-15"] {
+        pass(store.as_ref(), ws, &j, date(d)).await;
+    }
+    let after = store.play_runs(ws, None, None).await.unwrap();
+    for b in &before {
+        let a = after.iter().find(|a| a.key == b.key).unwrap();
+        assert!(a.updated_at >= b.updated_at);
+    }
+    let mut keys: Vec<&str> = after.iter().map(|r| r.key.as_str()).collect();
+    keys.sort_unstable();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+    assert!(after.iter().any(|r| r.status == "completed"), "runs finished after the restart");
+}
