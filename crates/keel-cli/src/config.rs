@@ -35,6 +35,11 @@ pub(crate) struct ServeFile {
     pub batch_max_messages: Option<usize>,
     pub records_max_bytes: Option<usize>,
     pub dedup_window_days: Option<u32>,
+    pub deliver_every: Option<u64>,
+    pub smtp: Option<String>,
+    pub smtp_security: Option<String>,
+    pub smtp_user: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 /// Reads the file named by `--config`/`KEEL_CONFIG`, or `keel.toml` when

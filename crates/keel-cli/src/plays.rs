@@ -326,8 +326,8 @@ pub(crate) async fn simulate(ws: &Workspace, journey: &Path, args: SimulateArgs)
         }
         total.add(&c);
         if args.deliver {
-            let d =
-                keel_server::delivery::deliver_due(ws.store.as_ref(), &delivery, now, crate::now()).await?;
+            let d = keel_server::delivery::deliver_due(ws.store.as_ref(), &delivery, now, crate::now(), None)
+                .await?;
             delivered.sent += d.sent;
             delivered.retrying += d.retrying;
             delivered.dead += d.dead;
@@ -363,29 +363,34 @@ pub(crate) async fn simulate(ws: &Workspace, journey: &Path, args: SimulateArgs)
 pub(crate) struct SmtpArgs {
     /// SMTP server as HOST:PORT (env KEEL_SMTP); without it, emails wait and fail with a clear error.
     #[arg(long = "smtp", env = "KEEL_SMTP")]
-    smtp: Option<String>,
+    pub(crate) smtp: Option<String>,
     /// plain (a local relay), starttls, or tls (port 465).
     #[arg(long = "smtp-security", env = "KEEL_SMTP_SECURITY", default_value = "starttls")]
-    security: String,
+    pub(crate) security: String,
     /// SMTP user name (env KEEL_SMTP_USER); the password comes from KEEL_SMTP_PASSWORD.
     #[arg(long = "smtp-user", env = "KEEL_SMTP_USER")]
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// The sender address when an owner is not an email address.
     #[arg(long = "smtp-from", env = "KEEL_SMTP_FROM", default_value = "keel@localhost")]
-    smtp_from: String,
+    pub(crate) smtp_from: String,
 }
 
 impl SmtpArgs {
-    fn config(&self) -> anyhow::Result<Option<keel_server::delivery::SmtpConfig>> {
+    pub(crate) fn config(&self) -> anyhow::Result<Option<keel_server::delivery::SmtpConfig>> {
         use keel_server::delivery::{SmtpConfig, SmtpSecurity};
         let Some(addr) = &self.smtp else { return Ok(None) };
-        let (host, port) = addr.rsplit_once(':').context("--smtp takes HOST:PORT")?;
-        let port: u16 = port.parse().with_context(|| format!("--smtp port {port:?}"))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .with_context(|| format!("--smtp (KEEL_SMTP, serve.smtp) takes HOST:PORT, not {addr:?}"))?;
+        let port: u16 =
+            port.parse().with_context(|| format!("--smtp (KEEL_SMTP, serve.smtp): port {port:?}"))?;
         let security = match self.security.as_str() {
             "plain" => SmtpSecurity::Plain,
             "starttls" => SmtpSecurity::StartTls,
             "tls" => SmtpSecurity::Tls,
-            other => anyhow::bail!("--smtp-security {other:?}: plain, starttls or tls"),
+            other => anyhow::bail!(
+                "--smtp-security (KEEL_SMTP_SECURITY, serve.smtp_security) {other:?}: plain, starttls or tls"
+            ),
         };
         let credentials = match &self.user {
             Some(user) => {
@@ -474,7 +479,7 @@ pub(crate) async fn deliver(ws: &Workspace, journey: &Path, args: DeliverArgs) -
         journey_version: version,
         ..keel_server::delivery::DeliveryConfig::default()
     };
-    let c = keel_server::delivery::deliver_due(ws.store.as_ref(), &config, now, now).await?;
+    let c = keel_server::delivery::deliver_due(ws.store.as_ref(), &config, now, now, None).await?;
     say!("{} sent, {} to retry, {} dead-lettered", c.sent, c.retrying, c.dead);
     Ok(ExitCode::SUCCESS)
 }

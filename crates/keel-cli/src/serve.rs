@@ -48,6 +48,13 @@ pub(crate) struct ServeArgs {
     /// later is accepted again. 0: remember forever.
     #[arg(long, env = "KEEL_DEDUP_WINDOW_DAYS", default_value_t = 30)]
     dedup_window_days: u32,
+    /// Seconds between rounds of the delivery worker, which sends the emails
+    /// and webhooks plays queued (with retries and dead-lettering). 0: the
+    /// server delivers nothing (run `keel deliver` instead).
+    #[arg(long, env = "KEEL_DELIVER_EVERY", default_value_t = 30)]
+    deliver_every: u64,
+    #[command(flatten)]
+    smtp: crate::plays::SmtpArgs,
 }
 
 impl ServeArgs {
@@ -67,6 +74,12 @@ impl ServeArgs {
             pick(m, "batch_max_messages", self.batch_max_messages, f.batch_max_messages);
         self.records_max_bytes = pick(m, "records_max_bytes", self.records_max_bytes, f.records_max_bytes);
         self.dedup_window_days = pick(m, "dedup_window_days", self.dedup_window_days, f.dedup_window_days);
+        self.deliver_every = pick(m, "deliver_every", self.deliver_every, f.deliver_every);
+        let smtp = &mut self.smtp;
+        smtp.smtp = pick(m, "smtp", smtp.smtp.take(), f.smtp.map(Some));
+        smtp.security = pick(m, "security", std::mem::take(&mut smtp.security), f.smtp_security);
+        smtp.user = pick(m, "user", smtp.user.take(), f.smtp_user.map(Some));
+        smtp.smtp_from = pick(m, "smtp_from", std::mem::take(&mut smtp.smtp_from), f.smtp_from);
     }
 }
 
@@ -135,6 +148,19 @@ pub(crate) async fn serve(
         records_bytes: args.records_max_bytes,
         dedup_window_days: args.dedup_window_days,
         checkpoint_every: std::time::Duration::from_millis(500),
+        delivery: (args.deliver_every > 0)
+            .then(|| {
+                let smtp = args.smtp.config()?;
+                if smtp.is_none() {
+                    eprintln!("keel: no SMTP server (--smtp): play emails fail and are dead-lettered after their retries");
+                }
+                anyhow::Ok(keel_server::delivery::DeliveryConfig {
+                    smtp,
+                    ..keel_server::delivery::DeliveryConfig::default()
+                })
+            })
+            .transpose()?,
+        deliver_every: std::time::Duration::from_secs(args.deliver_every.max(1)),
     };
     let clock: keel_server::Clock = Arc::new(crate::now);
     let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);

@@ -67,6 +67,11 @@ pub struct Config {
     /// How often a background task checkpoints the store (zero: never; the
     /// store must then checkpoint on its own, as SQLite does by default).
     pub checkpoint_every: std::time::Duration,
+    /// Delivery of the emails and webhooks plays queue (`None`: the server
+    /// delivers nothing; `keel deliver` does it from outside).
+    pub delivery: Option<delivery::DeliveryConfig>,
+    /// How often the delivery worker looks for sends that are due.
+    pub deliver_every: std::time::Duration,
 }
 
 impl Default for Config {
@@ -82,6 +87,8 @@ impl Default for Config {
             records_bytes: 64 << 20,
             dedup_window_days: 30,
             checkpoint_every: std::time::Duration::ZERO,
+            delivery: None,
+            deliver_every: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -139,6 +146,19 @@ impl AppState {
                 config.dedup_window_days,
             ));
         }
+        if let Some(delivery) = config.delivery.clone() {
+            let mut delivery = delivery;
+            if let Some(j) = &config.journey {
+                delivery.journey_version.clone_from(&j.version);
+            }
+            tokio::spawn(deliveries(
+                store.clone(),
+                clock.clone(),
+                gate.clone(),
+                delivery,
+                config.deliver_every,
+            ));
+        }
         Self {
             ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone(), gate.clone()),
             evaluator,
@@ -179,6 +199,29 @@ fn on_own_thread(name: &str, task: impl std::future::Future<Output = ()> + Send 
         Err(e) => {
             tracing::warn!(error = %e, task = name, "no thread of its own; the task shares the server's");
             tokio::spawn(task);
+        }
+    }
+}
+
+/// The delivery worker: every `every`, sends what plays queued and is due
+/// (with retries and dead-lettering, `delivery::deliver_due`). A failing
+/// store is logged and tried again on the next round.
+async fn deliveries(
+    store: Arc<dyn Store>,
+    clock: Clock,
+    gate: WriteGate,
+    config: delivery::DeliveryConfig,
+    every: std::time::Duration,
+) {
+    let mut ticker = tokio::time::interval(every.max(std::time::Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = clock();
+        match delivery::deliver_due(store.as_ref(), &config, now, now, Some(&gate)).await {
+            Ok(c) if c == delivery::DeliveryCounts::default() => {}
+            Ok(c) => tracing::info!(sent = c.sent, retrying = c.retrying, dead = c.dead, "delivered"),
+            Err(e) => tracing::warn!(error = %e, "delivery round failed; trying again next round"),
         }
     }
 }

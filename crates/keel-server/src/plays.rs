@@ -379,7 +379,10 @@ async fn decide(
     now: Timestamp,
 ) -> Result<PlayCounts, ActionError> {
     if by.trim().is_empty() {
-        return Err(ActionError::Invalid("say who decides (--by)".into()));
+        return Err(ActionError::Invalid("by: say who decides".into()));
+    }
+    if reject.is_some_and(|r| r.trim().is_empty()) {
+        return Err(ActionError::Invalid("reason: say why".into()));
     }
     let today = now.date_naive();
     let peek = {
@@ -401,6 +404,10 @@ async fn decide(
     let mut entry =
         tx.outbox_entry(id).await?.ok_or_else(|| ActionError::NotFound(format!("no outbox entry {id}")))?;
     if entry.status != "pending" {
+        let asked = if reject.is_some() { "rejected" } else { "approved" };
+        if entry.status == asked && entry.decided_by.as_deref() == Some(by) {
+            return Ok(PlayCounts::default()); // a retry of the same decision
+        }
         return Err(ActionError::Conflict(format!(
             "outbox entry {id} was {} by {} already",
             entry.status,
@@ -447,7 +454,7 @@ pub async fn complete_task(
     now: Timestamp,
 ) -> Result<TaskRow, ActionError> {
     if outcome.trim().is_empty() {
-        return Err(ActionError::Invalid("say what came of it (--outcome)".into()));
+        return Err(ActionError::Invalid("outcome: say what came of it".into()));
     }
     let mut tx = store.begin(ws).await?;
     let mut task = tx.task(id).await?.ok_or_else(|| ActionError::NotFound(format!("no task {id}")))?;
@@ -490,11 +497,11 @@ pub async fn snooze_task(
     let today = now.date_naive();
     let max = journey.governance.snooze_max_days;
     if reason.trim().is_empty() {
-        return Err(ActionError::Invalid("say why (--reason)".into()));
+        return Err(ActionError::Invalid("reason: say why".into()));
     }
     if until <= today || (until - today).num_days() > i64::from(max) {
         return Err(ActionError::Invalid(format!(
-            "snooze until a day after today and at most {max} days ahead (snooze_max_days)"
+            "until: snooze until a day after today and at most {max} days ahead (snooze_max_days)"
         )));
     }
     let mut tx = store.begin(ws).await?;

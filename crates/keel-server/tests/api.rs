@@ -881,6 +881,10 @@ async fn no_key_of_one_workspace_reads_or_writes_another_on_any_route() {
                     || path.starts_with("/v1")
                     || path.starts_with("/api/v1/records")
                     || path.ends_with("/touchpoints")
+                    || (method == "post" && path.ends_with("}/done"))
+                    || (method == "post" && path.ends_with("}/snooze"))
+                    || (method == "post" && path.starts_with("/api/v1/outbox/"))
+                    || (method == "post" && path.starts_with("/api/v1/deliveries/"))
                 {
                     assert_eq!(
                         send(Some(b_read.clone())).await.0,
@@ -920,6 +924,10 @@ fn body_for(path: &str, kind: &str) -> Option<Value> {
         "/api/v1/accounts/{id}/touchpoints" => json!({"kind": "ebr", "notes": "from b"}),
         "/api/v1/journey/validate" => json!("not toml"),
         "/api/v1/keys" => json!({"name": "b2", "scopes": ["read"]}),
+        "/api/v1/tasks/{id}/done" => json!({"outcome": "from b"}),
+        "/api/v1/tasks/{id}/snooze" => json!({"until": "2026-03-05", "reason": "from b"}),
+        "/api/v1/outbox/{id}/approve" | "/api/v1/deliveries/{id}/replay" => json!({"by": "b"}),
+        "/api/v1/outbox/{id}/reject" => json!({"by": "b", "reason": "from b"}),
         "/api/v1/records/{kind}" => {
             let row = match kind {
                 "accounts" => json!({"id": "acme", "name": "Acme of B", "created_date": "2026-01-01"}),

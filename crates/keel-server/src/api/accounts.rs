@@ -15,7 +15,7 @@ use utoipa::openapi::schema::ArrayBuilder;
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
-use super::Query;
+use super::{Query, date_param};
 use crate::error::ApiError;
 use crate::keys::{Principal, Scope};
 use crate::{AppState, authenticate, presented_key};
@@ -120,10 +120,6 @@ struct Cursor {
 
 fn invalid(name: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_parameter", format!("{name}: {message}"))
-}
-
-fn date_param(name: &str, raw: Option<String>) -> Result<Option<keel_core::Date>, ApiError> {
-    raw.map(|r| keel_core::parse_date(&r).map_err(|e| invalid(name, format!("{r:?}: {e}")))).transpose()
 }
 
 fn query_from(params: ListParams) -> Result<AccountQuery, ApiError> {
@@ -246,7 +242,7 @@ fn no_account(id: &ExternalId) -> ApiError {
 }
 
 /// The account's records of `kinds`; 404 when the workspace has no such account.
-async fn account_records(
+pub(crate) async fn account_records(
     state: &AppState,
     principal: &Principal,
     id: &ExternalId,
@@ -600,12 +596,7 @@ pub async fn log_touchpoint(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let (principal, id) = read_account(&state, &headers, &id, Scope::Ingest).await?;
-    let input: NewTouchpoint = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not a touchpoint: {e} (line {}, column {})", e.line(), e.column()),
-        )
-    })?;
+    let input: NewTouchpoint = super::json_body(&body, "a touchpoint")?;
     account_records(&state, &principal, &id, RecordKinds::default()).await?;
     let occurred_at = input.occurred_at.clone().unwrap_or_else(|| (state.clock)().to_rfc3339());
     let record_id = match &input.id {

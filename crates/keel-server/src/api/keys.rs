@@ -89,12 +89,7 @@ pub async fn create(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Admin).await?;
-    let input: NewKey = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not a key: {e} (line {}, column {})", e.line(), e.column()),
-        )
-    })?;
+    let input: NewKey = super::json_body(&body, "a key")?;
     if input.name.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_field", "name: empty"));
     }

@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`: accounts and their records, state and
-//! timeline, record writes in the import format, the journey, reports, keys.
+//! timeline, record writes in the import format, the journey, reports, keys,
+//! and plays (tasks, the approval outbox, deliveries, runs).
 //! Every handler is annotated for the OpenAPI document, which
 //! is generated from these annotations (see [`crate::openapi`]) and served at `/api/v1/openapi.json`
 //! with a human-readable page at `/api/docs`.
@@ -8,6 +9,7 @@ pub mod accounts;
 pub mod docs;
 pub mod journey;
 pub mod keys;
+pub mod plays;
 pub mod records;
 pub mod reports;
 
@@ -54,6 +56,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// A date query parameter (YYYY-MM-DD), with an error naming it.
+pub(crate) fn date_param(name: &str, raw: Option<String>) -> Result<Option<keel_core::Date>, ApiError> {
+    raw.map(|raw| {
+        keel_core::parse_date(&raw)
+            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {raw:?}: {e}")))
+    })
+    .transpose()
+}
+
+/// A JSON request body; `what` names it in the error ("a touchpoint").
+pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not {what}: {e} (line {}, column {})", e.line(), e.column()),
+        )
+    })
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(
@@ -71,6 +92,8 @@ Errors are JSON objects with a stable `code` and a `message`.",
         (name = "records", description = "Writing records in the import format (ingest scope)"),
         (name = "journey", description = "The journey the server evaluates with (read scope)"),
         (name = "reports", description = "Portfolio reports (read scope)"),
+        (name = "plays", description = "Tasks, the approval outbox, deliveries and play runs: read scope to \
+list, ingest scope to work a task, admin scope to approve, reject or replay"),
         (name = "keys", description = "API keys of the workspace (admin scope)"),
         (name = "operations", description = "Health, readiness and metrics (no key)"),
     )
@@ -107,6 +130,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::patterns))
         .routes(routes!(reports::audit))
         .routes(routes!(reports::status))
+        .routes(routes!(plays::report))
+        .routes(routes!(plays::tasks))
+        .routes(routes!(plays::task_done))
+        .routes(routes!(plays::task_snooze))
+        .routes(routes!(plays::outbox))
+        .routes(routes!(plays::approve))
+        .routes(routes!(plays::reject))
+        .routes(routes!(plays::deliveries))
+        .routes(routes!(plays::replay))
+        .routes(routes!(plays::account_plays))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::Query;
+use super::{Query, date_param};
 use crate::error::ApiError;
 use crate::keys::Scope;
 use crate::load::MetricTableError;
@@ -146,14 +146,6 @@ pub struct RetentionParams {
     /// `true`: list every starting account and every line due (the rows add
     /// up to the headline).
     explain: Option<bool>,
-}
-
-fn date_param(name: &str, raw: Option<String>) -> Result<Option<keel_core::Date>, ApiError> {
-    raw.map(|raw| {
-        keel_core::parse_date(&raw)
-            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {raw:?}: {e}")))
-    })
-    .transpose()
 }
 
 /// Revenue retention over a period: NRR, GRR, the MRR bridge, logo churn,
