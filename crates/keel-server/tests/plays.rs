@@ -4,6 +4,8 @@
 //! store is reopened.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
+mod common;
+
 use std::sync::Arc;
 
 use keel_core::{Date, Timestamp};
@@ -29,18 +31,7 @@ async fn demo_store(path: &str, accounts: usize) -> (Arc<dyn Store>, WorkspaceId
     let ws = store.workspace("default").await.unwrap();
     let config =
         keel_demo::DemoConfig { accounts, months: 18, seed: 7, end: date("2026-06-01"), plays_from: None };
-    let mut tx = store.begin(ws).await.unwrap();
-    for h in keel_demo::generate(&config) {
-        tx.upsert_accounts(&[h.account]).await.unwrap();
-        tx.upsert_contracts(&h.contracts).await.unwrap();
-        tx.upsert_contacts(&h.contacts).await.unwrap();
-        tx.upsert_tickets(&h.tickets).await.unwrap();
-        tx.upsert_surveys(&h.surveys).await.unwrap();
-        tx.upsert_touchpoints(&h.touchpoints).await.unwrap();
-        tx.upsert_opportunities(&h.opportunities).await.unwrap();
-        tx.append_events(&h.events).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    common::store_demo(store.as_ref(), ws, &config).await;
     (store, ws)
 }
 

@@ -29,18 +29,7 @@ async fn world_with_plays(s: &Server, ws: WorkspaceId) {
         end: date("2026-03-02"),
         plays_from: None,
     };
-    let mut tx = s.store.begin(ws).await.unwrap();
-    for h in keel_demo::generate(&config) {
-        tx.upsert_accounts(&[h.account]).await.unwrap();
-        tx.upsert_contracts(&h.contracts).await.unwrap();
-        tx.upsert_contacts(&h.contacts).await.unwrap();
-        tx.upsert_tickets(&h.tickets).await.unwrap();
-        tx.upsert_surveys(&h.surveys).await.unwrap();
-        tx.upsert_touchpoints(&h.touchpoints).await.unwrap();
-        tx.upsert_opportunities(&h.opportunities).await.unwrap();
-        tx.append_events(&h.events).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    common::store_demo(s.store.as_ref(), ws, &config).await;
     let j = journey();
     let mut day = date("2026-02-15");
     while day <= date("2026-03-01") {
@@ -255,14 +244,7 @@ async fn the_server_delivers_queued_webhooks_on_its_own_with_retries() {
     let (ws, read) = key(&s, "a", &[Scope::Read]).await;
     let config =
         keel_demo::DemoConfig { accounts: 8, months: 14, seed: 5, end: date("2026-03-02"), plays_from: None };
-    let mut tx = s.store.begin(ws).await.unwrap();
-    for h in keel_demo::generate(&config) {
-        tx.upsert_accounts(&[h.account]).await.unwrap();
-        tx.upsert_contracts(&h.contracts).await.unwrap();
-        tx.upsert_contacts(&h.contacts).await.unwrap();
-        tx.append_events(&h.events).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    common::store_demo(s.store.as_ref(), ws, &config).await;
     keel_server::plays::run_day(s.store.as_ref(), ws, &checked, date("2026-03-01"), noon(date("2026-03-01")))
         .await
         .unwrap();

@@ -32,6 +32,21 @@ fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
+/// A `status` parameter: one of `allowed`, or `all` (None: no filter).
+fn status_filter(raw: Option<String>, default: &str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
+    let status = raw.unwrap_or_else(|| default.to_owned());
+    if status == "all" {
+        return Ok(None);
+    }
+    if !allowed.contains(&status.as_str()) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("status: {status:?} is not one of {}, all", allowed.join(", ")),
+        ));
+    }
+    Ok(Some(status))
+}
+
 /// A numeric id from the path; anything else names nothing (404).
 fn numeric_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {raw:?}")))
@@ -408,15 +423,8 @@ pub async fn outbox(
     Query(params): Query<OutboxParams>,
 ) -> Result<Json<OutboxList>, ApiError> {
     let principal = caller(&state, &headers, Scope::Read).await?;
-    let status = params.status.unwrap_or_else(|| "pending".into());
-    if !["pending", "approved", "rejected", "all"].contains(&status.as_str()) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            format!("status: {status:?} is not one of pending, approved, rejected, all"),
-        ));
-    }
-    let filter = (status != "all").then_some(status.as_str());
-    let entries = state.store.outbox(principal.workspace, filter).await?;
+    let status = status_filter(params.status, "pending", &["pending", "approved", "rejected"])?;
+    let entries = state.store.outbox(principal.workspace, status.as_deref()).await?;
     Ok(Json(OutboxList { entries: entries.into_iter().map(OutboxDoc::from).collect() }))
 }
 
@@ -591,15 +599,8 @@ pub async fn deliveries(
     Query(params): Query<DeliveryParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let principal = caller(&state, &headers, Scope::Read).await?;
-    let status = params.status.unwrap_or_else(|| "all".into());
-    if !["pending", "sent", "dead", "all"].contains(&status.as_str()) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            format!("status: {status:?} is not one of pending, sent, dead, all"),
-        ));
-    }
-    let filter = (status != "all").then_some(status.as_str());
-    let list = state.store.deliveries(principal.workspace, filter).await?;
+    let status = status_filter(params.status, "all", &["pending", "sent", "dead"])?;
+    let list = state.store.deliveries(principal.workspace, status.as_deref()).await?;
     Ok(Json(DeliveryList { deliveries: list.into_iter().map(DeliveryDoc::from).collect() }))
 }
 

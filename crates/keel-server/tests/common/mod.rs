@@ -88,3 +88,19 @@ pub async fn get(s: &Server, path: &str, key: &str) -> (u16, Value) {
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
+
+/// Stores a demo world in workspace `ws`, in one transaction.
+pub async fn store_demo(store: &dyn Store, ws: WorkspaceId, config: &keel_demo::DemoConfig) {
+    let mut tx = store.begin(ws).await.unwrap();
+    for h in keel_demo::generate(config) {
+        tx.upsert_accounts(&[h.account]).await.unwrap();
+        tx.upsert_contracts(&h.contracts).await.unwrap();
+        tx.upsert_contacts(&h.contacts).await.unwrap();
+        tx.upsert_tickets(&h.tickets).await.unwrap();
+        tx.upsert_surveys(&h.surveys).await.unwrap();
+        tx.upsert_touchpoints(&h.touchpoints).await.unwrap();
+        tx.upsert_opportunities(&h.opportunities).await.unwrap();
+        tx.append_events(&h.events).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
