@@ -196,7 +196,11 @@ pub const OWNER_ROLES: &[&str] = &[
 ];
 
 /// Step kinds.
-pub const STEP_KINDS: &[&str] = &["task", "email", "webhook", "wait", "branch", "log_touchpoint"];
+pub const STEP_KINDS: &[&str] =
+    &["task", "email", "webhook", "wait", "branch", "log_touchpoint", "opportunity"];
+
+/// The opportunity types an `opportunity` step may open.
+pub const OPPORTUNITY_KINDS: &[&str] = &["expansion", "cross_sell"];
 
 /// The top-level variables a step template may use.
 pub const TEMPLATE_VARIABLES: &[(&str, &str)] = &[

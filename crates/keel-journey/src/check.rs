@@ -95,6 +95,9 @@ impl<'a> Checker<'a> {
         }
         let message = match suggest(name.get_ref(), known) {
             Some(s) => format!("unknown {what} `{}` (did you mean `{s}`?)", name.get_ref()),
+            None if known.len() <= 8 => {
+                format!("unknown {what} `{}`; expected one of {}", name.get_ref(), known.join(", "))
+            }
             None => format!("unknown {what} `{}`", name.get_ref()),
         };
         self.error(name.span(), message);

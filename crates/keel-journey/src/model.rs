@@ -433,6 +433,11 @@ pub enum Step {
         /// Note template.
         note: Template,
     },
+    /// Opens a CS-sourced opportunity on the account (the hand-off to sales).
+    Opportunity {
+        /// `expansion` or `cross_sell`.
+        kind: String,
+    },
 }
 
 impl Step {
@@ -445,6 +450,7 @@ impl Step {
             Self::Wait { .. } => "wait",
             Self::Branch { .. } => "branch",
             Self::LogTouchpoint { .. } => "log_touchpoint",
+            Self::Opportunity { .. } => "opportunity",
         }
     }
 

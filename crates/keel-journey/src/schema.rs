@@ -349,4 +349,7 @@ pub(crate) struct RawStep {
     pub touchpoint: Option<Text>,
     #[serde(default)]
     pub note: Option<Text>,
+    // opportunity
+    #[serde(default)]
+    pub opportunity: Option<Text>,
 }

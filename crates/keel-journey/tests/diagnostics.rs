@@ -199,6 +199,10 @@ case!(
         "[[plays.steps]]\nkind = \"webhook\"\nurl = \"ftp://crm.example.com/hook\"\nsecret_env = \"crm-secret\"\n\n[[plays.steps]]\nkind = \"log_touchpoint\""
     )
 );
+case!(
+    opportunity_of_an_unknown_type,
+    ("opportunity = \"expansion\"", "opportunity = \"upsell\"\ntouchpoint = \"call\"")
+);
 
 #[test]
 fn a_journey_without_plays_keeps_its_moments_play_names_as_labels() {

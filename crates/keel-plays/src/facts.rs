@@ -46,6 +46,9 @@ pub struct Facts {
     pub stage: String,
     /// Contacts active on the day.
     pub contacts: Vec<Recipient>,
+    /// The currency of the account's latest contract line started by the
+    /// day (of any line before that; "USD" without contracts).
+    pub currency: String,
     account_cel: Value,
 }
 
@@ -97,7 +100,13 @@ impl Facts {
                 role: c.role.as_str().to_owned(),
             })
             .collect();
+        let currency = history
+            .contracts
+            .iter()
+            .max_by_key(|c| (c.start <= as_of, c.start))
+            .map_or_else(|| "USD".to_owned(), |c| c.mrr.currency.as_str().to_owned());
         Self {
+            currency,
             account_cel: account_value(&history.account),
             account: history.account.clone(),
             arr: mrr * 12.0,

@@ -145,6 +145,9 @@ pub fn effect(
         Step::LogTouchpoint { kind, note } => {
             Effect::Touchpoint { step: k, kind: kind.clone(), note: fill(note, &ctx) }
         }
+        Step::Opportunity { kind } => {
+            Effect::Opportunity { step: k, kind: kind.clone(), currency: facts.currency.clone() }
+        }
         Step::Wait { .. } | Step::Branch { .. } => return None,
     })
 }
@@ -159,6 +162,7 @@ pub fn summary(effect: &Effect) -> String {
         }
         Effect::Webhook { url, .. } => format!("webhook to {url}"),
         Effect::Touchpoint { kind, .. } => format!("touchpoint {kind} logged"),
+        Effect::Opportunity { kind, .. } => format!("CS-sourced {kind} opportunity opened"),
         Effect::Outbox { approver, .. } => format!("in the outbox for {approver}"),
     }
 }

@@ -184,6 +184,15 @@ pub enum Effect {
         /// Note.
         note: String,
     },
+    /// Open a CS-sourced opportunity.
+    Opportunity {
+        /// Step index.
+        step: usize,
+        /// `expansion` or `cross_sell`.
+        kind: String,
+        /// The account's currency (the amount is for sales to size).
+        currency: String,
+    },
     /// Put a rendered customer-facing step in the approval outbox.
     Outbox {
         /// Step index.
@@ -505,7 +514,7 @@ fn advance_with(s: &mut Ctx<'_>, run: &mut Run, ledger: &mut Ledger) {
                 }
                 continue;
             }
-            Step::Task { .. } | Step::LogTouchpoint { .. } => {
+            Step::Task { .. } | Step::LogTouchpoint { .. } | Step::Opportunity { .. } => {
                 if let Some(effect) = render::effect(s.journey, s.play, run, k, step, s.facts) {
                     s.log(run, "step", Some(k), None, render::summary(&effect));
                     s.effects.push(effect);

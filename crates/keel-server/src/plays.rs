@@ -6,7 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use keel_core::{Date, ExternalId, Label, Timestamp, Touchpoint};
+use keel_core::{
+    Date, ExternalId, Label, Money, Opportunity, OpportunityKind, OpportunitySource, OpportunityStatus,
+    Timestamp, Touchpoint,
+};
 use keel_engine::{AccountHistory, AccountState};
 use keel_journey::Journey;
 use keel_plays::{Decision, Effect, Facts, Ledger, Memo, Prior, Run};
@@ -167,6 +170,21 @@ pub async fn apply_effects(
                     outcome: None,
                 };
                 tx.upsert_touchpoints(&[tp]).await?;
+            }
+            Effect::Opportunity { step, kind, currency } => {
+                let bad = |e| corrupt(&run.key, e);
+                let opportunity = Opportunity {
+                    id: ExternalId::parse(&format!("keel:{}:{step}", run.key)).map_err(bad)?,
+                    account: account.clone(),
+                    kind: OpportunityKind::parse(&kind).map_err(bad)?,
+                    source: OpportunitySource::Cs,
+                    mrr_delta: Money::parse("0", &currency).map_err(bad)?,
+                    stage: "cs_handoff".into(),
+                    created: today,
+                    closed: None,
+                    status: OpportunityStatus::Open,
+                };
+                tx.upsert_opportunities(&[opportunity]).await?;
             }
             Effect::Outbox { step, send, approver, rule } => {
                 let row = OutboxRow {

@@ -179,3 +179,57 @@ async fn runs_resume_after_the_store_is_reopened() {
     assert_eq!(keys.len(), n);
     assert!(after.iter().any(|r| r.status == "completed"), "runs finished after the restart");
 }
+
+/// An `opportunity` step hands the account to sales as a CS-sourced
+/// expansion opportunity, in the account's currency, once per run.
+#[tokio::test]
+async fn an_opportunity_step_opens_one_cs_sourced_opportunity_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ws) = demo_store(dir.path().join("k.db").to_str().unwrap(), 10).await;
+    let source = format!(
+        "{}\n[[plays]]\nid = \"handoff\"\ntype = \"opportunity\"\ntrigger = {{ when = \"mrr > 0.0\" }}\n\
+         holdout_pct = 0\n\n[[plays.steps]]\nkind = \"opportunity\"\nopportunity = \"cross_sell\"\n",
+        keel_journey::DEFAULT_JOURNEY
+    );
+    let j = keel_journey::check("journey.toml", &source).unwrap();
+    let ours = |store: Arc<dyn Store>| async move {
+        let snapshot = store.records(ws, Accounts::All, RecordKinds::ALL).await.unwrap();
+        snapshot.opportunities.into_iter().filter(|o| o.id.as_str().contains("/handoff/")).collect::<Vec<_>>()
+    };
+    pass(store.as_ref(), ws, &j, date("2026-05-01")).await;
+    let opened = ours(store.clone()).await;
+    let paying: Vec<_> = histories(store.as_ref(), ws)
+        .await
+        .into_iter()
+        .filter(|h| h.contracts.iter().any(|c| c.start <= date("2026-05-01")))
+        .collect();
+    // Every paying account starts a run; governance suppresses the hand-off
+    // of an account in pain (the default journey's no_upsell_in_pain).
+    let runs = store.play_runs(ws, Some("handoff"), None).await.unwrap();
+    assert_eq!(runs.len(), paying.len(), "{runs:?}");
+    let suppressed: Vec<_> = runs.iter().filter(|r| r.status == "suppressed").collect();
+    for r in &suppressed {
+        let log = store.play_decisions(ws, None, Some(&r.key)).await.unwrap();
+        assert!(log.iter().any(|d| d.rule.as_deref() == Some("no_upsell_in_pain")), "{log:?}");
+    }
+    assert_eq!(opened.len() + suppressed.len(), paying.len(), "one per run that went ahead: {opened:?}");
+    assert!(!opened.is_empty());
+    for o in &opened {
+        assert_eq!(
+            (o.kind, o.source, o.status, o.stage.as_str()),
+            (
+                keel_core::OpportunityKind::CrossSell,
+                keel_core::OpportunitySource::Cs,
+                keel_core::OpportunityStatus::Open,
+                "cs_handoff"
+            ),
+            "{o:?}"
+        );
+        let h = paying.iter().find(|h| h.account.id == o.account).unwrap();
+        assert_eq!(o.mrr_delta.currency, h.contracts[0].mrr.currency, "in the account's currency");
+        assert_eq!(o.created, date("2026-05-01"));
+    }
+    // The next days: the condition still holds, the run is done; nothing new.
+    pass(store.as_ref(), ws, &j, date("2026-05-02")).await;
+    assert_eq!(ours(store.clone()).await.len(), opened.len());
+}

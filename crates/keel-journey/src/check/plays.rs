@@ -7,7 +7,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::Checker;
-use crate::catalog::{MetricType, OWNER_ROLES, PLAY_VARIABLES, STEP_KINDS};
+use crate::catalog::{MetricType, OPPORTUNITY_KINDS, OWNER_ROLES, PLAY_VARIABLES, STEP_KINDS};
 use crate::expr::{Expr, Scope};
 use crate::model::*;
 use crate::schema::*;
@@ -306,9 +306,10 @@ impl PlayChecker<'_, '_, '_> {
             ("when", s.when.as_ref().map(Spanned::span)),
             ("goto", s.goto.as_ref().map(Spanned::span)),
         ];
-        let extra: [(&str, Option<Range<usize>>); 2] = [
+        let extra: [(&str, Option<Range<usize>>); 3] = [
             ("touchpoint", s.touchpoint.as_ref().map(Spanned::span)),
             ("note", s.note.as_ref().map(Spanned::span)),
+            ("opportunity", s.opportunity.as_ref().map(Spanned::span)),
         ];
         let allowed: &[&str] = match kind {
             "task" => &["title", "description", "owner", "due_days", "priority", "touchpoint"],
@@ -316,6 +317,7 @@ impl PlayChecker<'_, '_, '_> {
             "webhook" => &["url", "body", "secret_env"],
             "wait" => &["days", "until"],
             "branch" => &["when", "goto"],
+            "opportunity" => &["opportunity"],
             _ => &["touchpoint", "note"],
         };
         let mut misplaced = false;
@@ -326,7 +328,8 @@ impl PlayChecker<'_, '_, '_> {
                 self.c.error(
                     span.clone(),
                     format!(
-                        "{what}: `{name}` does not apply to a {kind} step (it takes {})",
+                        "{what}: `{name}` does not apply to {} {kind} step (it takes {})",
+                        if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" },
                         allowed.join(", ")
                     ),
                 );
@@ -434,6 +437,13 @@ impl PlayChecker<'_, '_, '_> {
                 let goto = need(self.c, &s.goto, "goto").and_then(|g| self.goto(all, index, &g, what));
                 Step::Branch { when: when?, goto: goto? }
             }
+            "opportunity" => match &s.opportunity {
+                Some(o) => {
+                    self.c.known(o, OPPORTUNITY_KINDS, "opportunity type").then_some(())?;
+                    Step::Opportunity { kind: o.get_ref().clone() }
+                }
+                None => Step::Opportunity { kind: "expansion".to_owned() },
+            },
             _ => {
                 let kind = need(self.c, &s.touchpoint, "touchpoint")?;
                 self.c.known(&kind, self.known.touchpoints, "touchpoint kind").then_some(())?;
