@@ -13,8 +13,9 @@
 //! computed from) flowed — events, contracts and contacts per account,
 //! sparse feeds (tickets, surveys, touchpoints, opportunities) when any
 //! account in the cell had such a record in those months (no ticket is a
-//! reading once the support feed is wired). A linked **play** is live once a
-//! run of it is recorded — plays do not run yet, so never.
+//! reading once the support feed is wired). A linked **play** is live for an
+//! account when a run of it started in the cell's months — treated, held
+//! out or suppressed alike: the system caught the moment and decided.
 
 use std::collections::BTreeSet;
 
@@ -129,6 +130,9 @@ pub struct MonthObs {
     /// Touchpoint kinds logged in the month (month 1 includes the 90 days
     /// before the start, where the sales-to-CS handoff happens).
     pub touchpoints: Vec<String>,
+    /// Plays with a run that started in the month (month 1, like touchpoints,
+    /// includes the 90 days before the start).
+    pub plays: Vec<String>,
 }
 
 /// One account's first twelve months, as far as they are over.
@@ -201,7 +205,8 @@ pub fn observe(cells: &[CellSpec], account: &AccountMonths) -> AccountCells {
                     LinkKind::Touchpoint => any(&|m| m.touchpoints.contains(&l.id)),
                     LinkKind::Stage => any(&|m| m.stages.contains(&l.id)),
                     LinkKind::Moment => any(&|m| m.fired.contains(&l.id)),
-                    LinkKind::Metric | LinkKind::Play => false,
+                    LinkKind::Play => any(&|m| m.plays.contains(&l.id)),
+                    LinkKind::Metric => false,
                 })
                 .collect();
             Some(CellObs { segment: last.segment.clone(), feeds, happened })
@@ -327,13 +332,12 @@ pub fn report<'a>(
                     .iter()
                     .zip(&o.happened)
                     .map(|(l, happened)| match l.kind {
-                        LinkKind::Touchpoint | LinkKind::Stage => *happened,
+                        LinkKind::Touchpoint | LinkKind::Stage | LinkKind::Play => *happened,
                         LinkKind::Metric | LinkKind::Moment => {
                             let need = mask(&l.feeds);
                             let have = (o.feeds & !sparse()) | wired;
                             *happened || (need != 0 && need & have == need)
                         }
-                        LinkKind::Play => false,
                     })
                     .collect();
                 (*k, flags)

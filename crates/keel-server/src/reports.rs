@@ -4,7 +4,9 @@
 
 use keel_analytics::retention::{self, By, RetentionReport};
 use keel_analytics::{AnalyticsError, Period};
-use keel_core::Date;
+use std::collections::HashMap;
+
+use keel_core::{Date, ExternalId};
 use keel_store::{Accounts, RecordKinds, Store, StoreError, WorkspaceId};
 
 use crate::load::MetricTableError;
@@ -638,9 +640,11 @@ pub fn audit_cells(plan: &keel_engine::Plan) -> Vec<keel_analytics::audit::CellS
 /// What one account showed in each month of its first year that is over by
 /// `as_of`: stages from one evaluation as of the last such month's end,
 /// moments from weekly samples, feeds and touchpoints from its records.
+/// `runs` are the account's play runs: (play, the day it started).
 fn account_months(
     plan: &keel_engine::Plan,
     h: &keel_engine::AccountHistory,
+    runs: &[(String, Date)],
     as_of: Date,
 ) -> Option<keel_analytics::audit::AccountMonths> {
     use keel_analytics::audit::{AccountMonths, MonthObs};
@@ -698,6 +702,13 @@ fn account_months(
             let mut touchpoints: Vec<String> = touched.iter().map(|t| t.kind.to_string()).collect();
             touchpoints.sort();
             touchpoints.dedup();
+            let mut plays: Vec<String> = runs
+                .iter()
+                .filter(|(_, on)| touch_from <= *on && *on < to && *on <= as_of)
+                .map(|(p, _)| p.clone())
+                .collect();
+            plays.sort();
+            plays.dedup();
             let mut feeds = Vec::new();
             let mut feed = |kind: EntityKind, present: bool| {
                 if present {
@@ -728,6 +739,7 @@ fn account_months(
                 fired,
                 feeds,
                 touchpoints,
+                plays,
             }
         })
         .collect();
@@ -748,6 +760,10 @@ pub async fn audit(
     starts_window(started)?;
     segment_filter(Some(plan), segment)?;
     let cells = audit_cells(plan);
+    let mut runs: HashMap<ExternalId, Vec<(String, Date)>> = HashMap::new();
+    for r in store.play_runs(ws, None, None).await? {
+        runs.entry(r.account).or_default().push((r.play, r.started));
+    }
     let mut accounts = Vec::new();
     let mut chunks = FullChunks::new(store, ws).await?;
     while let Some(histories) = chunks.next().await? {
@@ -756,7 +772,8 @@ pub async fn audit(
             if started.0.is_some_and(|from| start < from) || started.1.is_some_and(|to| start >= to) {
                 return None;
             }
-            account_months(plan, h, as_of).map(|a| keel_analytics::audit::observe(&cells, &a))
+            let ran = runs.get(&h.account.id).map_or(&[][..], Vec::as_slice);
+            account_months(plan, h, ran, as_of).map(|a| keel_analytics::audit::observe(&cells, &a))
         });
         accounts.extend(found.into_iter().flatten());
     }

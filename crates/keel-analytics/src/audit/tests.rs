@@ -47,10 +47,11 @@ struct M<'a> {
     tickets: bool,
     touch: &'a [&'a str],
     fired: &'a [&'a str],
+    plays: &'a [&'a str],
 }
 
 const fn m<'a>(events: bool, touch: &'a [&'a str], fired: &'a [&'a str]) -> M<'a> {
-    M { active: true, events, tickets: false, touch, fired }
+    M { active: true, events, tickets: false, touch, fired, plays: &[] }
 }
 
 fn account(id: &str, segment: &str, renewed: Option<bool>, months: &[M<'_>]) -> AccountMonths {
@@ -80,6 +81,7 @@ fn account(id: &str, segment: &str, renewed: Option<bool>, months: &[M<'_>]) -> 
                     fired: strings(x.fired),
                     feeds,
                     touchpoints: strings(x.touch),
+                    plays: strings(x.plays),
                 }
             })
             .collect(),
@@ -218,4 +220,22 @@ fn a_cell_needs_its_first_and_last_month_and_a_line_in_force_when_it_begins() {
     let d = observe(&cells, &world[3]);
     assert!(d.cells[0].is_none(), "d had no line in force when month 1 began");
     assert!(d.cells[1].is_some());
+}
+
+#[test]
+fn a_play_is_live_where_a_run_of_it_started_in_the_cells_months() {
+    let cells = vec![cell("health_signals", (1, 2), "rescue", vec![link(LinkKind::Play, "rescue", &[])])];
+    let ran = |plays| M { plays, ..m(true, &[], &[]) };
+    let world = [
+        account("a", "smb", Some(true), &[ran(&["rescue"]), m(true, &[], &[])]),
+        account("b", "smb", Some(false), &[m(true, &[], &[]), ran(&["rescue"])]),
+        account("c", "smb", Some(false), &[m(true, &[], &[]), ran(&["other"])]),
+    ];
+    let accounts: Vec<AccountCells> = world.iter().map(|a| observe(&cells, a)).collect();
+    let r = report(&cells, &["health_signals"], &accounts, None);
+    assert_eq!((r.cells[0].status, r.cells[0].links[0].live), (Status::Systematized, 2));
+    let r = report(&cells, &["health_signals"], &accounts[1..], None);
+    assert_eq!((r.cells[0].status, r.cells[0].links[0].live), (Status::Systematized, 1), "1 of 2 is most");
+    let r = report(&cells, &["health_signals"], &accounts[2..], None);
+    assert_eq!((r.cells[0].status, r.cells[0].links[0].live), (Status::DocumentedOnly, 0));
 }

@@ -1093,4 +1093,25 @@ fn replaying_the_demo_world_recovers_the_planted_play_effects() {
         let p = row(id);
         assert_eq!(p["effect"], "no_measurable_effect", "nothing planted for {id}: {p}");
     }
+
+    // The journey-map audit now sees the plays run: the handoff play makes
+    // the month-1 service blueprint live for most enterprise accounts, and
+    // the rescue play is live where onboardings slipped.
+    let args = ["report", "audit", "--as-of", "2026-11-01", "--segment", "enterprise", "--format", "json"];
+    let out = keel(&db, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let link = |month: u64, id: &str| {
+        let cell = audit["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["row"] == "service_blueprint" && c["months"][0] == month)
+            .unwrap();
+        cell["links"].as_array().unwrap().iter().find(|l| l["id"] == id).unwrap().clone()
+    };
+    let handoff = link(1, "sales_handoff");
+    assert!(handoff["live_share"].as_f64().unwrap() >= 0.5, "{handoff}");
+    let rescue = link(2, "rescue_onboarding");
+    assert!(rescue["live"].as_u64().unwrap() > 0, "{rescue}");
 }
