@@ -545,7 +545,7 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
     let checked = plays::check(c, &raw.owners, raw.governance.as_ref(), &raw.plays, &metric_types, &known);
     let play_ids: Vec<&str> = raw.plays.iter().map(|p| p.id.get_ref().as_str()).collect();
     // A journey without plays (written before Keel ran them) keeps its
-    // moments' `play` names as labels; once it defines plays, every name must resolve.
+    // moments' `play` names (and its map's play links) as labels; once it defines plays, every name must resolve.
     for m in raw.moments.iter().filter(|_| !raw.plays.is_empty()) {
         let Some(play) = &m.play else { continue };
         if !c.known(play, &play_ids, "play") {
@@ -567,7 +567,8 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
             );
         }
     }
-    for cell in &raw.map.cells {
+    // The same for the map's play links.
+    for cell in raw.map.cells.iter().filter(|_| !raw.plays.is_empty()) {
         for p in &cell.links.plays {
             c.known(p, &play_ids, "play");
         }

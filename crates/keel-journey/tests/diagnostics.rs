@@ -205,7 +205,7 @@ case!(
 );
 
 #[test]
-fn a_journey_without_plays_keeps_its_moments_play_names_as_labels() {
+fn a_journey_without_plays_keeps_its_play_names_as_labels() {
     let start = DEFAULT_JOURNEY
         .find("# ---------------------------------------------------------------------- owners")
         .unwrap();
