@@ -36,6 +36,7 @@ pub(crate) struct ServeFile {
     pub records_max_bytes: Option<usize>,
     pub dedup_window_days: Option<u32>,
     pub deliver_every: Option<u64>,
+    pub secure_cookies: Option<bool>,
     pub smtp: Option<String>,
     pub smtp_security: Option<String>,
     pub smtp_user: Option<String>,

@@ -144,12 +144,36 @@ pub(crate) async fn run(
         events.unchanged
     );
     crate::status::run(db, workspace, crate::status::StatusArgs::default()).await?;
+    if ws.store.users(ws.id).await?.is_empty() {
+        demo_users(&ws).await?;
+    }
+    say!(
+        "\ndashboard: `keel serve`, then http://127.0.0.1:8080 — sign in as {DEMO_LEADER} (leader), \
+         {} (a CSM: their own book) or {DEMO_ADMIN}; the demo password is {DEMO_PASSWORD:?}",
+        keel_demo::CSMS[0]
+    );
     say!(
         "\nnext: `keel evaluate --as-of {end}` (every account's stage, health and moments), \
          `keel account acct-000042 --as-of {end}`",
         end = config.end
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's sign-in password (a demo workspace only; `keel users add` for real ones).
+pub(crate) const DEMO_PASSWORD: &str = "keel-demo";
+const DEMO_ADMIN: &str = "admin@keel.example";
+const DEMO_LEADER: &str = "lead@keel.example";
+
+/// Dashboard users for the demo world: an admin, a CS leader, and each of
+/// the CSMs who own its accounts.
+async fn demo_users(ws: &crate::Workspace) -> anyhow::Result<()> {
+    crate::users::add_user(ws, DEMO_ADMIN, Some("Avery Admin"), "admin", DEMO_PASSWORD).await?;
+    crate::users::add_user(ws, DEMO_LEADER, Some("Lee Leader"), "leader", DEMO_PASSWORD).await?;
+    for csm in keel_demo::CSMS {
+        crate::users::add_user(ws, csm, None, "csm", DEMO_PASSWORD).await?;
+    }
+    Ok(())
 }
 
 async fn write_chunk(ws: &crate::Workspace, chunk: Vec<AccountHistory>) -> anyhow::Result<WriteCounts> {

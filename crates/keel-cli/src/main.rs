@@ -21,6 +21,7 @@ mod plays;
 mod report;
 mod serve;
 mod status;
+mod users;
 
 use std::process::ExitCode;
 
@@ -98,6 +99,8 @@ enum Command {
     Simulate(plays::SimulateArgs),
     /// Send queued play emails and webhooks now; list deliveries; replay a dead-lettered one.
     Deliver(plays::DeliverArgs),
+    /// The people who sign in to the dashboard: add, list, disable.
+    Users(users::UsersArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -193,6 +196,10 @@ fn main() -> ExitCode {
             Command::Deliver(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;
                 plays::deliver(&ws, &cli.journey, args).await
+            }
+            Command::Users(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                users::run(&ws, args).await
             }
             Command::Simulate(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;

@@ -53,6 +53,10 @@ pub(crate) struct ServeArgs {
     /// server delivers nothing (run `keel deliver` instead).
     #[arg(long, env = "KEEL_DELIVER_EVERY", default_value_t = 30)]
     deliver_every: u64,
+    /// Mark the dashboard's cookies Secure: set it when Keel is reached over
+    /// HTTPS (behind a TLS proxy).
+    #[arg(long, env = "KEEL_SECURE_COOKIES")]
+    secure_cookies: bool,
     #[command(flatten)]
     smtp: crate::plays::SmtpArgs,
 }
@@ -75,6 +79,7 @@ impl ServeArgs {
         self.records_max_bytes = pick(m, "records_max_bytes", self.records_max_bytes, f.records_max_bytes);
         self.dedup_window_days = pick(m, "dedup_window_days", self.dedup_window_days, f.dedup_window_days);
         self.deliver_every = pick(m, "deliver_every", self.deliver_every, f.deliver_every);
+        self.secure_cookies = pick(m, "secure_cookies", self.secure_cookies, f.secure_cookies);
         let smtp = &mut self.smtp;
         smtp.smtp = pick(m, "smtp", smtp.smtp.take(), f.smtp.map(Some));
         smtp.security = pick(m, "security", std::mem::take(&mut smtp.security), f.smtp_security);
@@ -161,6 +166,7 @@ pub(crate) async fn serve(
             })
             .transpose()?,
         deliver_every: std::time::Duration::from_secs(args.deliver_every.max(1)),
+        secure_cookies: args.secure_cookies,
     };
     let clock: keel_server::Clock = Arc::new(crate::now);
     let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);
@@ -182,7 +188,7 @@ pub(crate) async fn serve(
         .await
         .with_context(|| format!("listening on {}", args.bind))?;
     let addr = listener.local_addr()?;
-    eprintln!("keel: serving {} on http://{addr} (Ctrl-C to stop)", ws.url);
+    eprintln!("keel: serving {} on http://{addr} — the dashboard at http://{addr}/ (Ctrl-C to stop)", ws.url);
     keel_server::serve_on(listener, state, shutdown).await.with_context(|| format!("serving on {addr}"))?;
     Ok(ExitCode::SUCCESS)
 }

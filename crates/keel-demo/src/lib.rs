@@ -32,7 +32,7 @@ mod simulate;
 
 use keel_core::{Account, Contact, Contract, Date, Event, Opportunity, SurveyResponse, Ticket, Touchpoint};
 
-pub use simulate::simulate_account;
+pub use simulate::{CSMS, simulate_account};
 
 /// The shape of a demo world.
 #[derive(Debug, Clone)]

@@ -30,7 +30,8 @@ const SETUP_EVENTS: [&str; 4] = ["login", "project_created", "invite_sent", "int
 /// The first-value milestone event.
 const FIRST_VALUE_EVENT: &str = "workflow_published";
 
-const CSMS: [&str; 8] = [
+/// The demo's CSMs: the owners of its enterprise and mid-market accounts.
+pub const CSMS: [&str; 8] = [
     "ana.lima@keel.example",
     "ben.okafor@keel.example",
     "chloe.martin@keel.example",

@@ -17,6 +17,7 @@ pub mod plays;
 pub mod ratelimit;
 pub mod reports;
 pub mod segment;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct Config {
     pub delivery: Option<delivery::DeliveryConfig>,
     /// How often the delivery worker looks for sends that are due.
     pub deliver_every: std::time::Duration,
+    /// Mark the dashboard's cookies `Secure` (the server sits behind HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -89,6 +92,7 @@ impl Default for Config {
             checkpoint_every: std::time::Duration::ZERO,
             delivery: None,
             deliver_every: std::time::Duration::from_secs(30),
+            secure_cookies: false,
         }
     }
 }
@@ -282,6 +286,7 @@ pub fn router(state: AppState) -> axum::Router {
     let json = openapi.to_pretty_json().unwrap_or_default();
     let page = api::docs::page(&serde_json::from_str(&json).unwrap_or_default());
     routes
+        .merge(web::routes())
         .route(
             "/api/v1/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }),

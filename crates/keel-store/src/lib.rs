@@ -29,6 +29,7 @@ mod hash;
 mod plays;
 mod rollup;
 mod sqlite;
+mod users;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -44,6 +45,7 @@ pub use hash::content_hash;
 pub use plays::{DecisionRow, DeliveryRow, OutboxRow, PlayRunRow, PlayState, TaskQuery, TaskRow};
 pub use rollup::{EventDay, UsageRollup, UserDay, day_from_number, day_number};
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use users::{SessionRow, UserRow};
 
 /// A workspace's internal id. Every query is scoped to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -69,6 +71,9 @@ pub enum StoreError {
     /// A record refers to an account the workspace does not hold.
     #[error("unknown account {0:?}")]
     UnknownAccount(String),
+    /// The write conflicts with what another workspace holds.
+    #[error("{0}")]
+    Conflict(String),
     /// Stored data could not be read back into a record.
     #[error("corrupt {table} row {id}: {reason}")]
     Corrupt {
@@ -590,6 +595,31 @@ pub trait Store: Send + Sync {
     /// Revokes a key of the workspace; false when it has no such key or the
     /// key was revoked already.
     async fn revoke_api_key(&self, ws: WorkspaceId, prefix: &str, at: Timestamp) -> Result<bool, StoreError>;
+
+    /// Adds a dashboard user, or updates the name, role and password of the
+    /// one with this email (in the same workspace; another workspace's
+    /// email is refused). Returns the stored user.
+    async fn upsert_user(&self, user: &UserRow) -> Result<UserRow, StoreError>;
+
+    /// The user with this email, in any workspace.
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError>;
+
+    /// The workspace's users, by email.
+    async fn users(&self, ws: WorkspaceId) -> Result<Vec<UserRow>, StoreError>;
+
+    /// Stores a new session.
+    async fn create_session(&self, session: &SessionRow) -> Result<(), StoreError>;
+
+    /// The session with this token hash and its user, if it has not expired
+    /// at `now` and the user is not disabled.
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<(SessionRow, UserRow)>, StoreError>;
+
+    /// Ends a session (signing out); expired ones of any user go too.
+    async fn delete_session(&self, token_hash: &[u8], now: Timestamp) -> Result<(), StoreError>;
 }
 
 /// One write transaction in one workspace.

@@ -1115,3 +1115,51 @@ fn replaying_the_demo_world_recovers_the_planted_play_effects() {
     let rescue = link(2, "rescue_onboarding");
     assert!(rescue["live"].as_u64().unwrap() > 0, "{rescue}");
 }
+
+/// Dashboard users: the password only from the environment, roles checked,
+/// a second `add` changes the user, `disable` stops them; `keel demo` adds
+/// its users once.
+#[test]
+fn users_are_added_from_the_environment_listed_and_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let users = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_keel"));
+        c.arg("--db").arg(&db).arg("users").args(args).env_remove("KEEL_PASSWORD");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.current_dir(dir.path()).output().unwrap()
+    };
+    let out = users(&[], &["add", "casey@vendor.example"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("KEEL_PASSWORD"), "{}", stderr(&out));
+    let out = users(&[("KEEL_PASSWORD", "long-enough")], &["add", "casey@vendor.example", "--role", "boss"]);
+    assert!(stderr(&out).contains("admin, leader, csm"), "{}", stderr(&out));
+    let out = users(&[("KEEL_PASSWORD", "short")], &["add", "casey@vendor.example"]);
+    assert!(stderr(&out).contains("at least 8"), "{}", stderr(&out));
+    let out = users(&[("PW", "long-enough")], &["add", "Casey@Vendor.example", "--password-env", "PW"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = users(
+        &[("PW", "long-enough")],
+        &["add", "casey@vendor.example", "--role", "leader", "--password-env", "PW"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = stdout(&users(&[], &["list"]));
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert!(
+        rows[0].starts_with("casey@vendor.example") && rows[0].contains("leader") && rows[0].ends_with('-')
+    );
+    assert!(users(&[], &["disable", "casey@vendor.example"]).status.success());
+    assert!(!stdout(&users(&[], &["list"])).lines().nth(1).unwrap().ends_with('-'), "disabled");
+    assert_eq!(users(&[], &["disable", "nobody@vendor.example"]).status.code(), Some(1));
+
+    let other = dir.path().join("demo.db");
+    assert!(keel(&other, &["demo", "--accounts", "20", "--end", "2026-06-01"]).status.success());
+    let list = stdout(&keel(&other, &["users", "list"]));
+    assert_eq!(list.lines().count(), 1 + 2 + 8, "an admin, a leader and the eight CSMs: {list}");
+    let again = keel(&other, &["demo", "--accounts", "20", "--end", "2026-06-01"]);
+    assert!(again.status.success());
+    assert_eq!(stdout(&keel(&other, &["users", "list"])), list, "a second demo changes nothing");
+}

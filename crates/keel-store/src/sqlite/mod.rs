@@ -5,6 +5,7 @@ mod plays;
 mod raw;
 mod rows;
 mod tx;
+mod users;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -688,6 +689,34 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn upsert_user(&self, user: &crate::UserRow) -> Result<crate::UserRow, StoreError> {
+        users::upsert_user(&self.pool, user).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<crate::UserRow>, StoreError> {
+        users::user_by_email(&self.pool, email).await
+    }
+
+    async fn users(&self, ws: WorkspaceId) -> Result<Vec<crate::UserRow>, StoreError> {
+        users::users(&self.pool, ws).await
+    }
+
+    async fn create_session(&self, session: &crate::SessionRow) -> Result<(), StoreError> {
+        users::create_session(&self.pool, session).await
+    }
+
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: keel_core::Timestamp,
+    ) -> Result<Option<(crate::SessionRow, crate::UserRow)>, StoreError> {
+        users::session(&self.pool, token_hash, now).await
+    }
+
+    async fn delete_session(&self, token_hash: &[u8], now: keel_core::Timestamp) -> Result<(), StoreError> {
+        users::delete_session(&self.pool, token_hash, now).await
     }
 
     async fn snapshot(&self, ws: WorkspaceId) -> Result<Snapshot, StoreError> {

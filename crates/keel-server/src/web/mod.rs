@@ -1,0 +1,243 @@
+//! The dashboard: server-rendered HTML (maud) and plain CSS served from the
+//! binary, no script needed and nothing fetched from the internet. Pages
+//! read the same store and reports as the REST API; a signed-in session
+//! (see [`auth`]) decides what a person sees — a CSM their own book,
+//! leaders and admins the whole workspace.
+
+pub mod auth;
+mod portfolio;
+mod svg;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use crate::AppState;
+use auth::Viewer;
+
+/// The dashboard's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(portfolio::page))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/static/keel.css", get(css))
+}
+
+const CSS: &str = include_str!("keel.css");
+
+async fn css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], CSS)
+}
+
+/// A page's answer when something failed on the server's side.
+fn failure(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "dashboard page failed");
+    let body = page_shell(
+        "Something went wrong",
+        None,
+        html! {
+            h1 { "Something went wrong" }
+            p { "The server could not build this page. The log has the details." }
+        },
+    );
+    (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
+}
+
+/// The page around every view: the navigation, who is signed in, sign out.
+fn page_shell(title: &str, viewer: Option<&Viewer>, main: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " · Keel" }
+                    link rel="stylesheet" href="/static/keel.css";
+                }
+                body {
+                    a.skip href="#main" { "Skip to content" }
+                    header.top {
+                        a.brand href="/" { "Keel" }
+                        @if let Some(v) = viewer {
+                            nav aria-label="Main" {
+                                a href="/" aria-current=[(title == "Portfolio").then_some("page")] { "Portfolio" }
+                            }
+                            div.who {
+                                span { (v.user.name) " · " (v.user.role) }
+                                form method="post" action="/logout" {
+                                    input type="hidden" name="csrf" value=(v.csrf);
+                                    button type="submit" { "Sign out" }
+                                }
+                            }
+                        }
+                    }
+                    main id="main" { (main) }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+/// The viewer, or the answer that sends them to sign in.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+    match auth::viewer(state, headers).await {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(Redirect::to("/login").into_response()),
+        Err(e) => Err(failure(e)),
+    }
+}
+
+fn login_page(state: &AppState, email: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let csrf = auth::token();
+    let body = page_shell(
+        "Sign in",
+        None,
+        html! {
+            section.signin {
+                h1 { "Sign in to Keel" }
+                @if let Some(e) = error {
+                    p.error role="alert" { (e) }
+                }
+                form method="post" action="/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="email" { "Email" }
+                    input id="email" name="email" type="email" autocomplete="username" required value=(email);
+                    label for="password" { "Password" }
+                    input id="password" name="password" type="password" autocomplete="current-password" required;
+                    button type="submit" { "Sign in" }
+                }
+            }
+        },
+    );
+    let cookie = auth::set_cookie(state, auth::LOGIN_COOKIE, &csrf, 3600);
+    (status, [(header::SET_COOKIE, cookie)], body).into_response()
+}
+
+async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match auth::viewer(&state, &headers).await {
+        Ok(Some(_)) => Redirect::to("/").into_response(),
+        Ok(None) => login_page(&state, "", None, StatusCode::OK),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    csrf: String,
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let Ok(form) = serde_urlencoded::from_str::<LoginForm>(&body) else {
+        return login_page(&state, "", Some("Fill in your email and password."), StatusCode::BAD_REQUEST);
+    };
+    let expected = auth::cookie(&headers, auth::LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !auth::same(expected, &form.csrf) {
+        let message = "The sign-in form expired. Try again.";
+        return login_page(&state, &form.email, Some(message), StatusCode::FORBIDDEN);
+    }
+    let email = form.email.trim().to_lowercase();
+    let user = match state.store.user_by_email(&email).await {
+        Ok(u) => u,
+        Err(e) => return failure(e),
+    };
+    // The same answer for an unknown email and a wrong password.
+    let valid =
+        user.filter(|u| u.disabled_at.is_none() && auth::verify_password(&form.password, &u.password_hash));
+    let Some(user) = valid else {
+        tracing::info!(email = %email, "dashboard sign-in refused");
+        return login_page(&state, &email, Some("Wrong email or password."), StatusCode::UNAUTHORIZED);
+    };
+    match auth::start_session(&state, &user).await {
+        Ok(token) => {
+            let days = auth::SESSION_DAYS * 86_400;
+            let session = auth::set_cookie(&state, auth::SESSION_COOKIE, &token, days);
+            let spent = auth::set_cookie(&state, auth::LOGIN_COOKIE, "", 0);
+            let mut response = Redirect::to("/").into_response();
+            let h = response.headers_mut();
+            for c in [session, spent] {
+                if let Ok(v) = c.parse() {
+                    h.append(header::SET_COOKIE, v);
+                }
+            }
+            response
+        }
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// Checks a POST's CSRF token against the session's.
+fn csrf_ok(viewer: &Viewer, body: &str) -> bool {
+    serde_urlencoded::from_str::<CsrfForm>(body).is_ok_and(|f| auth::same(&f.csrf, &viewer.csrf))
+}
+
+fn forbidden(viewer: &Viewer) -> Response {
+    let body = page_shell(
+        "Refused",
+        Some(viewer),
+        html! {
+            h1 { "Refused" }
+            p { "This form was not sent from a Keel page of your session. Reload the page and try again." }
+        },
+    );
+    (StatusCode::FORBIDDEN, body).into_response()
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let viewer = match signed_in(&state, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&viewer, &body) {
+        return forbidden(&viewer);
+    }
+    if let Err(e) = auth::end_session(&state, &headers).await {
+        return failure(e);
+    }
+    let gone = auth::set_cookie(&state, auth::SESSION_COOKIE, "", 0);
+    ([(header::SET_COOKIE, gone)], Redirect::to("/login")).into_response()
+}
+
+/// A share as a percentage with one decimal (— when undefined).
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |x| format!("{:.1}%", x * 100.0))
+}
+
+/// An amount of money, whole units with thousands separators.
+fn money(v: f64) -> String {
+    let whole = v.round() as i64;
+    let digits = whole.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if whole < 0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn money_and_shares_read_as_people_write_them() {
+        assert_eq!(super::money(1_234_567.4), "1,234,567");
+        assert_eq!(super::money(-950.0), "-950");
+        assert_eq!(super::money(0.0), "0");
+        assert_eq!(super::pct(Some(0.9123)), "91.2%");
+        assert_eq!(super::pct(None), "—");
+    }
+}

@@ -1,0 +1,153 @@
+//! The dashboard in a real headless Chromium, driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`; `scripts/test` installs
+//! them): sign in with the form, read the portfolio, sign out. Every step
+//! saves a screenshot under `target/screenshots/`.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use keel_server::web::auth;
+use keel_store::UserRow;
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "chromedriver is needed (Debian: chromium chromium-driver; scripts/test installs them): {e}"
+            )
+        });
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver { child, url: format!("http://127.0.0.1:{port}") }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--window-size=1280,1000"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .unwrap()
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test]
+async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
+    // A short tick: the evaluator sees the world stored below within a second.
+    let config = keel_server::Config {
+        journey: Some(common::journey()),
+        tick: Duration::from_millis(500),
+        ..keel_server::Config::default()
+    };
+    let s = common::start_with(config).await;
+    let ws = s.store.workspace("default").await.unwrap();
+    let world = keel_demo::DemoConfig {
+        accounts: 120,
+        months: 24,
+        seed: 42,
+        end: keel_core::parse_date("2026-03-02").unwrap(),
+        plays_from: None,
+    };
+    common::store_demo(s.store.as_ref(), ws, &world).await;
+    let user = UserRow {
+        id: 0,
+        workspace: ws,
+        email: "lee@vendor.example".into(),
+        name: "Lee Leader".into(),
+        role: "leader".into(),
+        password_hash: auth::hash_password("s3cret-pass").unwrap(),
+        created_at: common::clock()(),
+        disabled_at: None,
+    };
+    s.store.upsert_user(&user).await.unwrap();
+    // Wait for the evaluator to have evaluated every account.
+    let (_, key) = common::key(&s, "default", &[keel_server::keys::Scope::Read]).await;
+    let mut evaluated = false;
+    for _ in 0..600 {
+        let (_, page) = common::get(&s, "/api/v1/reports/portfolio", &key).await;
+        if page["accounts"] == 120 && page["not_evaluated"] == 0 {
+            evaluated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(evaluated, "the evaluator evaluated the world");
+
+    let driver = driver();
+    let c = browser(&driver).await;
+    c.goto(&format!("{}/", s.url)).await.unwrap();
+    assert!(c.current_url().await.unwrap().as_str().ends_with("/login"), "sent to sign in");
+    shot(&c, "signin").await;
+
+    c.find(Locator::Id("email")).await.unwrap().send_keys("lee@vendor.example").await.unwrap();
+    c.find(Locator::Id("password")).await.unwrap().send_keys("wrong-pass").await.unwrap();
+    c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let alert = c.wait().for_element(Locator::Css("p.error")).await.unwrap();
+    assert_eq!(alert.text().await.unwrap(), "Wrong email or password.");
+
+    c.find(Locator::Id("password")).await.unwrap().send_keys("s3cret-pass").await.unwrap();
+    c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert_eq!(c.title().await.unwrap(), "Portfolio · Keel");
+    let grr = c.find(Locator::Css("[data-metric=GRR]")).await.unwrap().text().await.unwrap();
+    assert!(grr.ends_with('%'), "{grr}");
+    let red = c.find_all(Locator::Css("table.risk tbody tr")).await.unwrap();
+    assert!(!red.is_empty(), "the demo world has red accounts");
+    shot(&c, "portfolio").await;
+
+    // Tablet width: the page still lays out (the owner column folds away).
+    c.set_window_size(820, 1180).await.unwrap();
+    shot(&c, "portfolio-tablet").await;
+
+    c.find(Locator::Css(".who button")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("email")).await.unwrap();
+    assert!(c.current_url().await.unwrap().as_str().ends_with("/login"));
+    c.goto(&format!("{}/", s.url)).await.unwrap();
+    assert!(c.current_url().await.unwrap().as_str().ends_with("/login"), "signed out");
+    c.close().await.unwrap();
+}

@@ -1,0 +1,184 @@
+//! The dashboard over real HTTP: signing in and out with sessions and CSRF
+//! tokens, and the portfolio page's figures against the reports they come
+//! from — a leader's whole workspace, a CSM's own book.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
+mod common;
+
+use common::{Server, start_with};
+use keel_server::web::auth;
+use keel_store::{UserRow, WorkspaceId};
+use reqwest::redirect::Policy;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+/// The value a response sets for a cookie.
+fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+        v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_owned())
+    })
+}
+
+/// The value of a hidden `csrf` field in a page.
+fn csrf_in(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn add_user(s: &Server, ws: WorkspaceId, email: &str, role: &str) {
+    let user = UserRow {
+        id: 0,
+        workspace: ws,
+        email: email.to_owned(),
+        name: email.split('@').next().unwrap().to_owned(),
+        role: role.to_owned(),
+        password_hash: auth::hash_password("s3cret-pass").unwrap(),
+        created_at: common::clock()(),
+        disabled_at: None,
+    };
+    s.store.upsert_user(&user).await.unwrap();
+}
+
+/// Signs in; the session cookie.
+async fn sign_in(s: &Server, email: &str, password: &str) -> Result<String, (u16, String)> {
+    let c = client();
+    let form = c.get(format!("{}/login", s.url)).send().await.unwrap();
+    let login_cookie = set_cookie(&form, auth::LOGIN_COOKIE).unwrap();
+    let csrf = csrf_in(&form.text().await.unwrap());
+    let res = c
+        .post(format!("{}/login", s.url))
+        .header("cookie", format!("{}={login_cookie}", auth::LOGIN_COOKIE))
+        .form(&[("email", email), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    match (res.status().as_u16(), set_cookie(&res, auth::SESSION_COOKIE)) {
+        (303, Some(session)) => Ok(session),
+        (status, _) => Err((status, res.text().await.unwrap())),
+    }
+}
+
+async fn page(s: &Server, path: &str, session: &str) -> (u16, String) {
+    let res = client()
+        .get(format!("{}{path}", s.url))
+        .header("cookie", format!("{}={session}", auth::SESSION_COOKIE))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The text of the element marked `data-metric="name"`.
+fn metric(page: &str, name: &str) -> String {
+    let at = page.find(&format!("data-metric=\"{name}\">")).unwrap() + name.len() + 15;
+    page[at..].split('<').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn people_sign_in_see_their_portfolio_and_sign_out() {
+    let s = start_with(keel_server::Config::default()).await;
+    let ws = s.store.workspace("default").await.unwrap();
+    let config = keel_demo::DemoConfig {
+        accounts: 30,
+        months: 18,
+        seed: 3,
+        end: keel_core::parse_date("2026-03-01").unwrap(),
+        plays_from: None,
+    };
+    common::store_demo(s.store.as_ref(), ws, &config).await;
+    add_user(&s, ws, "lee@vendor.example", "leader").await;
+    add_user(&s, ws, keel_demo::CSMS[0], "csm").await;
+
+    // Without a session every page sends you to sign in.
+    let res = client().get(format!("{}/", s.url)).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), res.headers()["location"].to_str().unwrap()), (303, "/login"));
+
+    // Wrong password and unknown email answer the same; no session either way.
+    let (status, body) = sign_in(&s, "lee@vendor.example", "wrong-pass").await.unwrap_err();
+    assert_eq!(status, 401);
+    assert!(body.contains("Wrong email or password."), "{body}");
+    let (status, unknown) = sign_in(&s, "nobody@vendor.example", "s3cret-pass").await.unwrap_err();
+    assert_eq!((status, unknown.contains("Wrong email or password.")), (401, true));
+    // A sign-in form posted without its cookie (from another site) is refused.
+    let res = client()
+        .post(format!("{}/login", s.url))
+        .form(&[("email", "lee@vendor.example"), ("password", "s3cret-pass"), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+
+    // A leader sees the whole workspace, with the retention the report computes.
+    let session = sign_in(&s, "LEE@vendor.example", "s3cret-pass").await.unwrap();
+    let (status, portfolio) = page(&s, "/", &session).await;
+    assert_eq!(status, 200, "{portfolio}");
+    assert!(portfolio.contains("The whole workspace"), "{portfolio}");
+    let today = keel_core::parse_date("2026-03-01").unwrap();
+    let query = keel_server::reports::RetentionQuery {
+        from: Some(today.checked_sub_months(chrono::Months::new(12)).unwrap()),
+        to: Some(today),
+        as_of: today,
+        ..Default::default()
+    };
+    let report = keel_server::reports::retention(s.store.as_ref(), ws, None, &query).await.unwrap();
+    let pct = |v: Option<f64>| format!("{:.1}%", v.unwrap() * 100.0);
+    assert_eq!(metric(&portfolio, "GRR"), pct(report.total.grr));
+    assert_eq!(metric(&portfolio, "NRR"), pct(report.total.nrr));
+    assert_eq!(metric(&portfolio, "Logo churn"), pct(report.total.logo_churn));
+    assert!(portfolio.contains("<svg class=\"spark\""), "sparklines drawn on the server");
+    assert!(portfolio.contains(&format!("{} accounts", config.accounts)), "{portfolio}");
+
+    // A CSM sees their own book only.
+    let csm = sign_in(&s, keel_demo::CSMS[0], "s3cret-pass").await.unwrap();
+    let (_, book) = page(&s, "/", &csm).await;
+    assert!(book.contains(&format!("Your book: the accounts {} owns", keel_demo::CSMS[0])), "{book}");
+    let owned = s
+        .store
+        .list_accounts(
+            ws,
+            &keel_store::AccountQuery {
+                owner: Some(keel_demo::CSMS[0].to_owned()),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .total;
+    assert!(owned < config.accounts as u64);
+    assert!(book.contains(&format!("{owned} accounts")), "{book}");
+
+    // Signing out needs the page's CSRF token, then ends the session.
+    let url = s.url.clone();
+    let out = |token: String, session: String| {
+        let url = url.clone();
+        async move {
+            client()
+                .post(format!("{url}/logout"))
+                .header("cookie", format!("{}={session}", auth::SESSION_COOKIE))
+                .form(&[("csrf", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(out("forged".into(), session.clone()).await, 403);
+    assert_eq!(page(&s, "/", &session).await.0, 200, "still signed in");
+    assert_eq!(out(csrf_in(&portfolio), session.clone()).await, 303);
+    assert_eq!(page(&s, "/", &session).await.0, 303, "the session is over");
+    assert_eq!(page(&s, "/", &csm).await.0, 200, "other sessions go on");
+
+    // A disabled user's sessions end at once.
+    let mut user = s.store.user_by_email(keel_demo::CSMS[0]).await.unwrap().unwrap();
+    user.disabled_at = Some(common::clock()());
+    s.store.upsert_user(&user).await.unwrap();
+    assert_eq!(page(&s, "/", &csm).await.0, 303);
+    assert_eq!(sign_in(&s, keel_demo::CSMS[0], "s3cret-pass").await.unwrap_err().0, 401);
+
+    let css = client().get(format!("{}/static/keel.css", s.url)).send().await.unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+}
