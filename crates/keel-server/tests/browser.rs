@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium, driven over WebDriver
 //! (Debian's `chromium` and `chromium-driver`; `scripts/test` installs
-//! them): sign in with the form, read the portfolio, sign out. Every step
+//! them): sign in with the form, read the portfolio, open an at-risk
+//! account and its health, move the as-of picker, sign out. Every step
 //! saves a screenshot under `target/screenshots/`.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
@@ -140,8 +141,50 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     assert!(!red.is_empty(), "the demo world has red accounts");
     shot(&c, "portfolio").await;
 
-    // Tablet width: the page still lays out (the owner column folds away).
+    // The accounts list, filtered to the red ones by the form.
+    c.goto(&format!("{}/accounts", s.url)).await.unwrap();
+    c.find(Locator::Css("select[name=band] option[value=red]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("p.note")).await.unwrap();
+    assert!(c.current_url().await.unwrap().as_str().contains("band=red"));
+    let health = c.find_all(Locator::Css("table.accounts tbody tr td:nth-child(4)")).await.unwrap();
+    assert!(health.len() >= red.len(), "at least the red accounts the portfolio listed");
+    for cell in health {
+        assert!(cell.text().await.unwrap().starts_with("red"));
+    }
+    shot(&c, "accounts").await;
+    c.goto(&format!("{}/", s.url)).await.unwrap();
+
+    // Open the largest red account and read why it is red.
+    let first = c.find(Locator::Css("table.risk tbody tr td a")).await.unwrap();
+    let name = first.text().await.unwrap();
+    first.click().await.unwrap();
+    c.wait().for_element(Locator::Css("table.health")).await.unwrap();
+    assert_eq!(c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap(), name);
+    let band = c.find(Locator::Css("[data-fact=band]")).await.unwrap().text().await.unwrap();
+    assert!(band.starts_with("red"), "{band}");
+    let components = c.find_all(Locator::Css("table.health tbody tr")).await.unwrap();
+    assert!(components.len() >= 3, "the health components with their values");
+    shot(&c, "account").await;
+
+    // Move the as-of picker back a year: the page shows the account as it was.
+    let url = c.current_url().await.unwrap();
+    let day = "2025-03-01";
+    c.execute(
+        "document.getElementById('as_of').value = arguments[0]; document.querySelector('form.asof').submit();",
+        vec![serde_json::json!(day)],
+    )
+    .await
+    .unwrap();
+    c.wait().for_url(&url.join(&format!("?as_of={day}")).unwrap()).await.unwrap();
+    let picked = c.find(Locator::Id("as_of")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(picked.as_deref(), Some(day));
+    shot(&c, "account-as-of").await;
+
+    // Tablet width: the pages still lay out (columns stack, the owner column folds away).
     c.set_window_size(820, 1180).await.unwrap();
+    shot(&c, "account-tablet").await;
+    c.goto(&format!("{}/", s.url)).await.unwrap();
     shot(&c, "portfolio-tablet").await;
 
     c.find(Locator::Css(".who button")).await.unwrap().click().await.unwrap();

@@ -182,3 +182,113 @@ async fn people_sign_in_see_their_portfolio_and_sign_out() {
     let css = client().get(format!("{}/static/keel.css", s.url)).send().await.unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 }
+
+/// A server running the default journey over a demo world of `accounts`,
+/// every account evaluated, with a leader and the first demo CSM.
+async fn evaluated_world(accounts: usize) -> (Server, WorkspaceId) {
+    let config = keel_server::Config {
+        journey: Some(common::journey()),
+        tick: std::time::Duration::from_millis(300),
+        ..keel_server::Config::default()
+    };
+    let s = start_with(config).await;
+    let ws = s.store.workspace("default").await.unwrap();
+    let world = keel_demo::DemoConfig {
+        accounts,
+        months: 24,
+        seed: 42,
+        end: keel_core::parse_date("2026-03-02").unwrap(),
+        plays_from: None,
+    };
+    common::store_demo(s.store.as_ref(), ws, &world).await;
+    add_user(&s, ws, "lee@vendor.example", "leader").await;
+    add_user(&s, ws, keel_demo::CSMS[0], "csm").await;
+    let (_, key) = common::key(&s, "default", &[keel_server::keys::Scope::Read]).await;
+    for _ in 0..600 {
+        let (_, page) = common::get(&s, "/api/v1/reports/portfolio", &key).await;
+        if page["accounts"] == accounts && page["not_evaluated"] == 0 {
+            return (s, ws);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the evaluator did not evaluate the world");
+}
+
+/// The ids of the account links of a page, in order.
+fn account_links(page: &str) -> Vec<String> {
+    page.split("href=\"/accounts/").skip(1).map(|s| s.split('"').next().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_accounts_list_filters_sorts_pages_and_exports_and_an_account_reads_as_of_any_day() {
+    let (s, ws) = evaluated_world(80).await;
+    let lee = sign_in(&s, "lee@vendor.example", "s3cret-pass").await.unwrap();
+
+    // Red accounts by MRR, largest first: the same rows as the store's query.
+    let (status, red) = page(&s, "/accounts?band=red&sort=-mrr&limit=5", &lee).await;
+    assert_eq!(status, 200, "{red}");
+    let query = keel_store::AccountQuery {
+        band: Some("red".into()),
+        sort: keel_store::AccountSort::Mrr,
+        descending: true,
+        limit: 5,
+        ..Default::default()
+    };
+    let expected = s.store.list_accounts(ws, &query).await.unwrap();
+    assert!(expected.total > 0, "the demo world has red accounts");
+    let ids: Vec<String> = expected.rows.iter().map(|r| r.account.id.to_string()).collect();
+    assert_eq!(account_links(&red), ids);
+    assert!(red.contains(&format!("{} accounts match", expected.total)), "{red}");
+    if expected.total > 5 {
+        // The next page continues where this one stopped.
+        let at = red.find("rel=\"next\" href=\"").unwrap() + 17;
+        let next = red[at..].split('"').next().unwrap().replace("&amp;", "&");
+        let (_, second) = page(&s, &next, &lee).await;
+        let more = account_links(&second);
+        assert!(!more.is_empty() && more.iter().all(|id| !ids.contains(id)), "{more:?}");
+    }
+    let (status, bad) = page(&s, "/accounts?sort=colour", &lee).await;
+    assert_eq!(status, 400);
+    assert!(bad.contains("sort:"), "the page names the bad parameter: {bad}");
+
+    // The CSV has every matching account.
+    let res = client()
+        .get(format!("{}/accounts.csv?band=red", s.url))
+        .header("cookie", format!("{}={lee}", auth::SESSION_COOKIE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = res.text().await.unwrap();
+    let mut rows = csv::Reader::from_reader(text.as_bytes());
+    let bands: Vec<String> = rows.records().map(|r| r.unwrap()[4].to_owned()).collect();
+    assert_eq!(bands.len() as u64, expected.total);
+    assert!(bands.iter().all(|b| b == "red"));
+
+    // A CSM starts on their own book; `owner=` shows everyone's.
+    let csm = sign_in(&s, keel_demo::CSMS[0], "s3cret-pass").await.unwrap();
+    let (_, mine) = page(&s, "/accounts?limit=1000", &csm).await;
+    let (_, all) = page(&s, "/accounts?limit=1000&owner=", &csm).await;
+    assert!(account_links(&mine).len() < account_links(&all).len());
+    assert_eq!(account_links(&all).len(), 80);
+
+    // The account page: stages with their gate, health components, as of today and of an earlier day.
+    let id = &ids[0];
+    let (status, today) = page(&s, &format!("/accounts/{id}"), &lee).await;
+    assert_eq!(status, 200, "{today}");
+    assert!(today.contains("data-fact=\"band\"><span class=\"dot red\">"), "a red account reads red");
+    assert!(today.contains("<table class=\"health\">") && today.contains("<progress"), "{today}");
+    let history =
+        keel_server::load::history(s.store.as_ref(), ws, &keel_core::ExternalId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    let start = history.contracts.iter().map(|c| c.start).min().unwrap();
+    let before = start.pred_opt().unwrap();
+    let (_, earlier) = page(&s, &format!("/accounts/{id}?as_of={before}"), &lee).await;
+    assert!(earlier.contains(&format!("value=\"{before}\"")), "the picker shows the day");
+    assert!(earlier.contains("No product line has started."), "before its first contract");
+    let (_, wrong) = page(&s, &format!("/accounts/{id}?as_of=someday"), &lee).await;
+    assert!(wrong.contains("is not a date"), "{wrong}");
+    assert_eq!(page(&s, "/accounts/nobody", &lee).await.0, 404);
+}

@@ -122,7 +122,7 @@ fn invalid(name: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_parameter", format!("{name}: {message}"))
 }
 
-fn query_from(params: ListParams) -> Result<AccountQuery, ApiError> {
+pub(crate) fn query_from(params: ListParams) -> Result<AccountQuery, ApiError> {
     let raw_sort = params.sort.unwrap_or_else(|| "name".to_owned());
     let (descending, name) = match raw_sort.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -172,6 +172,12 @@ fn query_from(params: ListParams) -> Result<AccountQuery, ApiError> {
     })
 }
 
+/// The cursor that continues `query` after the row at `at`.
+pub(crate) fn next_cursor(query: &AccountQuery, at: keel_store::AccountCursor) -> String {
+    let cursor = Cursor { sort: query.sort, desc: query.descending, at };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
+}
+
 /// Lists the workspace's accounts with their stage, band, MRR and renewal date.
 #[utoipa::path(
     get,
@@ -191,11 +197,7 @@ pub async fn list(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let query = query_from(params)?;
     let page = state.store.list_accounts(principal.workspace, &query).await?;
-    let next_cursor = page.next.map(|at| {
-        let cursor = Cursor { sort: query.sort, desc: query.descending, at };
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(&cursor).unwrap_or_default())
-    });
+    let next_cursor = page.next.map(|at| next_cursor(&query, at));
     let accounts = page
         .rows
         .into_iter()

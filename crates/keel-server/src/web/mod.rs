@@ -4,6 +4,8 @@
 //! (see [`auth`]) decides what a person sees — a CSM their own book,
 //! leaders and admins the whole workspace.
 
+mod account;
+mod accounts;
 pub mod auth;
 mod portfolio;
 mod svg;
@@ -23,6 +25,9 @@ use auth::Viewer;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(portfolio::page))
+        .route("/accounts", get(accounts::page))
+        .route("/accounts.csv", get(accounts::csv))
+        .route("/accounts/{id}", get(account::page))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/static/keel.css", get(css))
@@ -67,6 +72,7 @@ fn page_shell(title: &str, viewer: Option<&Viewer>, main: Markup) -> Html<String
                         @if let Some(v) = viewer {
                             nav aria-label="Main" {
                                 a href="/" aria-current=[(title == "Portfolio").then_some("page")] { "Portfolio" }
+                                a href="/accounts" aria-current=[(title == "Accounts").then_some("page")] { "Accounts" }
                             }
                             div.who {
                                 span { (v.user.name) " · " (v.user.role) }

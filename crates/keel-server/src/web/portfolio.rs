@@ -203,7 +203,7 @@ fn at_risk(rows: &[AccountRow]) -> Markup {
                         @for row in rows {
                             @let s = row.evaluated.as_ref().map(|(_, s)| s);
                             tr {
-                                td { (row.account.name) }
+                                td { a href=(format!("/accounts/{}", row.account.id.as_str())) { (row.account.name) } }
                                 td { (s.and_then(|s| s.segment.clone()).unwrap_or_default()) }
                                 td { (s.and_then(|s| s.score).map(|x| format!("{x:.0}")).unwrap_or_default()) }
                                 td { (money(s.and_then(|s| s.mrr).unwrap_or_default())) }

@@ -1,0 +1,312 @@
+//! The account page: the header (MRR, seats, renewal, owner, segment),
+//! every product line's stage with its exit gate, the health score with
+//! its components, the moments firing with their reasons, contacts, open
+//! tasks and play runs, and a timeline — all as of any date
+//! (`?as_of=YYYY-MM-DD`, the date picker), by as-of evaluation.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keel_core::{Date, ExternalId};
+use keel_engine::{AccountHistory, AccountState};
+use keel_store::{PlayRunRow, TaskQuery, TaskRow};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{failure, money, page_shell, signed_in};
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AsOf {
+    as_of: Option<String>,
+}
+
+fn not_found(viewer: &super::auth::Viewer, what: &str) -> Response {
+    let body = page_shell(
+        "Not found",
+        Some(viewer),
+        html! {
+            h1 { "Not found" }
+            p { (what) }
+            p { a href="/accounts" { "All accounts" } }
+        },
+    );
+    (StatusCode::NOT_FOUND, body).into_response()
+}
+
+pub(super) async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<AsOf>,
+) -> Response {
+    let viewer = match signed_in(&state, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let today = (state.clock)().date_naive();
+    let (as_of, bad_date) = match q.as_of.as_deref().filter(|s| !s.is_empty()) {
+        None => (today, None),
+        Some(raw) => match keel_core::parse_date(raw) {
+            Ok(d) => (d, None),
+            Err(e) => (today, Some(format!("{raw:?} is not a date ({e}); showing today"))),
+        },
+    };
+    let ws = viewer.user.workspace;
+    let Ok(id) = ExternalId::parse(&id) else { return not_found(&viewer, "No such account.") };
+    let history = match crate::load::history(state.store.as_ref(), ws, &id).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return not_found(&viewer, &format!("No account {:?} in this workspace.", id.as_str())),
+        Err(e) => return failure(e),
+    };
+    let Some(journey) = &state.config.journey else {
+        return not_found(&viewer, "The server runs without a journey, so accounts are not evaluated.");
+    };
+    let names = match state.store.event_names(ws).await {
+        Ok(n) => n,
+        Err(e) => return failure(e),
+    };
+    let plan = keel_engine::Plan::new(journey.journey.clone(), &names);
+    let evaluated = keel_engine::evaluate(&plan, &history, as_of);
+    let query = TaskQuery {
+        account: Some(id.clone()),
+        statuses: vec!["open".into(), "snoozed".into()],
+        ..TaskQuery::default()
+    };
+    let tasks = match state.store.tasks(ws, &query).await {
+        Ok(t) => t,
+        Err(e) => return failure(e),
+    };
+    let runs = match state.store.play_runs(ws, None, Some(&id)).await {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    let main = html! {
+        (header(&history, &evaluated, as_of, today, bad_date.as_deref()))
+        div.columns {
+            div {
+                (stages(&evaluated))
+                (health(&evaluated))
+                (moments(&evaluated))
+                (timeline(&history, as_of))
+            }
+            div {
+                (contacts(&history, as_of))
+                (open_tasks(&tasks, as_of))
+                (play_runs(&runs, as_of))
+            }
+        }
+    };
+    page_shell(&history.account.name, Some(&viewer), main).into_response()
+}
+
+fn header(h: &AccountHistory, s: &AccountState, as_of: Date, today: Date, bad: Option<&str>) -> Markup {
+    let active: Vec<&keel_core::Contract> =
+        h.contracts.iter().filter(|c| c.start <= as_of && c.end.is_none_or(|e| e > as_of)).collect();
+    let mrr: f64 = active.iter().map(|c| c.mrr.amount.to_string().parse::<f64>().unwrap_or_default()).sum();
+    let seats: u32 = active.iter().map(|c| c.seats).sum();
+    let renewal = active.iter().filter_map(|c| c.end).min();
+    html! {
+        p.crumbs { a href="/accounts" { "Accounts" } " / " (h.account.id.as_str()) }
+        h1 { (h.account.name) }
+        @if let Some(b) = bad { p.error role="alert" { (b) } }
+        form.asof method="get" {
+            label for="as_of" { "As of" }
+            input id="as_of" name="as_of" type="date" value=(as_of) max=(today);
+            button type="submit" { "Show" }
+            @if as_of != today { " " a href="?" { "Back to today" } }
+        }
+        dl.facts {
+            div { dt { "MRR" } dd data-fact="mrr" { (money(mrr)) } }
+            div { dt { "Seats" } dd { (seats) } }
+            div { dt { "Renewal" } dd { (renewal.map(|d| d.to_string()).unwrap_or_else(|| "—".into())) } }
+            div { dt { "Owner" } dd { (h.account.owner.clone().unwrap_or_else(|| "—".into())) } }
+            div { dt { "Segment" } dd data-fact="segment" { (s.segment.clone().unwrap_or_else(|| "—".into())) } }
+            div { dt { "Health" } dd data-fact="band" {
+                @match (s.health.band, s.health.score) {
+                    (Some(b), Some(x)) => { span class=(format!("dot {}", b.as_str())) {} (b.as_str()) " · " (format!("{x:.0}")) }
+                    _ => "no data",
+                }
+            } }
+        }
+    }
+}
+
+fn stages(s: &AccountState) -> Markup {
+    html! {
+        section aria-labelledby="stages" {
+            h2 id="stages" { "Stages" }
+            @if s.lines.is_empty() { p { "No product line has started." } }
+            @for line in &s.lines {
+                @let met = line.gate.iter().filter(|c| c.holds == Some(true)).count();
+                @let total = line.gate.len();
+                div.line {
+                    h3 { (line.product_line) ": " (line.stage.clone().unwrap_or_else(|| "ended".into())) }
+                    p.note { (line.days_in_stage) " days in the stage, since " (line.entered) }
+                    @if total > 0 {
+                        label { "Exit gate: " (met) " of " (total) " conditions met"
+                            progress max=(total) value=(met) { (met) "/" (total) }
+                        }
+                        ul.gate {
+                            @for c in &line.gate {
+                                li class=(match c.holds { Some(true) => "ok", Some(false) => "no", None => "unknown" }) {
+                                    code { (c.expr) }
+                                    @for (k, v) in &c.values {
+                                        " · " (k) " = " (v.map(|v| v.to_string()).unwrap_or_else(|| "no data".into()))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn health(s: &AccountState) -> Markup {
+    html! {
+        section aria-labelledby="health" {
+            h2 id="health" { "Health" }
+            @if s.health.uncertain { p.note { "Uncertain: only " (format!("{:.0}%", s.health.coverage * 100.0)) " of the weight has data." } }
+            table.health {
+                thead { tr { th scope="col" { "Component" } th scope="col" { "Metric" } th scope="col" { "Value" } th scope="col" { "Score" } th scope="col" { "Weight" } } }
+                tbody {
+                    @for c in &s.health.components {
+                        tr {
+                            th scope="row" { (c.id) }
+                            td { code { (c.metric) } }
+                            td { (c.value.map(|v| v.to_string()).unwrap_or_else(|| "no data".into())) }
+                            td { (c.score.map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into())) }
+                            td { (format!("{:.0}", c.weight)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn moments(s: &AccountState) -> Markup {
+    html! {
+        section aria-labelledby="moments" {
+            h2 id="moments" { "Moments that matter" }
+            @if s.moments.is_empty() { p { "None firing." } }
+            ul.moments {
+                @for m in &s.moments {
+                    li class=(format!("sev-{}", m.severity)) {
+                        strong { (m.id) } " (" (m.severity) ", " (m.owner) ")"
+                        div.reason { (m.reason) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One line of the timeline.
+struct Entry {
+    on: Date,
+    kind: &'static str,
+    text: String,
+}
+
+fn timeline(h: &AccountHistory, as_of: Date) -> Markup {
+    let mut entries: Vec<Entry> = Vec::new();
+    for t in &h.touchpoints {
+        let note = t.notes.clone().or_else(|| t.outcome.clone()).unwrap_or_default();
+        entries.push(Entry {
+            on: t.occurred.date_naive(),
+            kind: "touchpoint",
+            text: format!("{} {note}", t.kind),
+        });
+    }
+    for t in &h.tickets {
+        entries.push(Entry {
+            on: t.opened.date_naive(),
+            kind: "ticket",
+            text: format!("sev {} ticket {}", t.severity.level(), t.id.as_str()),
+        });
+    }
+    for s in &h.surveys {
+        entries.push(Entry {
+            on: s.responded.date_naive(),
+            kind: "survey",
+            text: format!("{} {}", s.kind.as_str(), s.score),
+        });
+    }
+    for c in &h.contracts {
+        entries.push(Entry {
+            on: c.start,
+            kind: "contract",
+            text: format!("{} line starts, {} seats", c.product.as_str(), c.seats),
+        });
+    }
+    for u in &h.usage {
+        if u.events > 0 {
+            entries.push(Entry { on: u.day, kind: "usage", text: format!("{} events", u.events) });
+        }
+    }
+    entries.retain(|e| e.on <= as_of);
+    entries.sort_by_key(|e| std::cmp::Reverse(e.on));
+    entries.truncate(60);
+    html! {
+        section aria-labelledby="timeline" {
+            h2 id="timeline" { "Timeline" }
+            ol.timeline {
+                @for e in &entries {
+                    li class=(e.kind) { time datetime=(e.on) { (e.on) } " " span.kind { (e.kind) } " " (e.text) }
+                }
+            }
+        }
+    }
+}
+
+fn contacts(h: &AccountHistory, as_of: Date) -> Markup {
+    html! {
+        section aria-labelledby="contacts" {
+            h2 id="contacts" { "Contacts" }
+            ul.contacts {
+                @for c in h.contacts.iter().filter(|c| c.active_from <= as_of && c.role.as_str() != "user") {
+                    @let gone = c.active_to.is_some_and(|e| e <= as_of);
+                    li class=[gone.then_some("gone")] {
+                        strong { (c.role.as_str()) } " " (if c.name.is_empty() { c.email.clone() } else { c.name.clone() })
+                        @if gone { " (left " (c.active_to.map(|d| d.to_string()).unwrap_or_default()) ")" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn open_tasks(tasks: &[TaskRow], as_of: Date) -> Markup {
+    html! {
+        section aria-labelledby="tasks" {
+            h2 id="tasks" { "Open tasks" }
+            @if tasks.is_empty() { p { "None." } }
+            ul.tasks {
+                @for t in tasks {
+                    li class=[(t.due < as_of).then_some("late")] {
+                        (t.title) div.note { (t.owner) " · due " (t.due) " · " (t.priority) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn play_runs(runs: &[PlayRunRow], as_of: Date) -> Markup {
+    let mut runs: Vec<&PlayRunRow> = runs.iter().filter(|r| r.started <= as_of).collect();
+    runs.sort_by_key(|r| std::cmp::Reverse(r.started));
+    html! {
+        section aria-labelledby="runs" {
+            h2 id="runs" { "Plays" }
+            @if runs.is_empty() { p { "No play has run." } }
+            ul.runs {
+                @for r in runs.iter().take(20) {
+                    li { strong { (r.play) } " " (r.status) @if r.holdout { " (held out)" } div.note { "since " (r.started) @if let Some(o) = &r.outcome { " · outcome " (o) } } }
+                }
+            }
+        }
+    }
+}

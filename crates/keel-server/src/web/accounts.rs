@@ -1,0 +1,225 @@
+//! The accounts list: filter by segment, stage, band, owner and renewal
+//! window, search by name or id, sort by any column, page with keyset
+//! cursors, and export the whole filtered list as CSV. The parameters are
+//! the REST API's (`GET /api/v1/accounts`), so a filtered page's URL and an
+//! API call read the same. A CSM starts on their own book.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_store::{AccountQuery, AccountRow};
+use maud::{Markup, html};
+
+use super::{failure, money, page_shell, signed_in};
+use crate::AppState;
+use crate::api::accounts::{ListParams, next_cursor, query_from};
+
+/// The query as the page reads it: a CSM with no `owner` parameter sees
+/// their own book; `owner=` (empty) means everyone's.
+fn params(
+    raw: Option<&str>,
+    viewer: &super::auth::Viewer,
+) -> Result<(ListParams, Vec<(String, String)>), String> {
+    let mut pairs: Vec<(String, String)> =
+        form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
+    if !viewer.sees_everything() && !pairs.iter().any(|(k, _)| k == "owner") {
+        pairs.push(("owner".into(), viewer.user.email.clone()));
+    }
+    let kept: Vec<(String, String)> = pairs.iter().filter(|(_, v)| !v.is_empty()).cloned().collect();
+    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&kept).finish();
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+    let params: ListParams = serde_path_to_error::deserialize(de).map_err(|e| e.to_string())?;
+    Ok((params, pairs))
+}
+
+fn link(pairs: &[(String, String)], replace: &[(&str, &str)], path: &str) -> String {
+    let mut out: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| !replace.iter().any(|(r, _)| r == k) && k != "cursor")
+        .cloned()
+        .collect();
+    out.extend(
+        replace.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    format!("{path}?{}", form_urlencoded::Serializer::new(String::new()).extend_pairs(&out).finish())
+}
+
+fn value<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str())
+}
+
+pub(super) async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let viewer = match signed_in(&state, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let ws = viewer.user.workspace;
+    let parsed = params(raw.as_deref(), &viewer)
+        .and_then(|(p, pairs)| query_from(p).map(|q| (q, pairs)).map_err(|e| e.message));
+    let (query, pairs) = match parsed {
+        Ok(x) => x,
+        Err(why) => {
+            let body = page_shell(
+                "Accounts",
+                Some(&viewer),
+                html! {
+                    h1 { "Accounts" }
+                    p.error role="alert" { (why) }
+                    p { a href="/accounts" { "Clear the filters" } }
+                },
+            );
+            return (StatusCode::BAD_REQUEST, body).into_response();
+        }
+    };
+    let page = match state.store.list_accounts(ws, &query).await {
+        Ok(p) => p,
+        Err(e) => return failure(e),
+    };
+    let next = page.next.map(|at| next_cursor(&query, at));
+    let main = html! {
+        h1 { "Accounts" }
+        (filters(&pairs))
+        p.note {
+            (page.total) " accounts match · "
+            a href=(link(&pairs, &[], "/accounts.csv")) download { "Export CSV" }
+        }
+        (table(&page.rows, &pairs))
+        nav.pages aria-label="Pages" {
+            @if value(&pairs, "cursor").is_empty() { "" } @else { a href=(link(&pairs, &[], "/accounts")) { "First page" } " " }
+            @if let Some(c) = &next { a rel="next" href=(format!("{}&cursor={c}", link(&pairs, &[], "/accounts"))) { "Next page" } }
+        }
+    };
+    page_shell("Accounts", Some(&viewer), main).into_response()
+}
+
+fn filters(pairs: &[(String, String)]) -> Markup {
+    let v = |k: &str| value(pairs, k).to_owned();
+    html! {
+        form.filters method="get" action="/accounts" {
+            label { "Search" input name="q" type="search" value=(v("q")) placeholder="name or id"; }
+            label { "Segment" input name="segment" value=(v("segment")); }
+            label { "Stage" input name="stage" value=(v("stage")) placeholder="stage or line:stage"; }
+            label { "Band" select name="band" {
+                @for b in ["", "red", "yellow", "green"] {
+                    option value=(b) selected[v("band") == b] { (if b.is_empty() { "any" } else { b }) }
+                }
+            } }
+            label { "Owner" input name="owner" value=(v("owner")) placeholder="everyone"; }
+            label { "Renewal from" input name="renewal_from" type="date" value=(v("renewal_from")); }
+            label { "to" input name="renewal_to" type="date" value=(v("renewal_to")); }
+            input type="hidden" name="sort" value=(v("sort"));
+            button type="submit" { "Filter" }
+        }
+    }
+}
+
+fn table(rows: &[AccountRow], pairs: &[(String, String)]) -> Markup {
+    let current = value(pairs, "sort");
+    let sortable = |label: &str, key: &str| {
+        let (next, mark) = match current {
+            s if s == key => (format!("-{key}"), " ▲"),
+            s if s == format!("-{key}") => (key.to_owned(), " ▼"),
+            _ => (key.to_owned(), ""),
+        };
+        html! { a href=(link(pairs, &[("sort", &next)], "/accounts")) { (label) (mark) } }
+    };
+    html! {
+        table.accounts {
+            thead { tr {
+                th scope="col" { (sortable("Account", "name")) }
+                th scope="col" { "Segment" }
+                th scope="col" { "Stage" }
+                th scope="col" { (sortable("Health", "score")) }
+                th scope="col" { (sortable("MRR", "mrr")) }
+                th scope="col" { (sortable("Renewal", "renewal")) }
+                th scope="col" { (sortable("Owner", "owner")) }
+            } }
+            tbody {
+                @for row in rows {
+                    @let s = row.evaluated.as_ref().map(|(_, s)| s);
+                    tr {
+                        td { a href=(format!("/accounts/{}", row.account.id.as_str())) { (row.account.name) } }
+                        td { (s.and_then(|s| s.segment.clone()).unwrap_or_default()) }
+                        td { (s.map(|s| s.stages.iter().filter_map(|(l, st)| st.as_ref().map(|st| format!("{l}: {st}"))).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                        td { @if let Some(b) = s.and_then(|s| s.band.clone()) { span class=(format!("dot {b}")) {} (b) " " (s.and_then(|s| s.score).map(|x| format!("{x:.0}")).unwrap_or_default()) } }
+                        td { (s.and_then(|s| s.mrr).map(money).unwrap_or_default()) }
+                        td { (s.and_then(|s| s.renewal).map(|d| d.to_string()).unwrap_or_default()) }
+                        td { (row.account.owner.clone().unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every account the filters match, as CSV (the page's columns).
+pub(super) async fn csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let viewer = match signed_in(&state, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let query = match params(raw.as_deref(), &viewer).and_then(|(p, _)| query_from(p).map_err(|e| e.message))
+    {
+        Ok(q) => q,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    let mut query = AccountQuery { limit: 1000, after: None, ..query };
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header_row = ["id", "name", "owner", "segment", "band", "score", "stages", "mrr", "renewal_date"];
+    if let Err(e) = out.write_record(header_row) {
+        return failure(e);
+    }
+    loop {
+        let page = match state.store.list_accounts(viewer.user.workspace, &query).await {
+            Ok(p) => p,
+            Err(e) => return failure(e),
+        };
+        for row in &page.rows {
+            let s = row.evaluated.as_ref().map(|(_, s)| s);
+            let stages = s
+                .map(|s| {
+                    s.stages
+                        .iter()
+                        .filter_map(|(l, st)| st.as_ref().map(|st| format!("{l}:{st}")))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                })
+                .unwrap_or_default();
+            let record = [
+                row.account.id.as_str().to_owned(),
+                row.account.name.clone(),
+                row.account.owner.clone().unwrap_or_default(),
+                s.and_then(|s| s.segment.clone()).unwrap_or_default(),
+                s.and_then(|s| s.band.clone()).unwrap_or_default(),
+                s.and_then(|s| s.score).map(|x| format!("{x:.1}")).unwrap_or_default(),
+                stages,
+                s.and_then(|s| s.mrr).map(|x| format!("{x:.2}")).unwrap_or_default(),
+                s.and_then(|s| s.renewal).map(|d| d.to_string()).unwrap_or_default(),
+            ];
+            if let Err(e) = out.write_record(&record) {
+                return failure(e);
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    let body = out.into_inner().unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"accounts.csv\""),
+        ],
+        body,
+    )
+        .into_response()
+}
