@@ -1,7 +1,8 @@
 //! The dashboard in a real headless Chromium, driven over WebDriver
 //! (Debian's `chromium` and `chromium-driver`; `scripts/test` installs
 //! them): sign in with the form, read the portfolio, open an at-risk
-//! account and its health, move the as-of picker, sign out. Every step
+//! account and its health, move the as-of picker, complete a task and read
+//! it on the timeline, approve a held email, sign out. Every step
 //! saves a screenshot under `target/screenshots/`.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
@@ -119,6 +120,15 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     }
     assert!(evaluated, "the evaluator evaluated the world");
 
+    // Two weeks of plays, so the inbox has tasks and held sends.
+    let j = common::journey();
+    let mut day = keel_core::parse_date("2026-02-15").unwrap();
+    while day <= keel_core::parse_date("2026-03-01").unwrap() {
+        let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+        keel_server::plays::run_day(s.store.as_ref(), ws, &j.journey, day, noon).await.unwrap();
+        day = day.succ_opt().unwrap();
+    }
+
     let driver = driver();
     let c = browser(&driver).await;
     c.goto(&format!("{}/", s.url)).await.unwrap();
@@ -180,6 +190,35 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     let picked = c.find(Locator::Id("as_of")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(picked.as_deref(), Some(day));
     shot(&c, "account-as-of").await;
+
+    // The inbox: complete a task with an outcome, then read it on the account's timeline.
+    c.goto(&format!("{}/inbox", s.url)).await.unwrap();
+    let task = c.find(Locator::Css("article.task")).await.unwrap();
+    let account_link =
+        task.find(Locator::Css("p.note a")).await.unwrap().attr("href").await.unwrap().unwrap();
+    task.find(Locator::Css("input[name=outcome]"))
+        .await
+        .unwrap()
+        .send_keys("Called the champion; back on track")
+        .await
+        .unwrap();
+    task.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let notice = c.wait().for_element(Locator::Css("p.notice")).await.unwrap().text().await.unwrap();
+    assert!(notice.starts_with("Done: "), "{notice}");
+    shot(&c, "inbox").await;
+    c.goto(&format!("{}{account_link}", s.url)).await.unwrap();
+    let timeline = c.find(Locator::Css("ol.timeline")).await.unwrap().text().await.unwrap();
+    assert!(timeline.contains("Called the champion; back on track"), "{timeline}");
+
+    // Approve a held email from the outbox.
+    c.goto(&format!("{}/inbox#outbox", s.url)).await.unwrap();
+    let held = c.find(Locator::Css("article.held")).await.unwrap();
+    held.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let notice = c.wait().for_element(Locator::Css("p.notice")).await.unwrap().text().await.unwrap();
+    assert!(notice.starts_with("Approved"), "{notice}");
+    let approved = s.store.outbox(ws, Some("approved")).await.unwrap();
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0].decided_by.as_deref(), Some("lee@vendor.example"));
 
     // Tablet width: the pages still lay out (columns stack, the owner column folds away).
     c.set_window_size(820, 1180).await.unwrap();

@@ -292,3 +292,114 @@ async fn the_accounts_list_filters_sorts_pages_and_exports_and_an_account_reads_
     assert!(wrong.contains("is not a date"), "{wrong}");
     assert_eq!(page(&s, "/accounts/nobody", &lee).await.0, 404);
 }
+
+/// Posts a form of the inbox with the page's CSRF token; the redirect's target.
+async fn post_form(s: &Server, session: &str, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let res = client()
+        .post(format!("{}{path}", s.url))
+        .header("cookie", format!("{}={session}", auth::SESSION_COOKIE))
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+    (res.status().as_u16(), location)
+}
+
+fn decoded(location: &str) -> String {
+    form_urlencoded::parse(location.split_once('?').map_or("", |(_, q)| q).as_bytes())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn the_inbox_completes_snoozes_and_approves_under_each_persons_view() {
+    let (s, ws) = evaluated_world(60).await;
+    let j = common::journey();
+    let mut day = keel_core::parse_date("2026-02-15").unwrap();
+    while day <= keel_core::parse_date("2026-03-01").unwrap() {
+        let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+        keel_server::plays::run_day(s.store.as_ref(), ws, &j.journey, day, noon).await.unwrap();
+        day = day.succ_opt().unwrap();
+    }
+    let lee = sign_in(&s, "lee@vendor.example", "s3cret-pass").await.unwrap();
+    let csm = sign_in(&s, keel_demo::CSMS[0], "s3cret-pass").await.unwrap();
+    let all = s.store.tasks(ws, &keel_store::TaskQuery::default()).await.unwrap();
+    let mine: Vec<_> = all.iter().filter(|t| t.owner == keel_demo::CSMS[0]).collect();
+    assert!(!mine.is_empty(), "the first CSM has tasks");
+
+    // A CSM's inbox holds their own tasks; the team view holds everyone's.
+    let (_, theirs) = page(&s, "/inbox", &csm).await;
+    assert_eq!(theirs.matches("<article class=\"task").count(), mine.len(), "{theirs}");
+    let (_, team) = page(&s, "/inbox", &lee).await;
+    assert_eq!(team.matches("<article class=\"task").count(), all.len());
+
+    // Done with an outcome: the task closes and its touchpoint lands on the account's timeline.
+    let task = mine[0];
+    let token = csrf_in(&theirs);
+    let done = format!("/inbox/tasks/{}/done", task.id);
+    assert_eq!(post_form(&s, &csm, &done, &[("csrf", "forged"), ("outcome", "x")]).await.0, 403);
+    let (status, to) =
+        post_form(&s, &csm, &done, &[("csrf", &token), ("outcome", "Called Dana; plan agreed")]).await;
+    assert_eq!(status, 303);
+    assert!(decoded(&to).starts_with("notice=Done: "), "{to}");
+    let done_tasks = keel_store::TaskQuery { statuses: vec!["done".into()], ..Default::default() };
+    let stored = s.store.tasks(ws, &done_tasks).await.unwrap().into_iter().find(|t| t.id == task.id).unwrap();
+    assert_eq!(
+        (stored.status.as_str(), stored.outcome.as_deref()),
+        ("done", Some("Called Dana; plan agreed"))
+    );
+    let (_, account) = page(&s, &format!("/accounts/{}", task.account.as_str()), &csm).await;
+    assert!(account.contains("Called Dana; plan agreed"), "the outcome is on the timeline");
+
+    // Snoozing past the journey's limit is refused with the limit named.
+    if let Some(other) = mine.get(1) {
+        let snooze = format!("/inbox/tasks/{}/snooze", other.id);
+        let (_, to) =
+            post_form(&s, &csm, &snooze, &[("csrf", &token), ("until", "2099-01-01"), ("reason", "travel")])
+                .await;
+        assert!(decoded(&to).contains("snooze_max_days"), "{to}");
+    }
+
+    // The outbox shows each held email as it would go out; a leader approves one.
+    let held = s.store.outbox(ws, Some("pending")).await.unwrap();
+    assert!(!held.is_empty(), "sensitive sends were held");
+    let (_, team) = page(&s, "/inbox", &lee).await;
+    let send: serde_json::Value = serde_json::from_str(&held[0].payload).unwrap();
+    if let Some(subject) = send["subject"].as_str() {
+        assert!(team.contains(&maud::html! { (subject) }.into_string()), "the rendered subject");
+    }
+    let approve = format!("/inbox/outbox/{}/approve", held[0].id);
+    let (_, to) = post_form(&s, &lee, &approve, &[("csrf", &csrf_in(&team))]).await;
+    assert!(decoded(&to).starts_with("notice=Approved"), "{to}");
+    let decided = s.store.outbox(ws, Some("approved")).await.unwrap();
+    assert_eq!(decided[0].decided_by.as_deref(), Some("lee@vendor.example"));
+
+    // A CSM cannot decide a send held for another owner's account.
+    let owned: std::collections::HashSet<String> = s
+        .store
+        .list_accounts(
+            ws,
+            &keel_store::AccountQuery {
+                owner: Some(keel_demo::CSMS[0].into()),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.account.id.to_string())
+        .collect();
+    if let Some(foreign) = held.iter().skip(1).find(|o| !owned.contains(o.account.as_str())) {
+        let reject = format!("/inbox/outbox/{}/reject", foreign.id);
+        let (_, to) = post_form(&s, &csm, &reject, &[("csrf", &token), ("reason", "no")]).await;
+        assert!(decoded(&to).contains("a leader decides it"), "{to}");
+        assert_eq!(
+            s.store.outbox(ws, Some("pending")).await.unwrap().iter().filter(|o| o.id == foreign.id).count(),
+            1
+        );
+    }
+}

@@ -214,12 +214,12 @@ struct Entry {
 fn timeline(h: &AccountHistory, as_of: Date) -> Markup {
     let mut entries: Vec<Entry> = Vec::new();
     for t in &h.touchpoints {
-        let note = t.notes.clone().or_else(|| t.outcome.clone()).unwrap_or_default();
-        entries.push(Entry {
-            on: t.occurred.date_naive(),
-            kind: "touchpoint",
-            text: format!("{} {note}", t.kind),
-        });
+        let mut text = t.kind.to_string();
+        for part in [&t.notes, &t.outcome].into_iter().flatten() {
+            text.push_str(" — ");
+            text.push_str(part);
+        }
+        entries.push(Entry { on: t.occurred.date_naive(), kind: "touchpoint", text });
     }
     for t in &h.tickets {
         entries.push(Entry {

@@ -7,6 +7,7 @@
 mod account;
 mod accounts;
 pub mod auth;
+mod inbox;
 mod portfolio;
 mod svg;
 
@@ -28,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts", get(accounts::page))
         .route("/accounts.csv", get(accounts::csv))
         .route("/accounts/{id}", get(account::page))
+        .route("/inbox", get(inbox::page))
+        .route("/inbox/{what}/{id}/{action}", post(inbox::act))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/static/keel.css", get(css))
@@ -73,6 +76,7 @@ fn page_shell(title: &str, viewer: Option<&Viewer>, main: Markup) -> Html<String
                             nav aria-label="Main" {
                                 a href="/" aria-current=[(title == "Portfolio").then_some("page")] { "Portfolio" }
                                 a href="/accounts" aria-current=[(title == "Accounts").then_some("page")] { "Accounts" }
+                                a href="/inbox" aria-current=[(title == "Inbox").then_some("page")] { "Inbox" }
                             }
                             div.who {
                                 span { (v.user.name) " · " (v.user.role) }
