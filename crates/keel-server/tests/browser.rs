@@ -2,7 +2,8 @@
 //! (Debian's `chromium` and `chromium-driver`; `scripts/test` installs
 //! them): sign in with the form, read the portfolio, open an at-risk
 //! account and its health, move the as-of picker, complete a task and read
-//! it on the timeline, approve a held email, sign out. Every step
+//! it on the timeline, approve a held email, open the journey map and a
+//! cell's detail, sign out. Every step
 //! saves a screenshot under `target/screenshots/`.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
@@ -219,6 +220,15 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     let approved = s.store.outbox(ws, Some("approved")).await.unwrap();
     assert_eq!(approved.len(), 1);
     assert_eq!(approved[0].decided_by.as_deref(), Some("lee@vendor.example"));
+
+    // The journey map, and one cell's detail.
+    c.goto(&format!("{}/journey", s.url)).await.unwrap();
+    let cells = c.find_all(Locator::Css("table.map td.cell a")).await.unwrap();
+    assert!(cells.len() >= 8, "the map's cells");
+    cells[0].click().await.unwrap();
+    let title = c.wait().for_element(Locator::Id("cell-title")).await.unwrap().text().await.unwrap();
+    assert!(title.contains("months"), "{title}");
+    shot(&c, "journey").await;
 
     // Tablet width: the pages still lay out (columns stack, the owner column folds away).
     c.set_window_size(820, 1180).await.unwrap();

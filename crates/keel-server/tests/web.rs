@@ -403,3 +403,57 @@ async fn the_inbox_completes_snoozes_and_approves_under_each_persons_view() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_journey_map_is_coloured_by_the_audit_and_a_cell_opens_its_links() {
+    let (s, ws) = evaluated_world(60).await;
+    let lee = sign_in(&s, "lee@vendor.example", "s3cret-pass").await.unwrap();
+    let (status, map) = page(&s, "/journey", &lee).await;
+    assert_eq!(status, 200, "{map}");
+    let j = common::journey();
+    let names = s.store.event_names(ws).await.unwrap();
+    let plan = keel_engine::Plan::new(j.journey.clone(), &names);
+    let today = keel_core::parse_date("2026-03-01").unwrap();
+    let audit =
+        keel_server::reports::audit(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
+    // Every cell of the journey is drawn once, with its status.
+    assert_eq!(
+        map.matches("<td class=\"cell ").count() - map.matches("cell missing\">—").count(),
+        audit.cells.len()
+    );
+    for (status, n) in &audit.counts {
+        let chip = format!("<span class=\"chip {}\">", status.as_str());
+        assert!(map.contains(&chip), "{chip}");
+        let at = map.find(&chip).unwrap() + chip.len();
+        assert!(map[at..].split('<').next().unwrap().ends_with(&format!(": {n}")), "{status:?} {n}");
+    }
+    for st in &j.journey.stages {
+        assert!(map.contains(&maud::html! { (st.exit.source) }.into_string()), "the gate of {}", st.id);
+    }
+    // A cell's detail: its text and every link with its live count.
+    let i = audit.cells.iter().position(|c| !c.links.is_empty()).unwrap();
+    let (_, detail) = page(&s, &format!("/journey?cell={i}"), &lee).await;
+    let cell = &audit.cells[i];
+    assert!(detail.contains(&maud::html! { (cell.text) }.into_string()));
+    for l in &cell.links {
+        assert!(
+            detail.contains(&format!(
+                "<code>{}</code></th><td>{}</td><td>{}</td>",
+                l.id,
+                l.feeds.join(", "),
+                l.live
+            )),
+            "{}",
+            l.id
+        );
+    }
+    // A segment's map audits that segment's accounts.
+    let smb = keel_server::reports::audit(s.store.as_ref(), ws, &plan, today, (None, None), Some("smb"))
+        .await
+        .unwrap();
+    let (_, seg) = page(&s, "/journey?segment=smb", &lee).await;
+    assert!(seg.contains(&format!("{} accounts audited", smb.accounts)), "{seg}");
+    let (status, bad) = page(&s, "/journey?segment=galactic", &lee).await;
+    assert_eq!(status, 200);
+    assert!(bad.contains("the journey has no such segment"), "{bad}");
+}

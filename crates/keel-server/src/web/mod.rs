@@ -8,6 +8,7 @@ mod account;
 mod accounts;
 pub mod auth;
 mod inbox;
+mod journey;
 mod portfolio;
 mod svg;
 
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts.csv", get(accounts::csv))
         .route("/accounts/{id}", get(account::page))
         .route("/inbox", get(inbox::page))
+        .route("/journey", get(journey::page))
         .route("/inbox/{what}/{id}/{action}", post(inbox::act))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
@@ -77,6 +79,7 @@ fn page_shell(title: &str, viewer: Option<&Viewer>, main: Markup) -> Html<String
                                 a href="/" aria-current=[(title == "Portfolio").then_some("page")] { "Portfolio" }
                                 a href="/accounts" aria-current=[(title == "Accounts").then_some("page")] { "Accounts" }
                                 a href="/inbox" aria-current=[(title == "Inbox").then_some("page")] { "Inbox" }
+                                a href="/journey" aria-current=[(title == "Journey").then_some("page")] { "Journey" }
                             }
                             div.who {
                                 span { (v.user.name) " · " (v.user.role) }
