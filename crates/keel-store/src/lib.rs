@@ -553,6 +553,15 @@ pub trait Store: Send + Sync {
     /// Tasks, overdue first then by due day.
     async fn tasks(&self, ws: WorkspaceId, query: &TaskQuery) -> Result<Vec<TaskRow>, StoreError>;
 
+    /// How many tasks match (the query's limit aside), and how many of
+    /// those are open or snoozed and due before `as_of`.
+    async fn count_tasks(
+        &self,
+        ws: WorkspaceId,
+        query: &TaskQuery,
+        as_of: keel_core::Date,
+    ) -> Result<(u64, u64), StoreError>;
+
     /// Outbox entries with this status (None: all), oldest first.
     async fn outbox(&self, ws: WorkspaceId, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError>;
 

@@ -221,13 +221,19 @@ pub async fn tasks(
         .map(ExternalId::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_parameter", format!("account: {e}")))?;
-    let query =
-        TaskQuery { owner: params.owner, statuses, overdue_on: overdue.then_some(as_of), account, limit: 0 };
-    let mut list = state.store.tasks(principal.workspace, &query).await?;
-    list.sort_by_key(|t| (t.due >= as_of, t.due, t.id));
-    let docs: Vec<TaskDoc> = list.into_iter().map(|t| TaskDoc::new(t, as_of)).collect();
-    let (total, overdue) = (docs.len(), docs.iter().filter(|t| t.overdue).count());
-    Ok(Json(TaskList { total, overdue, tasks: docs.into_iter().take(limit).collect() }))
+    // Tasks sort by due day, so the overdue ones come first.
+    let query = TaskQuery {
+        owner: params.owner,
+        statuses,
+        overdue_on: overdue.then_some(as_of),
+        account,
+        limit: limit as u32,
+    };
+    let ws = principal.workspace;
+    let (list, (total, overdue)) =
+        tokio::try_join!(state.store.tasks(ws, &query), state.store.count_tasks(ws, &query, as_of))?;
+    let tasks = list.into_iter().map(|t| TaskDoc::new(t, as_of)).collect();
+    Ok(Json(TaskList { total: total as usize, overdue: overdue as usize, tasks }))
 }
 
 /// A task done.

@@ -18,6 +18,9 @@ use super::{csrf_ok, failure, forbidden, page_shell, signed_in};
 use crate::AppState;
 use crate::plays::ActionError;
 
+/// Tasks shown at once.
+const PAGE: u32 = 100;
+
 fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect()
 }
@@ -44,16 +47,18 @@ pub(super) async fn page(
         _ if viewer.sees_everything() => None,
         _ => Some(viewer.user.email.clone()),
     };
+    // The most overdue first (tasks sort by due day), a page of them.
     let query = TaskQuery {
         owner: owner.clone(),
         statuses: vec!["open".into(), "snoozed".into()],
+        limit: PAGE,
         ..TaskQuery::default()
     };
-    let mut tasks = match state.store.tasks(ws, &query).await {
-        Ok(t) => t,
-        Err(e) => return failure(e),
-    };
-    tasks.sort_by_key(|t| (t.due >= today, t.due, t.id));
+    let (tasks, (total, overdue)) =
+        match tokio::try_join!(state.store.tasks(ws, &query), state.store.count_tasks(ws, &query, today)) {
+            Ok(x) => x,
+            Err(e) => return failure(e),
+        };
     let outbox = match held_for(&state, &viewer).await {
         Ok(o) => o,
         Err(e) => return failure(e),
@@ -65,7 +70,6 @@ pub(super) async fn page(
         Some(o) => format!("Tasks of {o}"),
         None => "The team's tasks".to_owned(),
     };
-    let overdue = tasks.iter().filter(|t| t.due < today).count();
     let main = html! {
         h1 { "Inbox" }
         @if let Some(n) = notice { p.notice role="status" { (n) } }
@@ -77,8 +81,9 @@ pub(super) async fn page(
             }
         }
         section aria-labelledby="tasks" {
-            h2 id="tasks" { (scope) ": " (tasks.len()) ", " (overdue) " overdue" }
+            h2 id="tasks" { (scope) ": " (total) ", " (overdue) " overdue" }
             @if tasks.is_empty() { p { "Nothing to do." } }
+            @if total > tasks.len() as u64 { p.note { "Showing the " (tasks.len()) " most overdue; complete or snooze them to see the next." } }
             @for t in &tasks { (task(t, &viewer, today)) }
         }
         section aria-labelledby="outbox" {

@@ -632,6 +632,15 @@ impl Store for SqliteStore {
         plays::tasks(&self.pool, ws, query).await
     }
 
+    async fn count_tasks(
+        &self,
+        ws: WorkspaceId,
+        query: &crate::TaskQuery,
+        as_of: keel_core::Date,
+    ) -> Result<(u64, u64), StoreError> {
+        plays::count_tasks(&self.pool, ws, query, as_of).await
+    }
+
     async fn outbox(
         &self,
         ws: WorkspaceId,

@@ -402,6 +402,29 @@ pub(crate) async fn tasks(
     q: &TaskQuery,
 ) -> Result<Vec<TaskRow>, StoreError> {
     let mut qb = sqlx::QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE workspace_id = "));
+    task_filter(&mut qb, ws, q);
+    qb.push(" ORDER BY due, id LIMIT ").push_bind(i64::from(if q.limit == 0 { u32::MAX } else { q.limit }));
+    qb.build().fetch_all(c).await?.iter().map(task_row).collect()
+}
+
+/// How many tasks match `q` (its limit aside), and how many of them are
+/// open or snoozed and due before `as_of`.
+pub(crate) async fn count_tasks(
+    c: impl SqliteExecutor<'_>,
+    ws: WorkspaceId,
+    q: &TaskQuery,
+    as_of: Date,
+) -> Result<(u64, u64), StoreError> {
+    let mut qb =
+        sqlx::QueryBuilder::new("SELECT COUNT(*), COALESCE(SUM(status IN ('open', 'snoozed') AND due < ");
+    qb.push_bind(as_of.to_string()).push("), 0) FROM tasks WHERE workspace_id = ");
+    task_filter(&mut qb, ws, q);
+    let row = qb.build().fetch_one(c).await?;
+    let (total, overdue): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    Ok((total.max(0) as u64, overdue.max(0) as u64))
+}
+
+fn task_filter(qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, ws: WorkspaceId, q: &TaskQuery) {
     qb.push_bind(ws.0);
     if let Some(owner) = &q.owner {
         qb.push(" AND owner = ").push_bind(owner.clone());
@@ -420,8 +443,6 @@ pub(crate) async fn tasks(
     if let Some(day) = q.overdue_on {
         qb.push(" AND status IN ('open', 'snoozed') AND due < ").push_bind(day.to_string());
     }
-    qb.push(" ORDER BY due, id LIMIT ").push_bind(i64::from(if q.limit == 0 { u32::MAX } else { q.limit }));
-    qb.build().fetch_all(c).await?.iter().map(task_row).collect()
 }
 
 pub(crate) async fn insert_outbox(
