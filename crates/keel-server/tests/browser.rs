@@ -14,8 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use keel_server::web::auth;
-use keel_store::UserRow;
 
 /// chromedriver on a free port, killed when dropped.
 struct Driver {
@@ -81,45 +79,8 @@ async fn shot(c: &Client, name: &str) {
 
 #[tokio::test]
 async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
-    // A short tick: the evaluator sees the world stored below within a second.
-    let config = keel_server::Config {
-        journey: Some(common::journey()),
-        tick: Duration::from_millis(500),
-        ..keel_server::Config::default()
-    };
-    let s = common::start_with(config).await;
-    let ws = s.store.workspace("default").await.unwrap();
-    let world = keel_demo::DemoConfig {
-        accounts: 120,
-        months: 24,
-        seed: 42,
-        end: keel_core::parse_date("2026-03-02").unwrap(),
-        plays_from: None,
-    };
-    common::store_demo(s.store.as_ref(), ws, &world).await;
-    let user = UserRow {
-        id: 0,
-        workspace: ws,
-        email: "lee@vendor.example".into(),
-        name: "Lee Leader".into(),
-        role: "leader".into(),
-        password_hash: auth::hash_password("s3cret-pass").unwrap(),
-        created_at: common::clock()(),
-        disabled_at: None,
-    };
-    s.store.upsert_user(&user).await.unwrap();
-    // Wait for the evaluator to have evaluated every account.
-    let (_, key) = common::key(&s, "default", &[keel_server::keys::Scope::Read]).await;
-    let mut evaluated = false;
-    for _ in 0..600 {
-        let (_, page) = common::get(&s, "/api/v1/reports/portfolio", &key).await;
-        if page["accounts"] == 120 && page["not_evaluated"] == 0 {
-            evaluated = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(evaluated, "the evaluator evaluated the world");
+    // Every account evaluated; signs in as lee@vendor.example, a leader.
+    let (s, ws) = common::evaluated_demo(120).await;
 
     // Two weeks of plays, so the inbox has tasks and held sends.
     let j = common::journey();

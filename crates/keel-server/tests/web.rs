@@ -7,7 +7,7 @@ mod common;
 
 use common::{Server, start_with};
 use keel_server::web::auth;
-use keel_store::{UserRow, WorkspaceId};
+use keel_store::WorkspaceId;
 use reqwest::redirect::Policy;
 
 fn client() -> reqwest::Client {
@@ -28,17 +28,7 @@ fn csrf_in(page: &str) -> String {
 }
 
 async fn add_user(s: &Server, ws: WorkspaceId, email: &str, role: &str) {
-    let user = UserRow {
-        id: 0,
-        workspace: ws,
-        email: email.to_owned(),
-        name: email.split('@').next().unwrap().to_owned(),
-        role: role.to_owned(),
-        password_hash: auth::hash_password("s3cret-pass").unwrap(),
-        created_at: common::clock()(),
-        disabled_at: None,
-    };
-    s.store.upsert_user(&user).await.unwrap();
+    common::dashboard_user(s, ws, email, role).await;
 }
 
 /// Signs in; the session cookie.
@@ -90,6 +80,13 @@ async fn people_sign_in_see_their_portfolio_and_sign_out() {
     common::store_demo(s.store.as_ref(), ws, &config).await;
     add_user(&s, ws, "lee@vendor.example", "leader").await;
     add_user(&s, ws, keel_demo::CSMS[0], "csm").await;
+    // An email signs in to one workspace: another workspace cannot take it over.
+    let other = s.store.workspace("other").await.unwrap();
+    let mut thief = s.store.user_by_email("lee@vendor.example").await.unwrap().unwrap();
+    thief.workspace = other;
+    let taken = s.store.upsert_user(&thief).await;
+    assert!(matches!(taken, Err(keel_store::StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(s.store.user_by_email("lee@vendor.example").await.unwrap().unwrap().workspace, ws);
 
     // Without a session every page sends you to sign in.
     let res = client().get(format!("{}/", s.url)).send().await.unwrap();
@@ -183,35 +180,8 @@ async fn people_sign_in_see_their_portfolio_and_sign_out() {
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 }
 
-/// A server running the default journey over a demo world of `accounts`,
-/// every account evaluated, with a leader and the first demo CSM.
 async fn evaluated_world(accounts: usize) -> (Server, WorkspaceId) {
-    let config = keel_server::Config {
-        journey: Some(common::journey()),
-        tick: std::time::Duration::from_millis(300),
-        ..keel_server::Config::default()
-    };
-    let s = start_with(config).await;
-    let ws = s.store.workspace("default").await.unwrap();
-    let world = keel_demo::DemoConfig {
-        accounts,
-        months: 24,
-        seed: 42,
-        end: keel_core::parse_date("2026-03-02").unwrap(),
-        plays_from: None,
-    };
-    common::store_demo(s.store.as_ref(), ws, &world).await;
-    add_user(&s, ws, "lee@vendor.example", "leader").await;
-    add_user(&s, ws, keel_demo::CSMS[0], "csm").await;
-    let (_, key) = common::key(&s, "default", &[keel_server::keys::Scope::Read]).await;
-    for _ in 0..600 {
-        let (_, page) = common::get(&s, "/api/v1/reports/portfolio", &key).await;
-        if page["accounts"] == accounts && page["not_evaluated"] == 0 {
-            return (s, ws);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the evaluator did not evaluate the world");
+    common::evaluated_demo(accounts).await
 }
 
 /// The ids of the account links of a page, in order.

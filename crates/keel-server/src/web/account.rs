@@ -5,7 +5,7 @@
 //! (`?as_of=YYYY-MM-DD`, the date picker), by as-of evaluation.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState};
@@ -13,7 +13,8 @@ use keel_store::{PlayRunRow, TaskQuery, TaskRow};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{failure, money, page_shell, signed_in};
+use super::auth::Viewer;
+use super::{failure, money, page_shell};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -37,13 +38,9 @@ fn not_found(viewer: &super::auth::Viewer, what: &str) -> Response {
 pub(super) async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    viewer: Viewer,
     Query(q): Query<AsOf>,
 ) -> Response {
-    let viewer = match signed_in(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let today = (state.clock)().date_naive();
     let (as_of, bad_date) = match q.as_of.as_deref().filter(|s| !s.is_empty()) {
         None => (today, None),

@@ -5,12 +5,13 @@
 //! API call read the same. A CSM starts on their own book.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_store::{AccountQuery, AccountRow};
 use maud::{Markup, html};
 
-use super::{failure, money, page_shell, signed_in};
+use super::auth::Viewer;
+use super::{failure, money, page_shell};
 use crate::AppState;
 use crate::api::accounts::{ListParams, next_cursor, query_from};
 
@@ -48,15 +49,7 @@ fn value<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
     pairs.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str())
 }
 
-pub(super) async fn page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let viewer = match signed_in(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub(super) async fn page(State(state): State<AppState>, viewer: Viewer, RawQuery(raw): RawQuery) -> Response {
     let ws = viewer.user.workspace;
     let parsed = params(raw.as_deref(), &viewer)
         .and_then(|(p, pairs)| query_from(p).map(|q| (q, pairs)).map_err(|e| e.message));
@@ -157,15 +150,7 @@ fn table(rows: &[AccountRow], pairs: &[(String, String)]) -> Markup {
 }
 
 /// Every account the filters match, as CSV (the page's columns).
-pub(super) async fn csv(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let viewer = match signed_in(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub(super) async fn csv(State(state): State<AppState>, viewer: Viewer, RawQuery(raw): RawQuery) -> Response {
     let query = match params(raw.as_deref(), &viewer).and_then(|(p, _)| query_from(p).map_err(|e| e.message))
     {
         Ok(q) => q,

@@ -7,14 +7,14 @@
 use std::collections::HashSet;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_store::{OutboxRow, TaskQuery, TaskRow};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::Viewer;
-use super::{csrf_ok, failure, forbidden, page_shell, signed_in};
+use super::{csrf_ok, failure, forbidden, page_shell};
 use crate::AppState;
 use crate::plays::ActionError;
 
@@ -29,15 +29,7 @@ fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-pub(super) async fn page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let viewer = match signed_in(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub(super) async fn page(State(state): State<AppState>, viewer: Viewer, RawQuery(raw): RawQuery) -> Response {
     let q = pairs(raw.as_deref());
     let today = (state.clock)().date_naive();
     let ws = viewer.user.workspace;
@@ -215,13 +207,9 @@ fn refused(e: ActionError) -> Result<String, String> {
 pub(super) async fn act(
     State(state): State<AppState>,
     Path((what, id, action)): Path<(String, i64, String)>,
-    headers: HeaderMap,
+    viewer: Viewer,
     body: String,
 ) -> Response {
-    let viewer = match signed_in(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     if !csrf_ok(&viewer, &body) {
         return forbidden(&viewer);
     }

@@ -5,12 +5,12 @@
 //! their exit gates; and the journey file the server runs.
 
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use keel_analytics::audit::{AuditReport, CellAudit, Status};
 use maud::{Markup, html};
 
-use super::{failure, page_shell, pct, signed_in};
+use super::auth::Viewer;
+use super::{failure, page_shell, pct};
 use crate::AppState;
 use crate::reports::ReportError;
 
@@ -23,15 +23,7 @@ fn label(status: Status) -> &'static str {
     }
 }
 
-pub(super) async fn page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let viewer = match signed_in(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub(super) async fn page(State(state): State<AppState>, viewer: Viewer, RawQuery(raw): RawQuery) -> Response {
     let Some(config) = &state.config.journey else {
         let body = page_shell(
             "Journey",

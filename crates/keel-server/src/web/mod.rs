@@ -98,12 +98,20 @@ fn page_shell(title: &str, viewer: Option<&Viewer>, main: Markup) -> Html<String
     )
 }
 
-/// The viewer, or the answer that sends them to sign in.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
-    match auth::viewer(state, headers).await {
-        Ok(Some(v)) => Ok(v),
-        Ok(None) => Err(Redirect::to("/login").into_response()),
-        Err(e) => Err(failure(e)),
+/// Every page's first extractor: the signed-in viewer, or the answer that
+/// sends them to sign in.
+impl axum::extract::FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        match auth::viewer(state, &parts.headers).await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(Redirect::to("/login").into_response()),
+            Err(e) => Err(failure(e)),
+        }
     }
 }
 
@@ -209,11 +217,7 @@ fn forbidden(viewer: &Viewer) -> Response {
     (StatusCode::FORBIDDEN, body).into_response()
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    let viewer = match signed_in(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn logout(State(state): State<AppState>, viewer: Viewer, headers: HeaderMap, body: String) -> Response {
     if !csrf_ok(&viewer, &body) {
         return forbidden(&viewer);
     }

@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use keel_analytics::retention::{By, RetentionReport};
 use keel_core::Date;
 use keel_store::{AccountQuery, AccountRow, AccountSort};
 use maud::{Markup, html};
 
-use super::{failure, money, page_shell, pct, signed_in, svg};
+use super::auth::Viewer;
+use super::{failure, money, page_shell, pct, svg};
 use crate::AppState;
 use crate::reports::{ReportError, RetentionQuery};
 
@@ -81,11 +81,7 @@ async fn book(
     Ok(out)
 }
 
-pub(super) async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let viewer = match signed_in(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub(super) async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
     let today = (state.clock)().date_naive();
     let ws = viewer.user.workspace;
     let owner = (!viewer.sees_everything()).then_some(viewer.user.email.as_str());

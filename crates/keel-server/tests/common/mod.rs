@@ -104,3 +104,52 @@ pub async fn store_demo(store: &dyn Store, ws: WorkspaceId, config: &keel_demo::
     }
     tx.commit().await.unwrap();
 }
+
+/// A dashboard user with the password `s3cret-pass`.
+pub async fn dashboard_user(s: &Server, ws: WorkspaceId, email: &str, role: &str) {
+    let user = keel_store::UserRow {
+        id: 0,
+        workspace: ws,
+        email: email.to_owned(),
+        name: email.split('@').next().unwrap().to_owned(),
+        role: role.to_owned(),
+        password_hash: keel_server::web::auth::hash_password("s3cret-pass").unwrap(),
+        created_at: clock()(),
+        disabled_at: None,
+    };
+    s.store.upsert_user(&user).await.unwrap();
+}
+
+/// A server running the default journey (with a short tick, so it
+/// evaluates what is stored behind its back) over a demo world of
+/// `accounts` (seed 42, 24 months to 2026-03-02) in workspace "default",
+/// with a leader (lee@vendor.example) and the first demo CSM as dashboard
+/// users; returns once every account is evaluated.
+pub async fn evaluated_demo(accounts: usize) -> (Server, WorkspaceId) {
+    let config = keel_server::Config {
+        journey: Some(journey()),
+        tick: std::time::Duration::from_millis(300),
+        ..keel_server::Config::default()
+    };
+    let s = start_with(config).await;
+    let ws = s.store.workspace("default").await.unwrap();
+    let world = keel_demo::DemoConfig {
+        accounts,
+        months: 24,
+        seed: 42,
+        end: keel_core::parse_date("2026-03-02").unwrap(),
+        plays_from: None,
+    };
+    store_demo(s.store.as_ref(), ws, &world).await;
+    dashboard_user(&s, ws, "lee@vendor.example", "leader").await;
+    dashboard_user(&s, ws, keel_demo::CSMS[0], "csm").await;
+    let (_, key) = key(&s, "default", &[Scope::Read]).await;
+    for _ in 0..600 {
+        let (_, page) = get(&s, "/api/v1/reports/portfolio", &key).await;
+        if page["accounts"] == accounts && page["not_evaluated"] == 0 {
+            return (s, ws);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the evaluator did not evaluate the world");
+}

@@ -29,47 +29,28 @@ fn user(row: &SqliteRow, prefix: &str) -> Result<UserRow, StoreError> {
 }
 
 pub(crate) async fn upsert_user(pool: &SqlitePool, u: &UserRow) -> Result<UserRow, StoreError> {
-    let mut tx = pool.begin().await?;
-    let existing = sqlx::query("SELECT workspace_id FROM dashboard_users WHERE email = ?")
-        .bind(&u.email)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if let Some(row) = existing {
-        let ws: i64 = row.try_get("workspace_id")?;
-        if ws != u.workspace.0 {
-            return Err(StoreError::Conflict(format!("{} is a user of another workspace", u.email)));
-        }
-        sqlx::query(
-            "UPDATE dashboard_users SET name = ?, role = ?, password_hash = ?, disabled_at = ? WHERE email = ?",
-        )
-        .bind(&u.name)
-        .bind(&u.role)
-        .bind(&u.password_hash)
-        .bind(u.disabled_at.map(micros))
-        .bind(&u.email)
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query(
-            "INSERT INTO dashboard_users (workspace_id, email, name, role, password_hash, created_at, disabled_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(u.workspace.0)
-        .bind(&u.email)
-        .bind(&u.name)
-        .bind(&u.role)
-        .bind(&u.password_hash)
-        .bind(micros(u.created_at))
-        .bind(u.disabled_at.map(micros))
-        .execute(&mut *tx)
-        .await?;
+    // One statement, so it takes the write lock at once (and waits for it)
+    // instead of upgrading a read, which SQLite refuses under contention.
+    sqlx::query(
+        "INSERT INTO dashboard_users (workspace_id, email, name, role, password_hash, created_at, disabled_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (email) DO UPDATE SET name = excluded.name, role = excluded.role, \
+         password_hash = excluded.password_hash, disabled_at = excluded.disabled_at \
+         WHERE dashboard_users.workspace_id = excluded.workspace_id",
+    )
+    .bind(u.workspace.0)
+    .bind(&u.email)
+    .bind(&u.name)
+    .bind(&u.role)
+    .bind(&u.password_hash)
+    .bind(micros(u.created_at))
+    .bind(u.disabled_at.map(micros))
+    .execute(pool)
+    .await?;
+    let stored = user_by_email(pool, &u.email).await?.ok_or_else(|| corrupt(&u.email, "not stored"))?;
+    if stored.workspace != u.workspace {
+        return Err(StoreError::Conflict(format!("{} is a user of another workspace", u.email)));
     }
-    let row = sqlx::query("SELECT * FROM dashboard_users WHERE email = ?")
-        .bind(&u.email)
-        .fetch_one(&mut *tx)
-        .await?;
-    let stored = user(&row, "")?;
-    tx.commit().await?;
     Ok(stored)
 }
 
