@@ -326,11 +326,7 @@ pub async fn evaluate_account(
     account: &ExternalId,
     day: Date,
 ) -> Result<Option<(AccountHistory, AccountState)>, StoreError> {
-    let snapshot =
-        store.records(ws, keel_store::Accounts::One(account), keel_store::RecordKinds::ALL).await?;
-    let mut histories = crate::load::group(snapshot);
-    crate::load::fill_usage(store, ws, &mut histories, None, true).await?;
-    let Some(history) = histories.pop() else { return Ok(None) };
+    let Some(history) = crate::load::history(store, ws, account).await? else { return Ok(None) };
     let plan = keel_engine::Plan::new(journey.clone(), &store.event_names(ws).await?);
     let state = keel_engine::evaluate(&plan, &history, day);
     Ok(Some((history, state)))

@@ -83,13 +83,7 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     let (s, ws) = common::evaluated_demo(120).await;
 
     // Two weeks of plays, so the inbox has tasks and held sends.
-    let j = common::journey();
-    let mut day = keel_core::parse_date("2026-02-15").unwrap();
-    while day <= keel_core::parse_date("2026-03-01").unwrap() {
-        let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
-        keel_server::plays::run_day(s.store.as_ref(), ws, &j.journey, day, noon).await.unwrap();
-        day = day.succ_opt().unwrap();
-    }
+    common::two_weeks_of_plays(&s, ws).await;
 
     let driver = driver();
     let c = browser(&driver).await;

@@ -30,12 +30,7 @@ async fn world_with_plays(s: &Server, ws: WorkspaceId) {
         plays_from: None,
     };
     common::store_demo(s.store.as_ref(), ws, &config).await;
-    let j = journey();
-    let mut day = date("2026-02-15");
-    while day <= date("2026-03-01") {
-        keel_server::plays::run_day(s.store.as_ref(), ws, &j.journey, day, noon(day)).await.unwrap();
-        day = day.succ_opt().unwrap();
-    }
+    common::two_weeks_of_plays(s, ws).await;
 }
 
 async fn post_as(s: &Server, path: &str, key: &str, body: Value) -> (u16, Value) {

@@ -286,13 +286,7 @@ fn decoded(location: &str) -> String {
 #[tokio::test]
 async fn the_inbox_completes_snoozes_and_approves_under_each_persons_view() {
     let (s, ws) = evaluated_world(60).await;
-    let j = common::journey();
-    let mut day = keel_core::parse_date("2026-02-15").unwrap();
-    while day <= keel_core::parse_date("2026-03-01").unwrap() {
-        let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
-        keel_server::plays::run_day(s.store.as_ref(), ws, &j.journey, day, noon).await.unwrap();
-        day = day.succ_opt().unwrap();
-    }
+    common::two_weeks_of_plays(&s, ws).await;
     let lee = sign_in(&s, "lee@vendor.example", "s3cret-pass").await.unwrap();
     let csm = sign_in(&s, keel_demo::CSMS[0], "s3cret-pass").await.unwrap();
     let all = s.store.tasks(ws, &keel_store::TaskQuery::default()).await.unwrap();

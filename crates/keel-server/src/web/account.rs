@@ -51,20 +51,17 @@ pub(super) async fn page(
     };
     let ws = viewer.user.workspace;
     let Ok(id) = ExternalId::parse(&id) else { return not_found(&viewer, "No such account.") };
-    let history = match crate::load::history(state.store.as_ref(), ws, &id).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return not_found(&viewer, &format!("No account {:?} in this workspace.", id.as_str())),
-        Err(e) => return failure(e),
-    };
     let Some(journey) = &state.config.journey else {
         return not_found(&viewer, "The server runs without a journey, so accounts are not evaluated.");
     };
-    let names = match state.store.event_names(ws).await {
-        Ok(n) => n,
-        Err(e) => return failure(e),
-    };
-    let plan = keel_engine::Plan::new(journey.journey.clone(), &names);
-    let evaluated = keel_engine::evaluate(&plan, &history, as_of);
+    let (history, evaluated) =
+        match crate::plays::evaluate_account(state.store.as_ref(), ws, &journey.journey, &id, as_of).await {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                return not_found(&viewer, &format!("No account {:?} in this workspace.", id.as_str()));
+            }
+            Err(e) => return failure(e),
+        };
     let query = TaskQuery {
         account: Some(id.clone()),
         statuses: vec!["open".into(), "snoozed".into()],

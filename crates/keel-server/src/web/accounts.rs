@@ -80,7 +80,7 @@ pub(super) async fn page(State(state): State<AppState>, viewer: Viewer, RawQuery
             (page.total) " accounts match · "
             a href=(link(&pairs, &[], "/accounts.csv")) download { "Export CSV" }
         }
-        (table(&page.rows, &pairs))
+        (table(&page.rows, Some(&pairs), "accounts"))
         nav.pages aria-label="Pages" {
             @if value(&pairs, "cursor").is_empty() { "" } @else { a href=(link(&pairs, &[], "/accounts")) { "First page" } " " }
             @if let Some(c) = &next { a rel="next" href=(format!("{}&cursor={c}", link(&pairs, &[], "/accounts"))) { "Next page" } }
@@ -110,26 +110,31 @@ fn filters(pairs: &[(String, String)]) -> Markup {
     }
 }
 
-fn table(rows: &[AccountRow], pairs: &[(String, String)]) -> Markup {
-    let current = value(pairs, "sort");
-    let sortable = |label: &str, key: &str| {
-        let (next, mark) = match current {
-            s if s == key => (format!("-{key}"), " ▲"),
-            s if s == format!("-{key}") => (key.to_owned(), " ▼"),
-            _ => (key.to_owned(), ""),
-        };
-        html! { a href=(link(pairs, &[("sort", &next)], "/accounts")) { (label) (mark) } }
+/// Account rows as a table. With the page's query `pairs`, the headings
+/// sort (clicking again reverses); without, they are plain.
+pub(super) fn table(rows: &[AccountRow], pairs: Option<&[(String, String)]>, class: &str) -> Markup {
+    let heading = |label: &str, key: &str| match pairs {
+        None => html! { (label) },
+        Some(pairs) => {
+            let current = value(pairs, "sort");
+            let (next, mark) = match current {
+                s if s == key => (format!("-{key}"), " ▲"),
+                s if s == format!("-{key}") => (key.to_owned(), " ▼"),
+                _ => (key.to_owned(), ""),
+            };
+            html! { a href=(link(pairs, &[("sort", &next)], "/accounts")) { (label) (mark) } }
+        }
     };
     html! {
-        table.accounts {
+        table class=(class) {
             thead { tr {
-                th scope="col" { (sortable("Account", "name")) }
+                th scope="col" { (heading("Account", "name")) }
                 th scope="col" { "Segment" }
                 th scope="col" { "Stage" }
-                th scope="col" { (sortable("Health", "score")) }
-                th scope="col" { (sortable("MRR", "mrr")) }
-                th scope="col" { (sortable("Renewal", "renewal")) }
-                th scope="col" { (sortable("Owner", "owner")) }
+                th scope="col" { (heading("Health", "score")) }
+                th scope="col" { (heading("MRR", "mrr")) }
+                th scope="col" { (heading("Renewal", "renewal")) }
+                th scope="col" { (heading("Owner", "owner")) }
             } }
             tbody {
                 @for row in rows {

@@ -190,25 +190,7 @@ fn at_risk(rows: &[AccountRow]) -> Markup {
             @if rows.is_empty() {
                 p { "No account is red." }
             } @else {
-                table.risk {
-                    thead { tr {
-                        th scope="col" { "Account" } th scope="col" { "Segment" } th scope="col" { "Score" }
-                        th scope="col" { "MRR" } th scope="col" { "Renewal" } th scope="col" { "Owner" }
-                    } }
-                    tbody {
-                        @for row in rows {
-                            @let s = row.evaluated.as_ref().map(|(_, s)| s);
-                            tr {
-                                td { a href=(format!("/accounts/{}", row.account.id.as_str())) { (row.account.name) } }
-                                td { (s.and_then(|s| s.segment.clone()).unwrap_or_default()) }
-                                td { (s.and_then(|s| s.score).map(|x| format!("{x:.0}")).unwrap_or_default()) }
-                                td { (money(s.and_then(|s| s.mrr).unwrap_or_default())) }
-                                td { (s.and_then(|s| s.renewal).map(|d| d.to_string()).unwrap_or_default()) }
-                                td { (row.account.owner.clone().unwrap_or_default()) }
-                            }
-                        }
-                    }
-                }
+                (super::accounts::table(rows, None, "accounts risk"))
             }
         }
     }

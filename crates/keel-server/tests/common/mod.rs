@@ -153,3 +153,16 @@ pub async fn evaluated_demo(accounts: usize) -> (Server, WorkspaceId) {
     }
     panic!("the evaluator did not evaluate the world");
 }
+
+/// Runs the default journey's plays day by day over the two weeks up to the
+/// harness's day (2026-02-15 to 2026-03-01), at noon, so the inbox has
+/// tasks and held sends.
+pub async fn two_weeks_of_plays(s: &Server, ws: WorkspaceId) {
+    let j = journey();
+    let mut day = keel_core::parse_date("2026-02-15").unwrap();
+    while day <= keel_core::parse_date("2026-03-01").unwrap() {
+        let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+        keel_server::plays::run_day(s.store.as_ref(), ws, &j.journey, day, noon).await.unwrap();
+        day = day.succ_opt().unwrap();
+    }
+}
