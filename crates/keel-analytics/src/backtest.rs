@@ -113,6 +113,65 @@ pub struct HealthBacktest {
     pub by_band: Vec<BandRow>,
     /// Green snapshots that churned within 90 days, by date then account.
     pub green_but_churned: Vec<GreenButChurned>,
+    /// The ROC curve of the score, thinned to at most [`ROC_POINTS`] points.
+    pub roc: Vec<RocPoint>,
+}
+
+/// One point of the ROC curve: flag every snapshot scoring at or below
+/// `threshold` as at risk.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RocPoint {
+    /// The score flagged at or below (None for the origin: nothing flagged).
+    pub threshold: Option<f64>,
+    /// Share of stayers flagged.
+    pub false_positive_rate: f64,
+    /// Share of churners flagged.
+    pub true_positive_rate: f64,
+}
+
+/// The most points the report keeps of the ROC curve.
+pub const ROC_POINTS: usize = 200;
+
+/// The ROC curve of `(score, churned)` pairs, one point per distinct score
+/// from the lowest up, after the origin; empty without churners or stayers.
+/// Its trapezoid area is [`auc`].
+pub fn roc_curve(pairs: &[(f64, bool)]) -> Vec<RocPoint> {
+    let churners = pairs.iter().filter(|p| p.1).count();
+    let stayers = pairs.len() - churners;
+    if churners == 0 || stayers == 0 {
+        return Vec::new();
+    }
+    let mut sorted: Vec<(f64, bool)> = pairs.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = vec![RocPoint { threshold: None, false_positive_rate: 0.0, true_positive_rate: 0.0 }];
+    let (mut c, mut s) = (0usize, 0usize);
+    let mut i = 0;
+    while i < sorted.len() {
+        let score = sorted[i].0;
+        while i < sorted.len() && sorted[i].0 == score {
+            if sorted[i].1 {
+                c += 1;
+            } else {
+                s += 1;
+            }
+            i += 1;
+        }
+        out.push(RocPoint {
+            threshold: Some(score),
+            false_positive_rate: s as f64 / stayers as f64,
+            true_positive_rate: c as f64 / churners as f64,
+        });
+    }
+    out
+}
+
+/// Keeps at most `n` (≥ 2) points of a curve, evenly spaced, with both ends.
+fn thin(points: Vec<RocPoint>, n: usize) -> Vec<RocPoint> {
+    if points.len() <= n {
+        return points;
+    }
+    let last = points.len() - 1;
+    (0..n).map(|k| points[k * last / (n - 1)]).collect()
 }
 
 /// The Mann–Whitney AUC of `(score, churned)` pairs: the probability that a
@@ -232,6 +291,7 @@ pub fn report(snapshots: &[Snapshot]) -> HealthBacktest {
         base,
         by_band,
         green_but_churned,
+        roc: thin(roc_curve(&pairs), ROC_POINTS),
     }
 }
 
@@ -249,6 +309,49 @@ mod tests {
         assert_eq!(auc(&[(1.0, true), (2.0, true)]), None, "no stayer");
         assert_eq!(auc(&[(1.0, true), (2.0, false)]), Some(1.0));
         assert_eq!(auc(&[(2.0, true), (1.0, false)]), Some(0.0));
+    }
+
+    /// The trapezoid area under the curve.
+    fn area(curve: &[RocPoint]) -> f64 {
+        curve
+            .windows(2)
+            .map(|w| {
+                (w[1].false_positive_rate - w[0].false_positive_rate)
+                    * (w[1].true_positive_rate + w[0].true_positive_rate)
+                    / 2.0
+            })
+            .sum()
+    }
+
+    #[test]
+    fn the_roc_curve_walks_the_scores_and_its_area_is_the_auc() {
+        let pairs = [(10.0, true), (40.0, true), (20.0, false), (40.0, false), (50.0, false)];
+        let curve = roc_curve(&pairs);
+        let points: Vec<(Option<f64>, f64, f64)> =
+            curve.iter().map(|p| (p.threshold, p.false_positive_rate, p.true_positive_rate)).collect();
+        let third = 1.0 / 3.0;
+        assert_eq!(
+            points,
+            [
+                (None, 0.0, 0.0),
+                (Some(10.0), 0.0, 0.5),
+                (Some(20.0), third, 0.5),
+                (Some(40.0), 2.0 * third, 1.0),
+                (Some(50.0), 1.0, 1.0)
+            ]
+        );
+        assert!((area(&curve) - auc(&pairs).unwrap()).abs() < 1e-12);
+        assert!(roc_curve(&[(1.0, true)]).is_empty(), "no stayer, no curve");
+
+        // Many scores with ties: the area is still the AUC, and thinning keeps both ends.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let many: Vec<(f64, bool)> =
+            (0..5000).map(|_| (f64::from(rng.random_range(0..400u32)), rng.random_bool(0.2))).collect();
+        let curve = roc_curve(&many);
+        assert!((area(&curve) - auc(&many).unwrap()).abs() < 1e-9);
+        let thinned = thin(curve.clone(), ROC_POINTS);
+        assert_eq!(thinned.len(), ROC_POINTS);
+        assert_eq!((thinned[0], thinned[ROC_POINTS - 1]), (curve[0], curve[curve.len() - 1]));
     }
 
     #[test]

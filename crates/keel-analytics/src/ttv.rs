@@ -8,6 +8,9 @@
 //!   window: reached within target / (reached, or tenure ≥ target).
 //! - Accounts that have not reached first value are listed, those past their
 //!   segment's target first.
+//! - The histogram counts accounts that reached first value in bins of equal
+//!   width `[k·w, (k+1)·w)` days from 0, `w` the smallest of 1, 2, 5, 7, 10,
+//!   14, 15, 30, 45, 60, 90, 180 days that needs at most 20 bins.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +61,9 @@ pub struct TtvStats {
     pub overdue: u64,
     /// Not reached, still inside the target window (or no target).
     pub waiting: u64,
+    /// The target every account of the group shares (None: no target, or
+    /// accounts with different targets).
+    pub target_days: Option<f64>,
 }
 
 /// An account that has not reached first value.
@@ -90,6 +96,36 @@ pub struct TtvReport {
     pub by_cohort: BTreeMap<String, TtvStats>,
     /// Accounts without first value: overdue first, then by tenure, longest first.
     pub not_reached: Vec<NotReached>,
+    /// Days to first value of the accounts that reached it, in bins.
+    pub histogram: Vec<TtvBin>,
+}
+
+/// Accounts that reached first value in `[from_days, to_days)` days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TtvBin {
+    /// First day of the bin.
+    pub from_days: i64,
+    /// First day after it.
+    pub to_days: i64,
+    /// Accounts in it.
+    pub accounts: u64,
+}
+
+/// Bin widths the histogram chooses from, in days.
+const WIDTHS: [i64; 12] = [1, 2, 5, 7, 10, 14, 15, 30, 45, 60, 90, 180];
+
+/// The histogram of `days` (see the module docs); empty when no day is given.
+pub fn histogram(days: &[i64]) -> Vec<TtvBin> {
+    let Some(&max) = days.iter().max() else { return Vec::new() };
+    let max = max.max(0);
+    let width = WIDTHS.iter().copied().find(|w| max / w < 20).unwrap_or_else(|| max / 19 + 1);
+    let mut bins: Vec<TtvBin> = (0..=max / width)
+        .map(|k| TtvBin { from_days: k * width, to_days: (k + 1) * width, accounts: 0 })
+        .collect();
+    for d in days {
+        bins[(d.max(&0) / width) as usize].accounts += 1;
+    }
+    bins
 }
 
 /// The `q`-quantile (0 ≤ q ≤ 1) of sorted values: with `h = (n − 1)·q`,
@@ -119,9 +155,14 @@ fn stats<'a>(rows: impl Iterator<Item = &'a TtvRow>) -> TtvStats {
         share_within_target: None,
         overdue: 0,
         waiting: 0,
+        target_days: None,
     };
+    let mut targets: Vec<Option<f64>> = Vec::new();
     for r in rows {
         s.accounts += 1;
+        if !targets.contains(&r.target_days) {
+            targets.push(r.target_days);
+        }
         match (r.ttv_days, r.target_days) {
             (Some(d), target) => {
                 s.reached += 1;
@@ -146,6 +187,10 @@ fn stats<'a>(rows: impl Iterator<Item = &'a TtvRow>) -> TtvStats {
     s.p75 = quantile(&days, 0.75);
     s.p90 = quantile(&days, 0.9);
     s.share_within_target = ratio(s.within_target as f64, s.eligible as f64);
+    s.target_days = match targets.as_slice() {
+        [one] => *one,
+        _ => None,
+    };
     s
 }
 
@@ -178,6 +223,7 @@ pub fn report(rows: &[TtvRow], as_of: Date) -> TtvReport {
         by_segment: by_segment.into_iter().map(|(k, v)| (k, stats(v.into_iter()))).collect(),
         by_cohort: by_cohort.into_iter().map(|(k, v)| (k, stats(v.into_iter()))).collect(),
         not_reached,
+        histogram: histogram(&rows.iter().filter_map(|r| r.ttv_days).collect::<Vec<_>>()),
     }
 }
 
@@ -234,11 +280,37 @@ mod tests {
         let smb = &r.by_segment["smb"];
         assert_eq!((smb.accounts, smb.reached, smb.eligible, smb.within_target), (6, 4, 5, 3));
         assert_eq!(smb.p50, Some(25.0));
+        assert_eq!(
+            (smb.target_days, t.target_days),
+            (Some(30.0), None),
+            "a shared target, or none when mixed"
+        );
         assert_eq!(r.by_cohort["2025-01"].accounts, 3);
         assert_eq!(r.by_cohort["2025-02"].reached, 1);
         let order: Vec<(&str, bool)> =
             r.not_reached.iter().map(|n| (n.account.as_str(), n.overdue)).collect();
         assert_eq!(order, [("d", true), ("h", true), ("e", false)]);
+    }
+
+    #[test]
+    fn the_histogram_picks_the_narrowest_width_under_twenty_bins() {
+        assert_eq!(histogram(&[]), vec![]);
+        // Max 19: width 1, twenty bins 0..20.
+        let h = histogram(&[0, 3, 3, 19]);
+        assert_eq!((h.len(), h[0].accounts, h[3].accounts, h[19].accounts), (20, 1, 2, 1));
+        // Max 20 needs 21 bins of 1, so width 2: [0,2) … [20,22).
+        let h = histogram(&[1, 2, 20]);
+        assert_eq!(h.len(), 11);
+        assert_eq!(
+            (h[0].accounts, h[1].accounts, h[10].from_days, h[10].to_days, h[10].accounts),
+            (1, 1, 20, 22, 1)
+        );
+        // Max 130: width 7 (130/7 = 18 < 20), and every account is counted once.
+        let days = [0, 6, 7, 64, 130];
+        let h = histogram(&days);
+        assert_eq!((h[0].to_days, h.len()), (7, 19));
+        assert_eq!(h.iter().map(|b| b.accounts).sum::<u64>(), days.len() as u64);
+        assert_eq!((h[0].accounts, h[1].accounts, h[9].accounts, h[18].accounts), (2, 1, 1, 1));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub(crate) struct ServeFile {
     pub dedup_window_days: Option<u32>,
     pub deliver_every: Option<u64>,
     pub secure_cookies: Option<bool>,
+    pub report_ttl: Option<u64>,
     pub smtp: Option<String>,
     pub smtp_security: Option<String>,
     pub smtp_user: Option<String>,

@@ -57,6 +57,11 @@ pub(crate) struct ServeArgs {
     /// HTTPS (behind a TLS proxy).
     #[arg(long, env = "KEEL_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// Seconds the dashboard shows a portfolio report (retention, the
+    /// journey-map audit, the analytics) before recomputing it in the
+    /// background; the page names when its figures were computed.
+    #[arg(long, env = "KEEL_REPORT_TTL", default_value_t = 600)]
+    report_ttl: u64,
     #[command(flatten)]
     smtp: crate::plays::SmtpArgs,
 }
@@ -80,6 +85,7 @@ impl ServeArgs {
         self.dedup_window_days = pick(m, "dedup_window_days", self.dedup_window_days, f.dedup_window_days);
         self.deliver_every = pick(m, "deliver_every", self.deliver_every, f.deliver_every);
         self.secure_cookies = pick(m, "secure_cookies", self.secure_cookies, f.secure_cookies);
+        self.report_ttl = pick(m, "report_ttl", self.report_ttl, f.report_ttl);
         let smtp = &mut self.smtp;
         smtp.smtp = pick(m, "smtp", smtp.smtp.take(), f.smtp.map(Some));
         smtp.security = pick(m, "security", std::mem::take(&mut smtp.security), f.smtp_security);
@@ -167,6 +173,8 @@ pub(crate) async fn serve(
             .transpose()?,
         deliver_every: std::time::Duration::from_secs(args.deliver_every.max(1)),
         secure_cookies: args.secure_cookies,
+        report_ttl: std::time::Duration::from_secs(args.report_ttl.max(1)),
+        warm_reports: true,
     };
     let clock: keel_server::Clock = Arc::new(crate::now);
     let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);

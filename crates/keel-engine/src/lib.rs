@@ -348,13 +348,15 @@ pub fn account_condition(plan: &Plan, history: &AccountHistory, as_of: Date, exp
     truth(&expr.eval(&m))
 }
 
-/// The moments firing for one account on one day, and its segment.
+/// The moments firing for one account on one day, its segment and health.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Signals {
     /// The account's segment.
     pub segment: Option<String>,
     /// The moments firing, by id.
     pub fired: Vec<String>,
+    /// The health score the moments read.
+    pub health: Health,
 }
 
 /// The moments firing for one account as of a date — the same moments
@@ -370,7 +372,19 @@ pub fn signals(plan: &Plan, history: &AccountHistory, as_of: Date) -> Signals {
     let health = health(plan, &m, segment.map(|s| s.id.as_str()));
     let fired =
         moments(&ctx, &m, segment.map(|s| s.touch), &setting, &health).into_iter().map(|f| f.id).collect();
-    Signals { segment: segment.map(|s| s.id.clone()), fired }
+    Signals { segment: segment.map(|s| s.id.clone()), fired, health }
+}
+
+/// The health of one account as of a date, with its segment — the same
+/// score [`evaluate`] reports — without replaying stages or running the
+/// detectors (the account page's health trend, the portfolio's band
+/// movements).
+pub fn health_as_of(plan: &Plan, history: &AccountHistory, as_of: Date) -> (Option<String>, Health) {
+    let ctx = Ctx::new(plan, history, as_of);
+    let m = Metrics::new(&ctx, ctx.as_of, None);
+    let segment = plan.journey.segments.iter().find(|s| truth(&s.when.eval(&m)) == Some(true));
+    let health = health(plan, &m, segment.map(|s| s.id.as_str()));
+    (segment.map(|s| s.id.clone()), health)
 }
 
 /// Evaluates one account as of a date.

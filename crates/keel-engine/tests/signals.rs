@@ -1,10 +1,10 @@
-//! `signals` answers "which moments fire today, in which segment" without
+//! `signals` (and `health_as_of`) answers "which moments fire today, in which segment" without
 //! replaying the stages: the journey-map audit samples it weekly, so it must
 //! agree with the full evaluation on every account and day.
 
 mod common;
 
-use keel_engine::{evaluate, signals};
+use keel_engine::{evaluate, health_as_of, signals};
 
 #[test]
 fn signals_name_the_moments_and_segment_the_full_evaluation_reports() {
@@ -29,6 +29,9 @@ fn signals_name_the_moments_and_segment_the_full_evaluation_reports() {
             let ids: Vec<String> = full.moments.iter().map(|m| m.id.clone()).collect();
             assert_eq!(quick.fired, ids, "{} as of {as_of}", h.account.id);
             assert_eq!(quick.segment, full.segment, "{} as of {as_of}", h.account.id);
+            assert_eq!(quick.health, full.health, "{} as of {as_of}", h.account.id);
+            let (segment, health) = health_as_of(&plan, h, as_of);
+            assert_eq!((segment, health), (full.segment.clone(), full.health.clone()), "{}", h.account.id);
             fired += ids.len();
             segmented += usize::from(full.segment.is_some());
         }

@@ -46,6 +46,10 @@ pub struct Facts {
     pub stage: String,
     /// Contacts active on the day.
     pub contacts: Vec<Recipient>,
+    /// A contract line is in force on the day: the account is a customer.
+    /// No play starts for an account that is not (it churned, or has not
+    /// started yet).
+    pub customer: bool,
     /// The currency of the account's latest contract line started by the
     /// day (of any line before that; "USD" without contracts).
     pub currency: String,
@@ -100,6 +104,8 @@ impl Facts {
                 role: c.role.as_str().to_owned(),
             })
             .collect();
+        let customer =
+            history.contracts.iter().any(|c| c.start <= as_of && c.end.is_none_or(|end| end > as_of));
         let currency = history
             .contracts
             .iter()
@@ -115,6 +121,7 @@ impl Facts {
             days_since_customer_touch: touch.map_or(NEVER_DAYS, |d| days_between(d, as_of)),
             stage,
             contacts,
+            customer,
             state,
         }
     }

@@ -306,6 +306,9 @@ pub fn start(
     now: Timestamp,
 ) -> Started {
     let none = Started { run: None, effects: Vec::new(), decisions: Vec::new() };
+    if !facts.customer {
+        return none;
+    }
     let segment = facts.state.segment.as_deref().unwrap_or("");
     if !play.segments.is_empty() && !play.segments.iter().any(|s| s == segment) {
         return none;

@@ -169,6 +169,16 @@ fn world(id: &str, tier: &str) -> World {
         created: day(0),
     };
     let mut history = AccountHistory::new(account);
+    history.contracts.push(keel_core::Contract {
+        id: ExternalId::parse(&format!("{id}-line")).unwrap(),
+        account: ExternalId::parse(id).unwrap(),
+        product: Label::parse("platform").unwrap(),
+        start: day(0),
+        end: None,
+        mrr: keel_core::Money::parse("1000", "USD").unwrap(),
+        seats: 10,
+        billing_period: keel_core::BillingPeriod::Monthly,
+    });
     for (role, name) in [("champion", "Chris"), ("admin", "Ada")] {
         history.contacts.push(Contact {
             id: ExternalId::parse(&format!("{id}-{role}")).unwrap(),
@@ -259,6 +269,25 @@ fn a_moment_triggers_once_while_it_keeps_firing() {
     let memo = Memo { as_of: Some(day(3)), holding: holding(&j, &f3) };
     let f4 = facts(&w, &j, 4, "smb", Band::Yellow, &SMALL, &["usage_cliff"]);
     assert_eq!(occurrences(&j, &f4, &memo).iter().filter(|o| o.play == "recover").count(), 1);
+}
+
+#[test]
+fn no_play_starts_for_an_account_without_a_line_in_force() {
+    let j = journey();
+    let mut w = world("gone", "smb");
+    w.history.contracts[0].end = Some(day(1));
+    let f = facts(&w, &j, 2, "smb", Band::Red, &SMALL, &["usage_cliff"]);
+    assert!(!f.customer);
+    let occurrence = occurrences(&j, &f, &Memo::default()).into_iter().find(|o| o.play == "recover").unwrap();
+    let play = j.plays.iter().find(|p| p.id == "recover").unwrap();
+    let started = start(&j, play, &occurrence, &f, &Prior::default(), &mut Ledger::default(), noon(2));
+    assert!(started.run.is_none() && started.decisions.is_empty(), "a churned account gets no run");
+
+    // The same account on a day its line was in force does get one.
+    let f = facts(&w, &j, 0, "smb", Band::Red, &SMALL, &["usage_cliff"]);
+    let occurrence = occurrences(&j, &f, &Memo::default()).into_iter().find(|o| o.play == "recover").unwrap();
+    let started = start(&j, play, &occurrence, &f, &Prior::default(), &mut Ledger::default(), noon(0));
+    assert!(started.run.is_some());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! takes a workspace from the request itself.
 
 pub mod api;
+pub mod cache;
 pub mod delivery;
 pub mod error;
 pub mod evaluator;
@@ -75,6 +76,12 @@ pub struct Config {
     pub deliver_every: std::time::Duration,
     /// Mark the dashboard's cookies `Secure` (the server sits behind HTTPS).
     pub secure_cookies: bool,
+    /// How long the dashboard serves a computed report before it
+    /// recomputes it in the background (see [`cache`]).
+    pub report_ttl: std::time::Duration,
+    /// Compute the dashboard's reports for every workspace with users when
+    /// the server starts, so the first page view finds them ready.
+    pub warm_reports: bool,
 }
 
 impl Default for Config {
@@ -93,6 +100,8 @@ impl Default for Config {
             delivery: None,
             deliver_every: std::time::Duration::from_secs(30),
             secure_cookies: false,
+            report_ttl: std::time::Duration::from_secs(600),
+            warm_reports: false,
         }
     }
 }
@@ -121,6 +130,10 @@ pub struct AppState {
     evaluator: Option<evaluator::Evaluator>,
     /// Taken around write transactions.
     gate: WriteGate,
+    /// The dashboard's computed reports.
+    reports: Arc<cache::ReportCache>,
+    /// Failed dashboard sign-ins per email.
+    logins: Arc<web::auth::Throttle>,
 }
 
 impl AppState {
@@ -129,6 +142,7 @@ impl AppState {
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
         let metrics = Arc::new(metrics::Metrics::default());
         let gate = WriteGate::default();
+        let report_ttl = config.report_ttl;
         let evaluator = config.journey.clone().map(|journey| {
             evaluator::Evaluator::start(
                 store.clone(),
@@ -163,7 +177,7 @@ impl AppState {
                 config.deliver_every,
             ));
         }
-        Self {
+        let state = Self {
             ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone(), gate.clone()),
             evaluator,
             gate,
@@ -173,7 +187,13 @@ impl AppState {
             limiter,
             checked: Arc::default(),
             metrics,
+            reports: Arc::new(cache::ReportCache::new(report_ttl)),
+            logins: Arc::default(),
+        };
+        if state.config.warm_reports {
+            tokio::spawn(web::figures::warm(state.clone()));
         }
+        state
     }
 }
 

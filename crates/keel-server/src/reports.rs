@@ -66,6 +66,9 @@ pub enum ReportError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The computation itself stopped (a panic in a report task).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl From<MetricTableError> for ReportError {
@@ -817,4 +820,61 @@ pub async fn plays(
     let plays: Vec<(String, String)> = journey.plays.iter().map(|p| (p.id.clone(), p.name.clone())).collect();
     let has_outcome = |id: &str| journey.plays.iter().any(|p| p.id == id && p.outcome.is_some());
     Ok(keel_analytics::plays::report(&plays, &runs, &decisions, &tasks, &has_outcome, as_of))
+}
+
+/// One account's health band on two days.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BandMove {
+    /// The account.
+    pub account: ExternalId,
+    /// Its name.
+    pub name: String,
+    /// Its owner.
+    pub owner: Option<String>,
+    /// Band on the first day (None: no data, or no line in force).
+    pub before: Option<String>,
+    /// Band on the second day.
+    pub after: Option<String>,
+    /// Score on the second day.
+    pub score: Option<f64>,
+}
+
+/// Health bands moved between two days: every account with a line in force
+/// on `to`, its band as of `from` and as of `to` (each evaluated as of its
+/// own day, so nothing later than `from` colours the first).
+pub async fn band_movements(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    plan: &keel_engine::Plan,
+    from: Date,
+    to: Date,
+) -> Result<Vec<BandMove>, ReportError> {
+    let mut out = Vec::new();
+    let mut chunks = FullChunks::new(store, ws).await?;
+    while let Some(histories) = chunks.next().await? {
+        let found = crate::load::on_every_core(&histories, |h| {
+            if !retention::active_on(&h.contracts, to) {
+                return None;
+            }
+            let band_on = |d: Date| {
+                if !retention::active_on(&h.contracts, d) {
+                    return (None, None);
+                }
+                let (_, health) = keel_engine::health_as_of(plan, h, d);
+                (health.band.map(|b| b.as_str().to_owned()), health.score)
+            };
+            let (before, _) = band_on(from);
+            let (after, score) = band_on(to);
+            Some(BandMove {
+                account: h.account.id.clone(),
+                name: h.account.name.clone(),
+                owner: h.account.owner.clone(),
+                before,
+                after,
+                score,
+            })
+        });
+        out.extend(found.into_iter().flatten());
+    }
+    Ok(out)
 }

@@ -429,3 +429,199 @@ async fn the_journey_map_is_coloured_by_the_audit_and_a_cell_opens_its_links() {
     assert_eq!(status, 200);
     assert!(bad.contains("the journey has no such segment"), "{bad}");
 }
+
+#[tokio::test]
+async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
+    let (s, ws) = evaluated_world(80).await;
+    common::two_weeks_of_plays(&s, ws).await;
+    let lee = sign_in(&s, "lee@vendor.example", "s3cret-pass").await.unwrap();
+    let (status, body) = page(&s, "/analytics", &lee).await;
+    assert_eq!(status, 200, "{body}");
+    let today = keel_core::parse_date("2026-03-01").unwrap();
+    let j = common::journey();
+    let names = s.store.event_names(ws).await.unwrap();
+    let plan = keel_engine::Plan::new(j.journey.clone(), &names);
+    let store = s.store.as_ref();
+    let pct = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |x| format!("{:.1}%", x * 100.0));
+
+    // Revenue retention by month: the headline and one point per month.
+    let query = keel_server::reports::RetentionQuery {
+        from: Some(today.checked_sub_months(chrono::Months::new(12)).unwrap()),
+        to: Some(today),
+        as_of: today,
+        by: Some(keel_analytics::retention::By::Month),
+        ..Default::default()
+    };
+    let retention = keel_server::reports::retention(store, ws, None, &query).await.unwrap();
+    assert_eq!(metric(&body, "NRR"), pct(retention.total.nrr));
+    let months = retention.groups.iter().filter(|g| g.retention.nrr.is_some()).count();
+    assert!(months >= 10, "{months}");
+    assert!(body.contains("aria-label=\"NRR and GRR by month\""));
+    assert!(body.matches("<title>NRR, ").count() == months, "a point per month with a value");
+
+    // Time to value: the median and every bin of the histogram.
+    let ttv = keel_server::reports::ttv(store, ws, &plan, today, (None, None), None).await.unwrap();
+    let p50 = ttv.total.p50.map(|d| format!("{d:.0} days")).unwrap();
+    assert_eq!(metric(&body, "TTV p50"), p50);
+    assert!(!ttv.histogram.is_empty());
+    for b in &ttv.histogram {
+        assert!(body.contains(&format!("<title>{}–{}d: {}</title>", b.from_days, b.to_days - 1, b.accounts)));
+    }
+    for (seg, st) in &ttv.by_segment {
+        if let Some(t) = st.target_days {
+            assert!(body.contains(&format!("{seg} target {t:.0}d")), "the {seg} target is marked");
+        }
+    }
+
+    // The health backtest: AUC with its interval, every band's churn.
+    let (from, to) = keel_server::reports::health_window(None, None, today);
+    let dates = keel_server::reports::snapshot_dates(from, to, today);
+    let health = keel_server::reports::health_backtest(store, ws, &plan, &dates, None).await.unwrap();
+    let auc = format!(
+        "{:.3} ({:.3}–{:.3})",
+        health.auc.unwrap(),
+        health.auc_low.unwrap(),
+        health.auc_high.unwrap()
+    );
+    assert_eq!(metric(&body, "AUC"), auc);
+    assert!(body.contains("aria-label=\"ROC curve of the health score"), "the curve is drawn");
+    for b in &health.by_band {
+        let row = format!(
+            "<th scope=\"row\">{}</th><td>{} ({}/{})</td>",
+            b.band,
+            pct(b.churn.rate),
+            b.churn.k,
+            b.churn.n
+        );
+        assert!(body.contains(&row), "{row}");
+    }
+    assert!(body.contains(&format!("Green, and churned ({})", health.green_but_churned.len())));
+
+    // Gate validation: every stage with its verdict; the funnel: every stage reached.
+    let period = keel_server::reports::gate_window(None, None, today).unwrap();
+    let gates = keel_server::reports::gates(store, ws, &plan, period, today, 180, &[], None).await.unwrap();
+    assert!(body.contains(&format!("{} renewal decisions", gates.decisions)));
+    for g in &gates.stages {
+        let row = format!("<th scope=\"row\">{}</th><td><code>", g.stage);
+        assert!(body.contains(&row), "{row}");
+    }
+    let funnel = keel_server::reports::funnel(store, ws, &plan, today, None).await.unwrap();
+    for line in &funnel.product_lines {
+        for st in &line.stages {
+            assert!(body.contains(&format!("<th scope=\"row\">{}</th><td>{}</td>", st.stage, st.reached)));
+        }
+    }
+
+    // Plays: a row per play that ran, with its runs.
+    let plays = keel_server::reports::plays(store, ws, &j.journey, today).await.unwrap();
+    let ran: Vec<_> = plays.plays.iter().filter(|p| p.triggered > 0).collect();
+    assert!(!ran.is_empty(), "two weeks of plays ran some");
+    for p in ran {
+        assert!(
+            body.contains(&format!(
+                "<small>({})</small></th><td>{}</td><td>{}</td>",
+                p.play, p.treated, p.holdout
+            )),
+            "{}",
+            p.play
+        );
+    }
+    // Each section says when it was computed; the cohorts are a heatmap.
+    assert_eq!(body.matches("class=\"computed\"").count(), 7);
+    assert!(body.contains("<table class=\"heatmap\">"));
+
+    // A segment narrows the sections that can be; an unknown one is named.
+    let smb_ttv =
+        keel_server::reports::ttv(store, ws, &plan, today, (None, None), Some("smb")).await.unwrap();
+    let (_, smb) = page(&s, "/analytics?segment=smb", &lee).await;
+    assert!(smb.contains(&format!(
+        "{} of {} accounts reached first value",
+        smb_ttv.total.reached, smb_ttv.total.accounts
+    )));
+    let (status, bad) = page(&s, "/analytics?segment=galactic", &lee).await;
+    assert_eq!(status, 200);
+    assert!(bad.contains("the journey has no such segment"), "{bad}");
+}
+
+#[tokio::test]
+async fn the_portfolio_shows_this_weeks_band_movements_and_time_to_value_against_target() {
+    let (s, ws) = evaluated_world(60).await;
+    let lee = sign_in(&s, "lee@vendor.example", "s3cret-pass").await.unwrap();
+    let (_, body) = page(&s, "/", &lee).await;
+    let today = keel_core::parse_date("2026-03-01").unwrap();
+    let j = common::journey();
+    let plan = keel_engine::Plan::new(j.journey.clone(), &s.store.event_names(ws).await.unwrap());
+    let moves = keel_server::reports::band_movements(
+        s.store.as_ref(),
+        ws,
+        &plan,
+        today - chrono::Days::new(7),
+        today,
+    )
+    .await
+    .unwrap();
+    let rank = |b: &Option<String>| ["green", "yellow", "red"].iter().position(|x| Some(*x) == b.as_deref());
+    let worse = moves
+        .iter()
+        .filter(|m| matches!((rank(&m.before), rank(&m.after)), (Some(b), Some(a)) if a > b))
+        .count();
+    let better = moves
+        .iter()
+        .filter(|m| matches!((rank(&m.before), rank(&m.after)), (Some(b), Some(a)) if a < b))
+        .count();
+    assert!(worse + better > 0, "a week of the demo world moves some bands");
+    assert_eq!(metric(&body, "worse"), worse.to_string());
+    assert_eq!(metric(&body, "better"), better.to_string());
+    // Today's band of each account is the one the evaluator stored.
+    for m in &moves {
+        let state = s.store.account_state(ws, &m.account).await.unwrap().unwrap();
+        assert_eq!(state.summary.band, m.after, "{}", m.account);
+    }
+    let ttv =
+        keel_server::reports::ttv(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
+    assert_eq!(metric(&body, "TTV p50"), ttv.total.p50.map(|d| format!("{d:.0} days")).unwrap());
+    for (seg, st) in &ttv.by_segment {
+        if let Some(t) = st.target_days {
+            assert!(body.contains(&format!("target {t:.0} days")), "{seg}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_account_page_draws_the_health_trend_and_filters_its_timeline() {
+    let (s, ws) = evaluated_world(40).await;
+    common::two_weeks_of_plays(&s, ws).await;
+    let lee = sign_in(&s, "lee@vendor.example", "s3cret-pass").await.unwrap();
+    let runs = s.store.play_runs(ws, None, None).await.unwrap();
+    let id = runs[0].account.to_string();
+    let (status, body) = page(&s, &format!("/accounts/{id}"), &lee).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("aria-label=\"Health score weekly over the last 26 weeks\""));
+    assert!(body.contains("<span class=\"kind\">play</span> play "), "play runs on the timeline");
+    assert!(body.contains("<span class=\"kind\">task</span> task for "), "tasks on the timeline");
+    assert!(body.contains("<span class=\"kind\">stage</span> "), "stage changes on the timeline");
+
+    // Only stage changes and plays.
+    let (_, only) = page(&s, &format!("/accounts/{id}?filtered=1&kind=stage&kind=play"), &lee).await;
+    let kinds: Vec<&str> =
+        only.split("<span class=\"kind\">").skip(1).map(|k| k.split('<').next().unwrap()).collect();
+    assert!(!kinds.is_empty() && kinds.iter().all(|k| *k == "stage" || *k == "play"), "{kinds:?}");
+    assert!(only.contains("value=\"stage\" checked") && !only.contains("value=\"usage\" checked"));
+}
+
+#[tokio::test]
+async fn sign_in_is_refused_for_an_email_after_five_failures() {
+    let s = start_with(keel_server::Config::default()).await;
+    let ws = s.store.workspace("default").await.unwrap();
+    add_user(&s, ws, "lee@vendor.example", "leader").await;
+    add_user(&s, ws, "kim@vendor.example", "csm").await;
+    for _ in 0..auth::THROTTLE_FAILURES {
+        assert_eq!(sign_in(&s, "lee@vendor.example", "guess").await.unwrap_err().0, 401);
+    }
+    // The right password now waits too, and the page says so.
+    let (status, body) = sign_in(&s, "Lee@vendor.example", "s3cret-pass").await.unwrap_err();
+    assert_eq!(status, 429);
+    assert!(body.contains("Too many failed sign-ins for this email. Try again in 15 minutes."), "{body}");
+    // Another person signs in as usual.
+    assert!(sign_in(&s, "kim@vendor.example", "s3cret-pass").await.is_ok());
+}

@@ -62,6 +62,7 @@ fn report_error(e: crate::reports::ReportError) -> ApiError {
     match e {
         crate::reports::ReportError::Store(e) => e.into(),
         crate::reports::ReportError::NoJourney => no_journey(),
+        crate::reports::ReportError::Failed(why) => ApiError::internal(why),
         other => ApiError::bad_request("invalid_parameter", other.to_string()),
     }
 }

@@ -1,26 +1,29 @@
 //! The account page: the header (MRR, seats, renewal, owner, segment),
 //! every product line's stage with its exit gate, the health score with
-//! its components, the moments firing with their reasons, contacts, open
-//! tasks and play runs, and a timeline — all as of any date
+//! its components and its trend over the last 26 weeks, the moments firing
+//! with their reasons, contacts, open tasks and play runs, and a timeline
+//! (usage per day, touchpoints, tickets, surveys, contracts, stage changes,
+//! moments, plays, tasks; `?show=` picks the kinds) — all as of any date
 //! (`?as_of=YYYY-MM-DD`, the date picker), by as-of evaluation.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState};
 use keel_store::{PlayRunRow, TaskQuery, TaskRow};
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::auth::Viewer;
 use super::{failure, money, page_shell};
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
-pub(super) struct AsOf {
-    as_of: Option<String>,
-}
+/// The timeline's kinds, in the order the filter lists them.
+const KINDS: [&str; 9] =
+    ["usage", "touchpoint", "ticket", "survey", "contract", "stage", "moment", "play", "task"];
+
+/// Weeks the health trend and the moment history look back.
+const WEEKS: u64 = 26;
 
 fn not_found(viewer: &super::auth::Viewer, what: &str) -> Response {
     let body = page_shell(
@@ -39,10 +42,13 @@ pub(super) async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     viewer: Viewer,
-    Query(q): Query<AsOf>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
+    let q: Vec<(String, String)> =
+        form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
+    let param = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let today = (state.clock)().date_naive();
-    let (as_of, bad_date) = match q.as_of.as_deref().filter(|s| !s.is_empty()) {
+    let (as_of, bad_date) = match param("as_of").filter(|s| !s.is_empty()) {
         None => (today, None),
         Some(raw) => match keel_core::parse_date(raw) {
             Ok(d) => (d, None),
@@ -75,14 +81,32 @@ pub(super) async fn page(
         Ok(r) => r,
         Err(e) => return failure(e),
     };
+    let every_task = TaskQuery { account: Some(id.clone()), ..TaskQuery::default() };
+    let all_tasks = match state.store.tasks(ws, &every_task).await {
+        Ok(t) => t,
+        Err(e) => return failure(e),
+    };
+    let plan = match state.store.event_names(ws).await {
+        Ok(names) => keel_engine::Plan::new(journey.journey.clone(), &names),
+        Err(e) => return failure(e),
+    };
+    let weeks = weekly(&plan, &history, as_of);
+    // The filter form marks itself, so a form with every box cleared shows nothing.
+    let show: Vec<&str> = if param("filtered").is_some() {
+        KINDS.iter().copied().filter(|k| q.iter().any(|(key, v)| key == "kind" && v == k)).collect()
+    } else {
+        KINDS.to_vec()
+    };
+    let sources =
+        Sources { history: &history, state: &evaluated, weeks: &weeks, runs: &runs, tasks: &all_tasks };
     let main = html! {
         (header(&history, &evaluated, as_of, today, bad_date.as_deref()))
         div.columns {
             div {
                 (stages(&evaluated))
-                (health(&evaluated))
+                (health(&evaluated, &weeks))
                 (moments(&evaluated))
-                (timeline(&history, as_of))
+                (timeline(&sources, as_of, &show))
             }
             div {
                 (contacts(&history, as_of))
@@ -158,10 +182,43 @@ fn stages(s: &AccountState) -> Markup {
     }
 }
 
-fn health(s: &AccountState) -> Markup {
+/// One weekly sample of the account, oldest first.
+struct Week {
+    on: Date,
+    score: Option<f64>,
+    fired: Vec<String>,
+}
+
+/// The account every week for [`WEEKS`] weeks up to `as_of` (the last
+/// sample is `as_of` itself), each evaluated as of its own day.
+fn weekly(plan: &keel_engine::Plan, h: &AccountHistory, as_of: Date) -> Vec<Week> {
+    let days: Vec<Date> = (0..=WEEKS).rev().map(|w| as_of - chrono::Days::new(7 * w)).collect();
+    let sample = |on: Date| {
+        let s = keel_engine::signals(plan, h, on);
+        Week { on, score: s.health.score, fired: s.fired }
+    };
+    // Two halves on two threads: the page waits on the slower one only.
+    let (older, newer) = days.split_at(days.len() / 2);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| older.iter().map(|d| sample(*d)).collect::<Vec<_>>());
+        let second: Vec<Week> = newer.iter().map(|d| sample(*d)).collect();
+        let mut out = first.join().unwrap_or_default();
+        out.extend(second);
+        out
+    })
+}
+
+fn health(s: &AccountState, weeks: &[Week]) -> Markup {
+    let labels: Vec<String> = weeks.iter().map(|w| w.on.format("%b %d").to_string()).collect();
+    let trend = [super::svg::Series {
+        name: "Health score",
+        class: "score",
+        values: weeks.iter().map(|w| w.score).collect(),
+    }];
     html! {
         section aria-labelledby="health" {
             h2 id="health" { "Health" }
+            (super::svg::line_chart(&trend, &labels, |v| format!("{v:.0}"), &format!("Health score weekly over the last {WEEKS} weeks")))
             @if s.health.uncertain { p.note { "Uncertain: only " (format!("{:.0}%", s.health.coverage * 100.0)) " of the weight has data." } }
             table.health {
                 thead { tr { th scope="col" { "Component" } th scope="col" { "Metric" } th scope="col" { "Value" } th scope="col" { "Score" } th scope="col" { "Weight" } } }
@@ -205,7 +262,20 @@ struct Entry {
     text: String,
 }
 
-fn timeline(h: &AccountHistory, as_of: Date) -> Markup {
+/// What the timeline is made from.
+struct Sources<'a> {
+    history: &'a AccountHistory,
+    state: &'a AccountState,
+    weeks: &'a [Week],
+    runs: &'a [PlayRunRow],
+    tasks: &'a [TaskRow],
+}
+
+/// The most entries the timeline shows.
+const SHOWN: usize = 80;
+
+fn timeline(src: &Sources<'_>, as_of: Date, show: &[&str]) -> Markup {
+    let h = src.history;
     let mut entries: Vec<Entry> = Vec::new();
     for t in &h.touchpoints {
         let mut text = t.kind.to_string();
@@ -241,12 +311,66 @@ fn timeline(h: &AccountHistory, as_of: Date) -> Markup {
             entries.push(Entry { on: u.day, kind: "usage", text: format!("{} events", u.events) });
         }
     }
-    entries.retain(|e| e.on <= as_of);
+    for line in &src.state.lines {
+        for t in line.transitions.iter().skip(1) {
+            let to = t.to.clone().unwrap_or_else(|| "ended".into());
+            let from = t.from.clone().unwrap_or_else(|| "—".into());
+            entries.push(Entry {
+                on: t.on,
+                kind: "stage",
+                text: format!("{}: {from} → {to} ({})", line.product_line, t.rule),
+            });
+        }
+    }
+    for pair in src.weeks.windows(2) {
+        for id in pair[1].fired.iter().filter(|m| !pair[0].fired.contains(m)) {
+            entries.push(Entry {
+                on: pair[1].on,
+                kind: "moment",
+                text: format!("{id} fires (first seen this week)"),
+            });
+        }
+        for id in pair[0].fired.iter().filter(|m| !pair[1].fired.contains(m)) {
+            entries.push(Entry { on: pair[1].on, kind: "moment", text: format!("{id} stops firing") });
+        }
+    }
+    for r in src.runs {
+        let held = if r.holdout { ", held out" } else { "" };
+        entries.push(Entry { on: r.started, kind: "play", text: format!("play {} started{held}", r.play) });
+    }
+    for t in src.tasks {
+        entries.push(Entry {
+            on: t.created_at.date_naive(),
+            kind: "task",
+            text: format!("task for {}: {}", t.owner, t.title),
+        });
+        if t.status == "done" {
+            entries.push(Entry {
+                on: t.updated_at.date_naive(),
+                kind: "task",
+                text: format!("task done: {}", t.title),
+            });
+        }
+    }
+    entries.retain(|e| e.on <= as_of && show.contains(&e.kind));
     entries.sort_by_key(|e| std::cmp::Reverse(e.on));
-    entries.truncate(60);
+    let total = entries.len();
+    entries.truncate(SHOWN);
     html! {
         section aria-labelledby="timeline" {
             h2 id="timeline" { "Timeline" }
+            form.filters.kinds method="get" {
+                input type="hidden" name="as_of" value=(as_of);
+                input type="hidden" name="filtered" value="1";
+                fieldset {
+                    legend { "Show" }
+                    @for k in KINDS {
+                        label.check { input type="checkbox" name="kind" value=(k) checked[show.contains(&k)]; " " (k) }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            @if total > SHOWN { p.note { "The latest " (SHOWN) " of " (total) " entries." } }
             ol.timeline {
                 @for e in &entries {
                     li class=(e.kind) { time datetime=(e.on) { (e.on) } " " span.kind { (e.kind) } " " (e.text) }

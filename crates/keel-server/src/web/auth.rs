@@ -153,3 +153,73 @@ mod tests {
         assert_ne!(token(), token());
     }
 }
+
+/// Failed sign-ins an email may have within [`THROTTLE_WINDOW`] before
+/// sign-in is refused for it.
+pub const THROTTLE_FAILURES: usize = 5;
+/// The window failed sign-ins are counted over.
+pub const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Counts failed sign-ins per email, so a password cannot be guessed at the
+/// server's speed: past [`THROTTLE_FAILURES`] failures in
+/// [`THROTTLE_WINDOW`] the form refuses that email (right password or not)
+/// until the oldest failure leaves the window. A successful sign-in clears
+/// the count. Per process: behind several servers each counts its own.
+#[derive(Default)]
+pub struct Throttle {
+    failures:
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
+}
+
+impl Throttle {
+    /// How long `email` must wait before it may try again (None: it may now).
+    pub fn wait(&self, email: &str) -> Option<std::time::Duration> {
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = map.get_mut(email)?;
+        while list.front().is_some_and(|t| t.elapsed() >= THROTTLE_WINDOW) {
+            list.pop_front();
+        }
+        if list.len() < THROTTLE_FAILURES {
+            return None;
+        }
+        list.front().map(|t| THROTTLE_WINDOW.saturating_sub(t.elapsed()))
+    }
+
+    /// Counts a failed sign-in.
+    pub fn failed(&self, email: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Forget emails whose failures all left the window, so the map stays small.
+        if map.len() > 10_000 {
+            map.retain(|_, l| l.back().is_some_and(|t| t.elapsed() < THROTTLE_WINDOW));
+        }
+        let list = map.entry(email.to_owned()).or_default();
+        list.push_back(std::time::Instant::now());
+        while list.len() > THROTTLE_FAILURES {
+            list.pop_front();
+        }
+    }
+
+    /// Clears the count after a successful sign-in.
+    pub fn succeeded(&self, email: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(email);
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    #[test]
+    fn an_email_is_refused_after_five_failures_and_cleared_by_a_success() {
+        let t = super::Throttle::default();
+        for _ in 0..super::THROTTLE_FAILURES - 1 {
+            t.failed("a@x");
+        }
+        assert_eq!(t.wait("a@x"), None, "four failures still may try");
+        t.failed("a@x");
+        let wait = t.wait("a@x").unwrap();
+        assert!(wait > std::time::Duration::from_secs(14 * 60), "{wait:?}");
+        assert_eq!(t.wait("b@x"), None, "another email is not affected");
+        t.succeeded("a@x");
+        assert_eq!(t.wait("a@x"), None);
+    }
+}

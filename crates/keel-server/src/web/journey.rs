@@ -10,9 +10,8 @@ use keel_analytics::audit::{AuditReport, CellAudit, Status};
 use maud::{Markup, html};
 
 use super::auth::Viewer;
-use super::{failure, page_shell, pct};
+use super::{page_shell, pct};
 use crate::AppState;
-use crate::reports::ReportError;
 
 fn label(status: Status) -> &'static str {
     match status {
@@ -43,19 +42,10 @@ pub(super) async fn page(State(state): State<AppState>, viewer: Viewer, RawQuery
     let journey = &config.journey;
     let ws = viewer.user.workspace;
     let today = (state.clock)().date_naive();
-    let names = match state.store.event_names(ws).await {
-        Ok(n) => n,
-        Err(e) => return failure(e),
+    let audit = match super::shown(super::figures::audit(&state, ws, today, segment.clone()).await) {
+        Ok(a) => a,
+        Err(f) => return f.page(),
     };
-    let plan = keel_engine::Plan::new(journey.clone(), &names);
-    let audit =
-        match crate::reports::audit(state.store.as_ref(), ws, &plan, today, (None, None), segment.as_deref())
-            .await
-        {
-            Ok(a) => Ok(a),
-            Err(ReportError::Store(e)) => return failure(e),
-            Err(other) => Err(other.to_string()),
-        };
     let seg_query = segment.as_deref().map(|s| format!("segment={s}&")).unwrap_or_default();
     let main = html! {
         h1 { "Journey" }
@@ -71,8 +61,10 @@ pub(super) async fn page(State(state): State<AppState>, viewer: Viewer, RawQuery
         }
         @match &audit {
             Err(why) => p.error role="alert" { (why) },
-            Ok(a) => {
+            Ok(cached) => {
+                @let a = &cached.value;
                 (map(a, &seg_query))
+                (super::computed(cached))
                 @if let Some(cell) = chosen.and_then(|i| a.cells.get(i)) { (detail(cell)) }
             }
         }

@@ -6,7 +6,9 @@
 
 mod account;
 mod accounts;
+mod analytics;
 pub mod auth;
+pub mod figures;
 mod inbox;
 mod journey;
 mod portfolio;
@@ -32,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts/{id}", get(account::page))
         .route("/inbox", get(inbox::page))
         .route("/journey", get(journey::page))
+        .route("/analytics", get(analytics::page))
         .route("/inbox/{what}/{id}/{action}", post(inbox::act))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
@@ -80,6 +83,7 @@ fn page_shell(title: &str, viewer: Option<&Viewer>, main: Markup) -> Html<String
                                 a href="/accounts" aria-current=[(title == "Accounts").then_some("page")] { "Accounts" }
                                 a href="/inbox" aria-current=[(title == "Inbox").then_some("page")] { "Inbox" }
                                 a href="/journey" aria-current=[(title == "Journey").then_some("page")] { "Journey" }
+                                a href="/analytics" aria-current=[(title == "Analytics").then_some("page")] { "Analytics" }
                             }
                             div.who {
                                 span { (v.user.name) " · " (v.user.role) }
@@ -166,6 +170,16 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: String) 
         return login_page(&state, &form.email, Some(message), StatusCode::FORBIDDEN);
     }
     let email = form.email.trim().to_lowercase();
+    if let Some(wait) = state.logins.wait(&email) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        tracing::warn!(email = %email, "dashboard sign-in throttled");
+        let message = format!("Too many failed sign-ins for this email. Try again in {minutes} minutes.");
+        let mut page = login_page(&state, &email, Some(&message), StatusCode::TOO_MANY_REQUESTS);
+        if let Ok(v) = (minutes * 60).to_string().parse() {
+            page.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return page;
+    }
     let user = match state.store.user_by_email(&email).await {
         Ok(u) => u,
         Err(e) => return failure(e),
@@ -174,9 +188,11 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: String) 
     let valid =
         user.filter(|u| u.disabled_at.is_none() && auth::verify_password(&form.password, &u.password_hash));
     let Some(user) = valid else {
+        state.logins.failed(&email);
         tracing::info!(email = %email, "dashboard sign-in refused");
         return login_page(&state, &email, Some("Wrong email or password."), StatusCode::UNAUTHORIZED);
     };
+    state.logins.succeeded(&email);
     match auth::start_session(&state, &user).await {
         Ok(token) => {
             let days = auth::SESSION_DAYS * 86_400;
@@ -226,6 +242,42 @@ async fn logout(State(state): State<AppState>, viewer: Viewer, headers: HeaderMa
     }
     let gone = auth::set_cookie(&state, auth::SESSION_COOKIE, "", 0);
     ([(header::SET_COOKIE, gone)], Redirect::to("/login")).into_response()
+}
+
+/// A page section's report, or why it cannot be shown.
+type Shown<T> = Result<crate::cache::Cached<T>, String>;
+
+/// The server's own failure behind a page, which answers it with a 500.
+struct Failure(String);
+
+impl Failure {
+    fn page(self) -> Response {
+        failure(self.0)
+    }
+}
+
+/// A cached report for a page: the report, or (for a question the report
+/// cannot answer, such as an unknown segment) what the section says instead;
+/// the server's own failures are a [`Failure`].
+fn shown<T>(r: Result<crate::cache::Cached<T>, crate::reports::ReportError>) -> Result<Shown<T>, Failure> {
+    use crate::reports::ReportError;
+    match r {
+        Ok(c) => Ok(Ok(c)),
+        Err(ReportError::Store(e)) => Err(Failure(e.to_string())),
+        Err(ReportError::Failed(e)) => Err(Failure(e)),
+        Err(other) => Ok(Err(other.to_string())),
+    }
+}
+
+/// When a cached report's figures were computed (and that newer ones are on
+/// their way when it is past the cache's time to live).
+fn computed<T>(c: &crate::cache::Cached<T>) -> Markup {
+    html! {
+        p.computed {
+            "Computed " time datetime=(c.computed_at.to_rfc3339()) { (c.computed_at.format("%Y-%m-%d %H:%M UTC")) }
+            @if c.stale { " · being recomputed" }
+        }
+    }
 }
 
 /// A share as a percentage with one decimal (— when undefined).

@@ -1,5 +1,6 @@
 //! The portfolio page: revenue retention over the trailing twelve months
-//! with monthly sparklines, the book by health band, renewals ahead and the
+//! with monthly sparklines, the book by health band and this week's band
+//! movements, time to value against target, renewals ahead and the
 //! accounts at risk. A CSM sees their own book (accounts they own); leaders
 //! and admins the whole workspace.
 
@@ -7,15 +8,15 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use keel_analytics::retention::{By, RetentionReport};
+use keel_analytics::retention::RetentionReport;
 use keel_core::Date;
 use keel_store::{AccountQuery, AccountRow, AccountSort};
 use maud::{Markup, html};
 
 use super::auth::Viewer;
-use super::{failure, money, page_shell, pct, svg};
+use super::{Shown, computed, failure, figures, money, page_shell, pct, shown, svg};
 use crate::AppState;
-use crate::reports::{ReportError, RetentionQuery};
+use crate::reports::BandMove;
 
 /// The book of the viewer as of a day.
 #[derive(Debug, Default)]
@@ -89,18 +90,15 @@ pub(super) async fn page(State(state): State<AppState>, viewer: Viewer) -> Respo
         Ok(b) => b,
         Err(e) => return failure(e),
     };
-    let from = today.checked_sub_months(chrono::Months::new(12)).unwrap_or(today);
-    let query = RetentionQuery {
-        from: Some(from),
-        to: Some(today),
-        as_of: today,
-        by: Some(By::Month),
-        ..RetentionQuery::default()
-    };
-    let retention = match crate::reports::retention(state.store.as_ref(), ws, None, &query).await {
-        Ok(r) => Ok(r),
-        Err(ReportError::Store(e)) => return failure(e),
-        Err(other) => Err(other.to_string()),
+    let (from, _) = figures::trailing_year(today);
+    let (retention, movements, ttv) = tokio::join!(
+        figures::retention(&state, ws, today, None),
+        figures::movements(&state, ws, today),
+        figures::ttv(&state, ws, today, None),
+    );
+    let (retention, movements, ttv) = match (shown(retention), shown(movements), shown(ttv)) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(f), _, _) | (_, Err(f), _) | (_, _, Err(f)) => return f.page(),
     };
     let scope = match owner {
         Some(email) => format!("Your book: the accounts {email} owns"),
@@ -111,18 +109,21 @@ pub(super) async fn page(State(state): State<AppState>, viewer: Viewer) -> Respo
         p.scope { (scope) " · as of " (today) }
         (retention_cards(&retention, from, today))
         (book_section(&book))
+        (movements_section(&movements, owner))
+        (ttv_section(&ttv))
         (at_risk(&book.at_risk))
     };
     page_shell("Portfolio", Some(&viewer), main).into_response()
 }
 
-fn retention_cards(retention: &Result<RetentionReport, String>, from: Date, to: Date) -> Markup {
+fn retention_cards(retention: &Shown<RetentionReport>, from: Date, to: Date) -> Markup {
     html! {
         section aria-labelledby="retention" {
             h2 id="retention" { "Revenue retention, " (from) " to " (to) }
             @match retention {
                 Err(why) => p.error { "Retention cannot be computed: " (why) },
-                Ok(r) => {
+                Ok(cached) => {
+                    @let r = &cached.value;
                     @let series = |f: fn(&keel_analytics::retention::Retention) -> Option<f64>| -> Vec<Option<f64>> {
                         r.groups.iter().map(|g| f(&g.retention)).collect()
                     };
@@ -134,7 +135,8 @@ fn retention_cards(retention: &Result<RetentionReport, String>, from: Date, to: 
                     }
                     p.note { "Workspace-wide, from contract lines in force (docs/metrics.md); "
                         (r.total.starting_accounts) " accounts at the start, "
-                        (r.total.churned_accounts) " churned." }
+                        (r.total.churned_accounts) " churned. " a href="/analytics#retention" { "Month by month" } }
+                    (computed(cached))
                 }
             }
         }
@@ -178,6 +180,91 @@ fn book_section(b: &Book) -> Markup {
             div.cards {
                 (card("Next 90 days", format!("{} accounts", b.renewing_90.0), Some(html! { div.detail { (money(b.renewing_90.1)) " MRR" } })))
                 (card("Next 180 days", format!("{} accounts", b.renewing_180.0), Some(html! { div.detail { (money(b.renewing_180.1)) " MRR" } })))
+            }
+        }
+    }
+}
+
+const BANDS: [&str; 4] = ["red", "yellow", "green", "none"];
+
+/// How much worse a band is than green (none counts as unknown, not worse).
+fn rank(band: Option<&str>) -> Option<u8> {
+    match band {
+        Some("green") => Some(0),
+        Some("yellow") => Some(1),
+        Some("red") => Some(2),
+        _ => None,
+    }
+}
+
+/// The accounts whose band got worse (reddest first), and how many got better.
+fn worse_and_better<'a>(rows: &[&'a BandMove]) -> (Vec<&'a BandMove>, usize) {
+    let moved = |m: &BandMove| rank(m.before.as_deref()).zip(rank(m.after.as_deref()));
+    let mut worse: Vec<&BandMove> =
+        rows.iter().copied().filter(|m| moved(m).is_some_and(|(b, a)| a > b)).collect();
+    worse.sort_by(|x, y| (rank(y.after.as_deref()), &x.account).cmp(&(rank(x.after.as_deref()), &y.account)));
+    let better = rows.iter().filter(|m| moved(m).is_some_and(|(b, a)| a < b)).count();
+    (worse, better)
+}
+
+fn movements_section(movements: &Shown<Vec<BandMove>>, owner: Option<&str>) -> Markup {
+    html! {
+        section aria-labelledby="moves" {
+            h2 id="moves" { "This week's band movements" }
+            @match movements {
+                Err(why) => p.error { "Movements cannot be computed: " (why) },
+                Ok(cached) => {
+                    @let rows: Vec<&BandMove> = cached.value.iter().filter(|m| owner.is_none_or(|o| m.owner.as_deref() == Some(o))).collect();
+                    @let cell = |b: &str, a: &str| rows.iter().filter(|m| m.before.as_deref().unwrap_or("none") == b && m.after.as_deref().unwrap_or("none") == a).count();
+                    @let (worse, better) = worse_and_better(&rows);
+                    p { strong data-metric="worse" { (worse.len()) } " accounts moved to a worse band in the last seven days, "
+                        strong data-metric="better" { (better) } " to a better one." }
+                    table.moves {
+                        caption { "Band seven days ago (rows) against today (columns)" }
+                        thead { tr { th scope="col" { "7 days ago ↓ · today →" } @for a in BANDS { th scope="col" { (a) } } } }
+                        tbody {
+                            @for b in BANDS {
+                                tr { th scope="row" { span class=(format!("dot {b}")) {} (b) }
+                                     @for a in BANDS { @let n = cell(b, a); td class=[(a != b && n > 0).then_some("moved")] { (n) } } }
+                            }
+                        }
+                    }
+                    @if !worse.is_empty() {
+                        h3 { "Moved to a worse band" }
+                        ul.moved {
+                            @for m in worse.iter().take(12) {
+                                li { a href=(format!("/accounts/{}", m.account.as_str())) { (m.name) } " · "
+                                     (m.before.clone().unwrap_or_default()) " → " span class=(format!("dot {}", m.after.clone().unwrap_or_default())) {} (m.after.clone().unwrap_or_default())
+                                     @if let Some(s) = m.score { " (" (format!("{s:.0}")) ")" } }
+                            }
+                        }
+                    }
+                    (computed(cached))
+                }
+            }
+        }
+    }
+}
+
+fn ttv_section(ttv: &Shown<keel_analytics::ttv::TtvReport>) -> Markup {
+    let days = |d: Option<f64>| d.map_or_else(|| "—".to_owned(), |d| format!("{d:.0} days"));
+    html! {
+        section aria-labelledby="ttv" {
+            h2 id="ttv" { "Time to first value" }
+            @match ttv {
+                Err(why) => p.error { "Time to value cannot be computed: " (why) },
+                Ok(cached) => {
+                    @let r = &cached.value;
+                    div.cards {
+                        (card("TTV p50", days(r.total.p50), Some(html! { div.detail { (pct(r.total.share_within_target)) " within target · " (r.total.overdue) " overdue" } })))
+                        @for (seg, s) in &r.by_segment {
+                            @let verdict = match (s.p50, s.target_days) { (Some(p), Some(t)) if p <= t => "on target", (Some(_), Some(_)) => "over target", _ => "" };
+                            (card(&format!("{seg}: p50"), days(s.p50), Some(html! { div.detail { "target " (days(s.target_days)) " · " (verdict) } })))
+                        }
+                    }
+                    p.note { a href="/analytics#ttv" { "The distribution" } }
+                    (computed(cached))
+                }
             }
         }
     }
