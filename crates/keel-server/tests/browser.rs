@@ -3,8 +3,10 @@
 //! them): sign in with the form, read the portfolio, open an at-risk
 //! account and its health, move the as-of picker, complete a task and read
 //! it on the timeline, approve a held email, open the journey map and a
-//! cell's detail, sign out. Every step
-//! saves a screenshot under `target/screenshots/`.
+//! cell's detail, read the analytics, sign out. Every page is checked for
+//! accessibility on the way (labels, text alternatives, WCAG AA contrast;
+//! `browser/a11y.js`) and the account page is walked with the keyboard.
+//! Every step saves a screenshot under `target/screenshots/`.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
 mod common;
@@ -13,7 +15,42 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The in-page accessibility checks: every problem found, as text.
+const A11Y: &str = include_str!("browser/a11y.js");
+
+/// Runs the accessibility checks on the current page and fails with every problem.
+async fn accessible(c: &Client, page: &str) {
+    let found = c.execute(A11Y, vec![]).await.unwrap();
+    let problems: Vec<String> = serde_json::from_value(found).unwrap();
+    assert!(
+        problems.is_empty(),
+        "{page}: {} accessibility problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Presses Tab; the element that has the focus then, described by its tag,
+/// id or name, text and whether it shows a focus outline.
+async fn tab(c: &Client) -> serde_json::Value {
+    let press = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: char::from(Key::Tab) })
+        .then(KeyAction::Up { value: char::from(Key::Tab) });
+    c.perform_actions(press).await.unwrap();
+    c.execute(
+        "const e = document.activeElement; const s = getComputedStyle(e); \
+         return {tag: e.tagName.toLowerCase(), id: e.id, name: e.name || '', cls: e.className || '', \
+                 text: (e.textContent || '').trim().slice(0, 40), outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0, \
+                 left: e.getBoundingClientRect().left, focus: e.matches(':focus'), style: s.outlineStyle + ' ' + s.outlineWidth};",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
 
 /// chromedriver on a free port, killed when dropped.
 struct Driver {
@@ -96,6 +133,7 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
     let alert = c.wait().for_element(Locator::Css("p.error")).await.unwrap();
     assert_eq!(alert.text().await.unwrap(), "Wrong email or password.");
+    accessible(&c, "sign-in").await;
 
     c.find(Locator::Id("password")).await.unwrap().send_keys("s3cret-pass").await.unwrap();
     c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
@@ -106,6 +144,9 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     let red = c.find_all(Locator::Css("table.risk tbody tr")).await.unwrap();
     assert!(!red.is_empty(), "the demo world has red accounts");
     shot(&c, "portfolio").await;
+    accessible(&c, "portfolio").await;
+    let moved = c.find(Locator::Css("[data-metric=worse]")).await.unwrap().text().await.unwrap();
+    assert!(moved.parse::<u32>().is_ok(), "this week's band movements: {moved}");
 
     // The accounts list, filtered to the red ones by the form.
     c.goto(&format!("{}/accounts", s.url)).await.unwrap();
@@ -119,6 +160,7 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
         assert!(cell.text().await.unwrap().starts_with("red"));
     }
     shot(&c, "accounts").await;
+    accessible(&c, "accounts").await;
     c.goto(&format!("{}/", s.url)).await.unwrap();
 
     // Open the largest red account and read why it is red.
@@ -132,6 +174,48 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     let components = c.find_all(Locator::Css("table.health tbody tr")).await.unwrap();
     assert!(components.len() >= 3, "the health components with their values");
     shot(&c, "account").await;
+    accessible(&c, "account").await;
+    assert!(c.find(Locator::Css("svg[aria-label^='Health score weekly']")).await.is_ok(), "the health trend");
+
+    // The keyboard: the first Tab lands on the skip link, which shows itself
+    // and jumps to the content; every stop after it shows a focus outline,
+    // and the path reaches the as-of picker and the timeline filter.
+    let first = tab(&c).await;
+    assert_eq!(
+        (first["cls"].as_str(), first["left"].as_f64().unwrap() >= 0.0),
+        (Some("skip"), true),
+        "{first}"
+    );
+    assert!(first["outline"].as_bool().unwrap(), "the skip link shows its focus: {first}");
+    // Walk the page's whole tab order: it ends when the focus leaves the page.
+    let mut stops = Vec::new();
+    for _ in 0..400 {
+        let at = tab(&c).await;
+        if at["tag"] == "body" {
+            break;
+        }
+        assert!(at["outline"].as_bool().unwrap(), "every focus stop is visible: {at}");
+        stops.push(at);
+    }
+    assert!(stops.len() > 10 && stops.len() < 400, "the walk ended at the page's end: {} stops", stops.len());
+    assert!(stops.iter().any(|s| s["id"] == "as_of"), "the as-of picker is reachable: {stops:?}");
+    assert!(stops.iter().any(|s| s["name"] == "kind"), "the timeline filter is reachable: {stops:?}");
+
+    // The timeline filter: only stage changes.
+    c.execute(
+        "for (const b of document.querySelectorAll('input[name=kind]')) b.checked = b.value === 'stage'; \
+         document.querySelector('form.kinds').submit();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.wait().for_element(Locator::Css("form.kinds")).await.unwrap();
+    let kinds = c.find_all(Locator::Css("ol.timeline .kind")).await.unwrap();
+    assert!(!kinds.is_empty(), "a red account has stage changes");
+    for k in kinds {
+        assert_eq!(k.text().await.unwrap(), "stage");
+    }
+    c.back().await.unwrap();
 
     // Move the as-of picker back a year: the page shows the account as it was.
     let url = c.current_url().await.unwrap();
@@ -146,6 +230,7 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     let picked = c.find(Locator::Id("as_of")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(picked.as_deref(), Some(day));
     shot(&c, "account-as-of").await;
+    accessible(&c, "account as of a day").await;
 
     // The inbox: complete a task with an outcome, then read it on the account's timeline.
     c.goto(&format!("{}/inbox", s.url)).await.unwrap();
@@ -162,6 +247,7 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     let notice = c.wait().for_element(Locator::Css("p.notice")).await.unwrap().text().await.unwrap();
     assert!(notice.starts_with("Done: "), "{notice}");
     shot(&c, "inbox").await;
+    accessible(&c, "inbox").await;
     c.goto(&format!("{}{account_link}", s.url)).await.unwrap();
     let timeline = c.find(Locator::Css("ol.timeline")).await.unwrap().text().await.unwrap();
     assert!(timeline.contains("Called the champion; back on track"), "{timeline}");
@@ -184,12 +270,39 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     let title = c.wait().for_element(Locator::Id("cell-title")).await.unwrap().text().await.unwrap();
     assert!(title.contains("months"), "{title}");
     shot(&c, "journey").await;
+    accessible(&c, "journey").await;
+
+    // The analytics: every section drawn, with the charts' text alternatives.
+    c.goto(&format!("{}/analytics", s.url)).await.unwrap();
+    c.wait().for_element(Locator::Css("section.analytic")).await.unwrap();
+    let sections = c.find_all(Locator::Css("section.analytic h2")).await.unwrap();
+    assert_eq!(sections.len(), 7);
+    for label in ["NRR and GRR by month", "Accounts by days to first value", "ROC curve of the health score"]
+    {
+        let chart = format!("svg[aria-label^='{label}']");
+        assert!(c.find(Locator::Css(&chart)).await.is_ok(), "{label}");
+    }
+    let auc = c.find(Locator::Css("[data-metric=AUC]")).await.unwrap().text().await.unwrap();
+    assert!(auc.starts_with("0."), "{auc}");
+    assert!(!c.find_all(Locator::Css("table.heatmap tbody tr")).await.unwrap().is_empty());
+    shot(&c, "analytics").await;
+    accessible(&c, "analytics").await;
+    c.find(Locator::Css("a[href='#health']")).await.unwrap().click().await.unwrap();
+    shot(&c, "analytics-health").await;
 
     // Tablet width: the pages still lay out (columns stack, the owner column folds away).
     c.set_window_size(820, 1180).await.unwrap();
     shot(&c, "account-tablet").await;
     c.goto(&format!("{}/", s.url)).await.unwrap();
     shot(&c, "portfolio-tablet").await;
+    accessible(&c, "portfolio at tablet width").await;
+    c.goto(&format!("{}/analytics", s.url)).await.unwrap();
+    shot(&c, "analytics-tablet").await;
+    let wide = c
+        .execute("return document.documentElement.scrollWidth > window.innerWidth + 1;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(wide, serde_json::json!(false), "the analytics page fits a tablet without scrolling sideways");
 
     c.find(Locator::Css(".who button")).await.unwrap().click().await.unwrap();
     c.wait().for_element(Locator::Id("email")).await.unwrap();

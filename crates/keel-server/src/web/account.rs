@@ -104,7 +104,7 @@ pub(super) async fn page(
         div.columns {
             div {
                 (stages(&evaluated))
-                (health(&evaluated, &weeks))
+                (health(&evaluated, &weeks, &journey.journey.health))
                 (moments(&evaluated))
                 (timeline(&sources, as_of, &show))
             }
@@ -208,7 +208,7 @@ fn weekly(plan: &keel_engine::Plan, h: &AccountHistory, as_of: Date) -> Vec<Week
     })
 }
 
-fn health(s: &AccountState, weeks: &[Week]) -> Markup {
+fn health(s: &AccountState, weeks: &[Week], model: &keel_journey::HealthModel) -> Markup {
     let labels: Vec<String> = weeks.iter().map(|w| w.on.format("%b %d").to_string()).collect();
     let trend = [super::svg::Series {
         name: "Health score",
@@ -218,7 +218,14 @@ fn health(s: &AccountState, weeks: &[Week]) -> Markup {
     html! {
         section aria-labelledby="health" {
             h2 id="health" { "Health" }
-            (super::svg::line_chart(&trend, &labels, |v| format!("{v:.0}"), &format!("Health score weekly over the last {WEEKS} weeks")))
+            (super::svg::line_chart_on(
+                &trend,
+                &labels,
+                |v| format!("{v:.0}"),
+                &format!("Health score weekly over the last {WEEKS} weeks"),
+                Some((0.0, 100.0)),
+                &[(model.red, "red".to_owned()), (model.yellow, "yellow".to_owned())],
+            ))
             @if s.health.uncertain { p.note { "Uncertain: only " (format!("{:.0}%", s.health.coverage * 100.0)) " of the weight has data." } }
             table.health {
                 thead { tr { th scope="col" { "Component" } th scope="col" { "Metric" } th scope="col" { "Value" } th scope="col" { "Score" } th scope="col" { "Weight" } } }

@@ -21,7 +21,10 @@ use crate::reports::BandMove;
 /// The book of the viewer as of a day.
 #[derive(Debug, Default)]
 struct Book {
+    /// Accounts with a line in force (MRR above zero), or not evaluated yet.
     accounts: u64,
+    /// Evaluated accounts without one: churned, or not started.
+    former: u64,
     mrr: f64,
     /// Band → (accounts, MRR); `none` for accounts without a band.
     by_band: BTreeMap<String, (u64, f64)>,
@@ -46,9 +49,17 @@ async fn book(
     loop {
         let page = state.store.list_accounts(ws, &query).await?;
         for row in &page.rows {
-            out.accounts += 1;
-            let Some((_, s)) = &row.evaluated else { continue };
+            let Some((_, s)) = &row.evaluated else {
+                out.accounts += 1;
+                out.by_band.entry("none".into()).or_default().0 += 1;
+                continue;
+            };
             let mrr = s.mrr.unwrap_or_default();
+            if mrr <= 0.0 {
+                out.former += 1;
+                continue;
+            }
+            out.accounts += 1;
             out.mrr += mrr;
             let band = out.by_band.entry(s.band.clone().unwrap_or_else(|| "none".into())).or_default();
             band.0 += 1;
@@ -79,6 +90,7 @@ async fn book(
         ..AccountQuery::default()
     };
     out.at_risk = state.store.list_accounts(ws, &risky).await?.rows;
+    out.at_risk.retain(|r| r.evaluated.as_ref().and_then(|(_, s)| s.mrr).is_some_and(|m| m > 0.0));
     Ok(out)
 }
 
@@ -165,7 +177,8 @@ fn book_section(b: &Book) -> Markup {
     html! {
         section aria-labelledby="book" {
             h2 id="book" { "Accounts by health band" }
-            p { (b.accounts) " accounts · " (money(b.mrr)) " MRR" }
+            p { (b.accounts) " accounts with a line in force · " (money(b.mrr)) " MRR"
+                @if b.former > 0 { " · " (b.former) " without one (churned or not started)" } }
             (svg::stacked_bar(&parts, "Accounts by health band"))
             table.bands {
                 thead { tr { th scope="col" { "Band" } th scope="col" { "Accounts" } th scope="col" { "MRR" } } }

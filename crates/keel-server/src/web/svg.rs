@@ -66,7 +66,7 @@ pub struct Series<'a> {
 const W: f64 = 640.0;
 const H: f64 = 220.0;
 /// Left, right, top and bottom margins inside the view box.
-const M: (f64, f64, f64, f64) = (48.0, 12.0, 12.0, 28.0);
+const M: (f64, f64, f64, f64) = (48.0, 32.0, 12.0, 28.0);
 
 fn path(values: &[Option<f64>], x: impl Fn(usize) -> f64, y: impl Fn(f64) -> f64) -> String {
     let mut d = String::new();
@@ -94,10 +94,27 @@ pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// A line chart of several series over the same x labels, with a y axis
-/// formatted by `fmt` and a legend; `label` is the text alternative.
+/// formatted by `fmt` and a legend; `label` is the text alternative. The y
+/// axis spans the values.
 pub fn line_chart(series: &[Series<'_>], x_labels: &[String], fmt: fn(f64) -> String, label: &str) -> Markup {
+    line_chart_on(series, x_labels, fmt, label, None, &[])
+}
+
+/// [`line_chart`] on a fixed y range, with labelled horizontal rules (e.g.
+/// the health bands' thresholds).
+pub fn line_chart_on(
+    series: &[Series<'_>],
+    x_labels: &[String],
+    fmt: fn(f64) -> String,
+    label: &str,
+    range: Option<(f64, f64)>,
+    rules: &[(f64, String)],
+) -> Markup {
     let known = series.iter().flat_map(|s| s.values.iter().flatten().copied());
     let (mut lo, mut hi) = known.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if let Some(r) = range {
+        (lo, hi) = r;
+    }
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
@@ -118,6 +135,10 @@ pub fn line_chart(series: &[Series<'_>], x_labels: &[String], fmt: fn(f64) -> St
                     @if i % every == 0 {
                         text.axis x=(format!("{:.1}", x(i))) y=(H - 8.0) text-anchor="middle" { (l) }
                     }
+                }
+                @for (v, l) in rules {
+                    line.marker x1=(M.0) x2=(W - M.1) y1=(format!("{:.1}", y(*v))) y2=(format!("{:.1}", y(*v))) {}
+                    text.marker x=(W - M.1 + 2.0) y=(format!("{:.1}", y(*v) + 4.0)) { (l) }
                 }
                 @for s in series {
                     path class=(format!("series {}", s.class)) d=(path(&s.values, x, y)) fill="none" stroke-width="2" {}
@@ -177,23 +198,23 @@ pub fn bars(counts: &[(String, u64)], markers: &[(f64, String)], label: &str) ->
 /// square, with the diagonal of a score that knows nothing.
 pub fn roc(points: &[(f64, f64)], label: &str) -> Markup {
     let side = 240.0;
-    let pad = 32.0;
+    let pad = 40.0;
     let px = |v: f64| pad + v * side;
     let py = |v: f64| pad + side - v * side;
     let d = path(&points.iter().map(|p| Some(p.1)).collect::<Vec<_>>(), |i| px(points[i].0), py);
     let full = side + 2.0 * pad;
     html! {
         figure.chart.square {
-            svg viewBox=(format!("0 0 {full} {full}")) role="img" aria-label=(label) {
+            svg viewBox=(format!("0 0 {full} {}", full + 8.0)) role="img" aria-label=(label) {
                 rect.frame x=(pad) y=(pad) width=(side) height=(side) {}
                 line.chance x1=(px(0.0)) y1=(py(0.0)) x2=(px(1.0)) y2=(py(1.0)) {}
                 path.series.nrr d=(d) fill="none" stroke-width="2" {}
                 @for t in [0.0, 0.5, 1.0] {
-                    text.axis x=(px(t)) y=(full - 10.0) text-anchor="middle" { (format!("{t:.1}")) }
+                    text.axis x=(px(t)) y=(full - 20.0) text-anchor="middle" { (format!("{t:.1}")) }
                     text.axis x=(pad - 6.0) y=(py(t) + 4.0) text-anchor="end" { (format!("{t:.1}")) }
                 }
-                text.axis x=(px(0.5)) y=(full - 0.0) text-anchor="middle" { "stayers flagged" }
-                text.axis x="10" y=(py(0.5)) text-anchor="middle" transform=(format!("rotate(-90 10 {})", py(0.5))) { "churners flagged" }
+                text.axis x=(px(0.5)) y=(full + 2.0) text-anchor="middle" { "share of stayers flagged" }
+                text.axis x="10" y=(py(0.5)) text-anchor="middle" transform=(format!("rotate(-90 10 {})", py(0.5))) { "share of churners flagged" }
             }
         }
     }
