@@ -191,7 +191,7 @@ impl AppState {
             logins: Arc::default(),
         };
         if state.config.warm_reports {
-            tokio::spawn(web::figures::warm(state.clone()));
+            tokio::spawn(web::figures::keep_warm(state.clone()));
         }
         state
     }

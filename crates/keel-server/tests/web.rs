@@ -600,6 +600,23 @@ async fn the_account_page_draws_the_health_trend_and_filters_its_timeline() {
     assert!(body.contains("<span class=\"kind\">play</span> play "), "play runs on the timeline");
     assert!(body.contains("<span class=\"kind\">task</span> task for "), "tasks on the timeline");
     assert!(body.contains("<span class=\"kind\">stage</span> "), "stage changes on the timeline");
+    // Contacts with their last activity, from product use under their id.
+    let history = keel_server::load::history(s.store.as_ref(), ws, &runs[0].account).await.unwrap().unwrap();
+    let today = keel_core::parse_date("2026-03-01").unwrap();
+    let champion =
+        history.contacts.iter().find(|c| c.role.as_str() == "champion" && c.active_to.is_none()).unwrap();
+    let ids: Vec<u64> =
+        history.users.iter().filter(|(_, u)| u == champion.id.as_str()).map(|(i, _)| *i).collect();
+    let last = history
+        .usage
+        .iter()
+        .filter(|u| u.day <= today && u.users.iter().any(|(i, _)| ids.contains(i)))
+        .map(|u| u.day)
+        .max();
+    match last {
+        Some(day) => assert!(body.contains(&format!("last active {day} (product use")), "{body}"),
+        None => assert!(body.contains("no activity seen")),
+    }
 
     // Only stage changes and plays.
     let (_, only) = page(&s, &format!("/accounts/{id}?filtered=1&kind=stage&kind=play"), &lee).await;

@@ -387,6 +387,31 @@ fn timeline(src: &Sources<'_>, as_of: Date, show: &[&str]) -> Markup {
     }
 }
 
+/// A contact's last sign of life by `as_of`: product use under their id or
+/// email, or a survey they answered; with what it was.
+fn last_activity(h: &AccountHistory, c: &keel_core::Contact, as_of: Date) -> Option<(Date, &'static str)> {
+    let ids: Vec<u64> = h
+        .users
+        .iter()
+        .filter(|(_, name)| name == c.id.as_str() || name.eq_ignore_ascii_case(&c.email))
+        .map(|(id, _)| *id)
+        .collect();
+    let used = h
+        .usage
+        .iter()
+        .filter(|u| u.day <= as_of && u.known <= as_of)
+        .filter(|u| u.users.iter().any(|(id, _)| ids.contains(id)))
+        .map(|u| (u.day, "product use"))
+        .max();
+    let answered = h
+        .surveys
+        .iter()
+        .filter(|s| s.contact.as_ref() == Some(&c.id) && s.responded.date_naive() <= as_of)
+        .map(|s| (s.responded.date_naive(), "survey"))
+        .max();
+    used.into_iter().chain(answered).max_by_key(|(d, _)| *d)
+}
+
 fn contacts(h: &AccountHistory, as_of: Date) -> Markup {
     html! {
         section aria-labelledby="contacts" {
@@ -395,8 +420,14 @@ fn contacts(h: &AccountHistory, as_of: Date) -> Markup {
                 @for c in h.contacts.iter().filter(|c| c.active_from <= as_of && c.role.as_str() != "user") {
                     @let gone = c.active_to.is_some_and(|e| e <= as_of);
                     li class=[gone.then_some("gone")] {
-                        strong { (c.role.as_str()) } " " (if c.name.is_empty() { c.email.clone() } else { c.name.clone() })
+                        strong { (c.role.as_str().replace('_', " ")) } " " (if c.name.is_empty() { c.email.clone() } else { c.name.clone() })
                         @if gone { " (left " (c.active_to.map(|d| d.to_string()).unwrap_or_default()) ")" }
+                        div.note {
+                            @match last_activity(h, c, as_of) {
+                                Some((d, what)) => { "last active " (d) " (" (what) ", " ((as_of - d).num_days()) " days ago)" },
+                                None => "no activity seen",
+                            }
+                        }
                     }
                 }
             }

@@ -215,9 +215,20 @@ pub(super) async fn movements(
         .await
 }
 
+/// Keeps the pages' standard reports ready: computes them for every
+/// workspace with dashboard users when the server starts, then again every
+/// report ttl (a stale report is then recomputed in the background, and a
+/// new day's reports are computed before anyone asks).
+pub async fn keep_warm(state: AppState) {
+    loop {
+        warm(&state).await;
+        tokio::time::sleep(state.config.report_ttl).await;
+    }
+}
+
 /// Computes the pages' standard reports for every workspace that has
 /// dashboard users, one after another, so the first visitor finds them.
-pub async fn warm(state: AppState) {
+pub async fn warm(state: &AppState) {
     let workspaces = match state.store.workspaces().await {
         Ok(w) => w,
         Err(e) => {
@@ -231,7 +242,7 @@ pub async fn warm(state: AppState) {
         }
         let today = (state.clock)().date_naive();
         let started = std::time::Instant::now();
-        let s = &state;
+        let s = state;
         if s.config.journey.is_none() {
             if let Err(e) = retention(s, ws, today, None).await {
                 tracing::warn!(workspace = %name, error = %e, "the dashboard's retention could not be computed");
