@@ -364,6 +364,24 @@ pub struct AccountRow {
     pub evaluated: Option<(Timestamp, StateSummary)>,
 }
 
+/// A book of accounts by health band, as the portfolio page shows it
+/// ([`Store::book`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BookSummary {
+    /// Accounts with no stored state yet.
+    pub not_evaluated: u64,
+    /// Evaluated accounts without MRR in force (churned, or not started).
+    pub former: u64,
+    /// (band, accounts, MRR) of the accounts with MRR in force; `None` for
+    /// those without a band.
+    pub bands: Vec<(Option<String>, u64, f64)>,
+    /// Of those, the ones renewing on or after the day and at most 90 days
+    /// after it, and their MRR.
+    pub renewing_90: (u64, f64),
+    /// The same within 180 days.
+    pub renewing_180: (u64, f64),
+}
+
 /// A page of the account list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountPage {
@@ -519,6 +537,15 @@ pub trait Store: Send + Sync {
 
     /// A filtered, sorted page of the workspace's accounts.
     async fn list_accounts(&self, ws: WorkspaceId, query: &AccountQuery) -> Result<AccountPage, StoreError>;
+
+    /// The accounts of one owner (all when `None`) by stored health band,
+    /// with renewals ahead of `today`, counted by the database.
+    async fn book(
+        &self,
+        ws: WorkspaceId,
+        owner: Option<&str>,
+        today: keel_core::Date,
+    ) -> Result<BookSummary, StoreError>;
 
     /// An account's timeline, newest first, at most `limit` entries.
     async fn timeline(

@@ -60,37 +60,31 @@ pub(super) async fn page(
     let Some(journey) = &state.config.journey else {
         return not_found(&viewer, "The server runs without a journey, so accounts are not evaluated.");
     };
-    let (history, evaluated) =
-        match crate::plays::evaluate_account(state.store.as_ref(), ws, &journey.journey, &id, as_of).await {
-            Ok(Some(x)) => x,
-            Ok(None) => {
-                return not_found(&viewer, &format!("No account {:?} in this workspace.", id.as_str()));
-            }
-            Err(e) => return failure(e),
-        };
-    let query = TaskQuery {
-        account: Some(id.clone()),
-        statuses: vec!["open".into(), "snoozed".into()],
-        ..TaskQuery::default()
-    };
-    let tasks = match state.store.tasks(ws, &query).await {
-        Ok(t) => t,
-        Err(e) => return failure(e),
-    };
-    let runs = match state.store.play_runs(ws, None, Some(&id)).await {
-        Ok(r) => r,
-        Err(e) => return failure(e),
-    };
+    // Every read at once: the pool has several readers, and the page waits for the slowest only.
+    let store = state.store.as_ref();
     let every_task = TaskQuery { account: Some(id.clone()), ..TaskQuery::default() };
-    let all_tasks = match state.store.tasks(ws, &every_task).await {
-        Ok(t) => t,
-        Err(e) => return failure(e),
+    let (history, names, runs, all_tasks) = tokio::join!(
+        crate::load::history(store, ws, &id),
+        store.event_names(ws),
+        store.play_runs(ws, None, Some(&id)),
+        store.tasks(ws, &every_task),
+    );
+    let (history, names, runs, all_tasks) = match (history, names, runs, all_tasks) {
+        (Ok(Some(h)), Ok(n), Ok(r), Ok(t)) => (h, n, r, t),
+        (Ok(None), ..) => {
+            return not_found(&viewer, &format!("No account {:?} in this workspace.", id.as_str()));
+        }
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return failure(e),
     };
-    let plan = match state.store.event_names(ws).await {
-        Ok(names) => keel_engine::Plan::new(journey.journey.clone(), &names),
-        Err(e) => return failure(e),
-    };
-    let weeks = weekly(&plan, &history, as_of);
+    let tasks: Vec<TaskRow> =
+        all_tasks.iter().filter(|t| t.status == "open" || t.status == "snoozed").cloned().collect();
+    let plan = keel_engine::Plan::new(journey.journey.clone(), &names);
+    // The state as of the day and the weekly samples, side by side.
+    let (evaluated, weeks) = std::thread::scope(|scope| {
+        let weeks = scope.spawn(|| weekly(&plan, &history, as_of));
+        let evaluated = keel_engine::evaluate(&plan, &history, as_of);
+        (evaluated, weeks.join().unwrap_or_default())
+    });
     // The filter form marks itself, so a form with every box cleared shows nothing.
     let show: Vec<&str> = if param("filtered").is_some() {
         KINDS.iter().copied().filter(|k| q.iter().any(|(key, v)| key == "kind" && v == k)).collect()
@@ -197,15 +191,7 @@ fn weekly(plan: &keel_engine::Plan, h: &AccountHistory, as_of: Date) -> Vec<Week
         let s = keel_engine::signals(plan, h, on);
         Week { on, score: s.health.score, fired: s.fired }
     };
-    // Two halves on two threads: the page waits on the slower one only.
-    let (older, newer) = days.split_at(days.len() / 2);
-    std::thread::scope(|scope| {
-        let first = scope.spawn(|| older.iter().map(|d| sample(*d)).collect::<Vec<_>>());
-        let second: Vec<Week> = newer.iter().map(|d| sample(*d)).collect();
-        let mut out = first.join().unwrap_or_default();
-        out.extend(second);
-        out
-    })
+    days.into_iter().map(sample).collect()
 }
 
 fn health(s: &AccountState, weeks: &[Week], model: &keel_journey::HealthModel) -> Markup {

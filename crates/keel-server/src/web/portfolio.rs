@@ -39,48 +39,6 @@ async fn book(
     owner: Option<&str>,
     today: Date,
 ) -> Result<Book, keel_store::StoreError> {
-    let mut out = Book::default();
-    let mut query = AccountQuery {
-        owner: owner.map(str::to_owned),
-        sort: AccountSort::Id,
-        limit: 1000,
-        ..AccountQuery::default()
-    };
-    loop {
-        let page = state.store.list_accounts(ws, &query).await?;
-        for row in &page.rows {
-            let Some((_, s)) = &row.evaluated else {
-                out.accounts += 1;
-                out.by_band.entry("none".into()).or_default().0 += 1;
-                continue;
-            };
-            let mrr = s.mrr.unwrap_or_default();
-            if mrr <= 0.0 {
-                out.former += 1;
-                continue;
-            }
-            out.accounts += 1;
-            out.mrr += mrr;
-            let band = out.by_band.entry(s.band.clone().unwrap_or_else(|| "none".into())).or_default();
-            band.0 += 1;
-            band.1 += mrr;
-            if let Some(renewal) = s.renewal.filter(|r| *r >= today) {
-                let days = (renewal - today).num_days();
-                if days <= 90 {
-                    out.renewing_90.0 += 1;
-                    out.renewing_90.1 += mrr;
-                }
-                if days <= 180 {
-                    out.renewing_180.0 += 1;
-                    out.renewing_180.1 += mrr;
-                }
-            }
-        }
-        match page.next {
-            Some(next) => query.after = Some(next),
-            None => break,
-        }
-    }
     let risky = AccountQuery {
         owner: owner.map(str::to_owned),
         band: Some("red".into()),
@@ -89,7 +47,27 @@ async fn book(
         limit: 15,
         ..AccountQuery::default()
     };
-    out.at_risk = state.store.list_accounts(ws, &risky).await?.rows;
+    let (summary, at_risk) =
+        tokio::join!(state.store.book(ws, owner, today), state.store.list_accounts(ws, &risky));
+    let summary = summary?;
+    let mut out = Book {
+        accounts: summary.not_evaluated,
+        former: summary.former,
+        renewing_90: summary.renewing_90,
+        renewing_180: summary.renewing_180,
+        at_risk: at_risk?.rows,
+        ..Book::default()
+    };
+    if summary.not_evaluated > 0 {
+        out.by_band.entry("none".into()).or_default().0 += summary.not_evaluated;
+    }
+    for (band, n, mrr) in summary.bands {
+        out.accounts += n;
+        out.mrr += mrr;
+        let slot = out.by_band.entry(band.unwrap_or_else(|| "none".into())).or_default();
+        slot.0 += n;
+        slot.1 += mrr;
+    }
     out.at_risk.retain(|r| r.evaluated.as_ref().and_then(|(_, s)| s.mrr).is_some_and(|m| m > 0.0));
     Ok(out)
 }

@@ -90,6 +90,55 @@ fn filters(q: &mut QueryBuilder<'_, Sqlite>, ws: WorkspaceId, query: &AccountQue
     }
 }
 
+/// The book by band with renewals ahead, in one grouped query over the
+/// summary columns (no state is decoded).
+pub(crate) async fn book(
+    pool: &SqlitePool,
+    ws: WorkspaceId,
+    owner: Option<&str>,
+    today: keel_core::Date,
+) -> Result<crate::BookSummary, StoreError> {
+    let day = |n: u64| (today + chrono::Days::new(n)).to_string();
+    let ahead = |bound: usize| {
+        format!(
+            "SUM(CASE WHEN s.renewal_date >= $1 AND s.renewal_date <= ${bound} THEN 1 ELSE 0 END), \
+             COALESCE(SUM(CASE WHEN s.renewal_date >= $1 AND s.renewal_date <= ${bound} THEN s.mrr END), 0.0)"
+        )
+    };
+    let sql = format!(
+        "SELECT s.account_id IS NULL, COALESCE(s.mrr, 0) > 0, s.band, COUNT(*), COALESCE(SUM(s.mrr), 0.0), {}, {} \
+         FROM accounts a LEFT JOIN account_state s ON s.account_id = a.id \
+         WHERE a.workspace_id = $4 AND ($5 IS NULL OR a.owner = $5) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        ahead(2),
+        ahead(3)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(today.to_string())
+        .bind(day(90))
+        .bind(day(180))
+        .bind(ws.0)
+        .bind(owner)
+        .fetch_all(pool)
+        .await?;
+    let mut out = crate::BookSummary::default();
+    for row in rows {
+        let (unevaluated, active): (bool, bool) = (row.try_get(0)?, row.try_get(1)?);
+        let n = row.try_get::<i64, _>(3)? as u64;
+        if unevaluated {
+            out.not_evaluated += n;
+        } else if !active {
+            out.former += n;
+        } else {
+            out.bands.push((row.try_get(2)?, n, row.try_get(4)?));
+            out.renewing_90.0 += row.try_get::<i64, _>(5)? as u64;
+            out.renewing_90.1 += row.try_get::<f64, _>(6)?;
+            out.renewing_180.0 += row.try_get::<i64, _>(7)? as u64;
+            out.renewing_180.1 += row.try_get::<f64, _>(8)?;
+        }
+    }
+    Ok(out)
+}
+
 /// A page of account ids in the asked order, and how many match in all.
 pub(crate) async fn list(
     pool: &SqlitePool,

@@ -483,6 +483,15 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn book(
+        &self,
+        ws: WorkspaceId,
+        owner: Option<&str>,
+        today: keel_core::Date,
+    ) -> Result<crate::BookSummary, StoreError> {
+        accounts::book(&self.pool, ws, owner, today).await
+    }
+
     async fn list_accounts(
         &self,
         ws: WorkspaceId,
