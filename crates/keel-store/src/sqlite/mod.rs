@@ -114,11 +114,15 @@ impl SqliteStore {
         } else {
             // Some accounts: find them first, then their rows by the account
             // index (CROSS JOIN fixes that order; SQLite would otherwise scan
-            // the whole table in id order to skip the sort).
+            // the whole table in id order to skip the sort). The unary `+`
+            // keeps SQLite from reading `t` through its (workspace, id) index
+            // instead, which visits every row of the workspace for each
+            // account: 49 ms instead of 1 ms for one account's touchpoints
+            // at 10 000 accounts.
             format!(
                 "SELECT t.*, a.external_id AS account_external_id FROM accounts a \
                  CROSS JOIN {table} t ON a.id = t.account_id \
-                 WHERE a.workspace_id = ?1 AND t.workspace_id = ?1{only} ORDER BY t.external_id",
+                 WHERE a.workspace_id = ?1 AND +t.workspace_id = ?1{only} ORDER BY t.external_id",
                 table = T::TABLE
             )
         };

@@ -605,21 +605,18 @@ pub(crate) async fn runs(
     play: Option<&str>,
     account: Option<&ExternalId>,
 ) -> Result<Vec<PlayRunRow>, StoreError> {
-    let account = account.map(ExternalId::as_str);
-    sqlx::query(&format!(
-        "SELECT {RUN_COLUMNS} FROM play_runs WHERE workspace_id = ? AND (? IS NULL OR play = ?) \
-         AND (? IS NULL OR account = ?) ORDER BY started, id"
-    ))
-    .bind(ws.0)
-    .bind(play)
-    .bind(play)
-    .bind(account)
-    .bind(account)
-    .fetch_all(c)
-    .await?
-    .iter()
-    .map(run_row)
-    .collect()
+    // Only the filters asked for: `? IS NULL OR account = ?` would keep
+    // SQLite from using the by-account index and scan every run.
+    let mut q = sqlx::QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM play_runs WHERE workspace_id = "));
+    q.push_bind(ws.0);
+    if let Some(account) = account {
+        q.push(" AND account = ").push_bind(account.as_str().to_owned());
+    }
+    if let Some(play) = play {
+        q.push(" AND play = ").push_bind(play.to_owned());
+    }
+    q.push(" ORDER BY started, id");
+    q.build().fetch_all(c).await?.iter().map(run_row).collect()
 }
 
 pub(crate) async fn decisions(
@@ -628,19 +625,17 @@ pub(crate) async fn decisions(
     account: Option<&ExternalId>,
     run_key: Option<&str>,
 ) -> Result<Vec<DecisionRow>, StoreError> {
-    let account = account.map(ExternalId::as_str);
-    sqlx::query(&format!(
-        "SELECT {DECISION_COLUMNS} FROM play_decisions WHERE workspace_id = ? AND (? IS NULL OR account = ?) \
-         AND (? IS NULL OR run_key = ?) ORDER BY id"
-    ))
-    .bind(ws.0)
-    .bind(account)
-    .bind(account)
-    .bind(run_key)
-    .bind(run_key)
-    .fetch_all(c)
-    .await?
-    .iter()
-    .map(decision_row)
-    .collect()
+    // Only the filters asked for, so the by-account and by-run indexes serve them.
+    let mut q = sqlx::QueryBuilder::new(format!(
+        "SELECT {DECISION_COLUMNS} FROM play_decisions WHERE workspace_id = "
+    ));
+    q.push_bind(ws.0);
+    if let Some(account) = account {
+        q.push(" AND account = ").push_bind(account.as_str().to_owned());
+    }
+    if let Some(key) = run_key {
+        q.push(" AND run_key = ").push_bind(key.to_owned());
+    }
+    q.push(" ORDER BY id");
+    q.build().fetch_all(c).await?.iter().map(decision_row).collect()
 }
