@@ -29,6 +29,40 @@ pub(super) fn trailing_year(today: Date) -> (Date, Date) {
     (today.checked_sub_months(chrono::Months::new(12)).unwrap_or(today), today)
 }
 
+/// A report through the cache under `name`, the day, the journey version and
+/// the segment; `make` computes it from the server state, the workspace's
+/// plan (None without a journey, or when `needs_plan` is false and no
+/// segment is asked) and the segment.
+async fn cached<T, F, Fut>(
+    state: &AppState,
+    ws: WorkspaceId,
+    name: &str,
+    today: Date,
+    segment: Option<String>,
+    needs_plan: bool,
+    make: F,
+) -> Result<Cached<T>, ReportError>
+where
+    T: Send + Sync + 'static,
+    F: FnOnce(AppState, Option<keel_engine::Plan>, Option<String>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, ReportError>> + Send + 'static,
+{
+    let k = key(ws, name, &[&today, &version(state), &segment.clone().unwrap_or_default()]);
+    let s = state.clone();
+    state
+        .reports
+        .get(&k, &state.clock, move || async move {
+            let plan = if needs_plan || segment.is_some() { Some(plan(&s, ws).await?) } else { None };
+            make(s, plan, segment).await
+        })
+        .await
+}
+
+/// The plan a report that evaluates accounts needs.
+fn with(plan: Option<keel_engine::Plan>) -> Result<keel_engine::Plan, ReportError> {
+    plan.ok_or(ReportError::NoJourney)
+}
+
 /// Revenue retention over the trailing twelve months, by month, of the
 /// accounts in `segment` at the start (all when none).
 pub(super) async fn retention(
@@ -38,26 +72,18 @@ pub(super) async fn retention(
     segment: Option<String>,
 ) -> Result<Cached<RetentionReport>, ReportError> {
     let (from, to) = trailing_year(today);
-    let k = key(ws, "retention", &[&today, &version(state), &segment.clone().unwrap_or_default()]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let plan = match segment {
-                Some(_) => Some(plan(&s, ws).await?),
-                None => None,
-            };
-            let query = RetentionQuery {
-                from: Some(from),
-                to: Some(to),
-                as_of: today,
-                by: Some(By::Month),
-                segment,
-                ..RetentionQuery::default()
-            };
-            reports::retention(s.store.as_ref(), ws, plan.as_ref(), &query).await
-        })
-        .await
+    cached(state, ws, "retention", today, segment, false, move |s, plan, segment| async move {
+        let query = RetentionQuery {
+            from: Some(from),
+            to: Some(to),
+            as_of: today,
+            by: Some(By::Month),
+            segment,
+            ..RetentionQuery::default()
+        };
+        reports::retention(s.store.as_ref(), ws, plan.as_ref(), &query).await
+    })
+    .await
 }
 
 /// The journey-map audit as of `today`, for a segment or all.
@@ -67,15 +93,11 @@ pub(super) async fn audit(
     today: Date,
     segment: Option<String>,
 ) -> Result<Cached<keel_analytics::audit::AuditReport>, ReportError> {
-    let k = key(ws, "audit", &[&today, &version(state), &segment.clone().unwrap_or_default()]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let plan = plan(&s, ws).await?;
-            reports::audit(s.store.as_ref(), ws, &plan, today, (None, None), segment.as_deref()).await
-        })
-        .await
+    cached(state, ws, "audit", today, segment, true, move |s, plan, segment| async move {
+        let plan = with(plan)?;
+        reports::audit(s.store.as_ref(), ws, &plan, today, (None, None), segment.as_deref()).await
+    })
+    .await
 }
 
 /// Time to value as of `today`, for a segment or all.
@@ -85,15 +107,11 @@ pub(super) async fn ttv(
     today: Date,
     segment: Option<String>,
 ) -> Result<Cached<keel_analytics::ttv::TtvReport>, ReportError> {
-    let k = key(ws, "ttv", &[&today, &version(state), &segment.clone().unwrap_or_default()]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let plan = plan(&s, ws).await?;
-            reports::ttv(s.store.as_ref(), ws, &plan, today, (None, None), segment.as_deref()).await
-        })
-        .await
+    cached(state, ws, "ttv", today, segment, true, move |s, plan, segment| async move {
+        let plan = with(plan)?;
+        reports::ttv(s.store.as_ref(), ws, &plan, today, (None, None), segment.as_deref()).await
+    })
+    .await
 }
 
 /// Cohort retention over 24 months, for a segment or all.
@@ -103,19 +121,11 @@ pub(super) async fn cohorts(
     today: Date,
     segment: Option<String>,
 ) -> Result<Cached<keel_analytics::cohorts::CohortReport>, ReportError> {
-    let k = key(ws, "cohorts", &[&today, &version(state), &segment.clone().unwrap_or_default()]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let plan = match segment {
-                Some(_) => Some(plan(&s, ws).await?),
-                None => None,
-            };
-            reports::cohorts(s.store.as_ref(), ws, plan.as_ref(), today, 24, None, None, segment.as_deref())
-                .await
-        })
-        .await
+    cached(state, ws, "cohorts", today, segment, false, move |s, plan, segment| async move {
+        let store = s.store.as_ref();
+        reports::cohorts(store, ws, plan.as_ref(), today, 24, None, None, segment.as_deref()).await
+    })
+    .await
 }
 
 /// The stage funnel as of `today`, for a segment or all.
@@ -125,15 +135,11 @@ pub(super) async fn funnel(
     today: Date,
     segment: Option<String>,
 ) -> Result<Cached<keel_analytics::funnel::FunnelReport>, ReportError> {
-    let k = key(ws, "funnel", &[&today, &version(state), &segment.clone().unwrap_or_default()]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let plan = plan(&s, ws).await?;
-            reports::funnel(s.store.as_ref(), ws, &plan, today, segment.as_deref()).await
-        })
-        .await
+    cached(state, ws, "funnel", today, segment, true, move |s, plan, segment| async move {
+        let plan = with(plan)?;
+        reports::funnel(s.store.as_ref(), ws, &plan, today, segment.as_deref()).await
+    })
+    .await
 }
 
 /// Gate validation over its default window (the two quarters before this
@@ -144,21 +150,17 @@ pub(super) async fn gates(
     today: Date,
     segment: Option<String>,
 ) -> Result<Cached<keel_analytics::gates::GateReport>, ReportError> {
-    let k = key(ws, "gates", &[&today, &version(state), &segment.clone().unwrap_or_default()]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let plan = plan(&s, ws).await?;
-            let period = reports::gate_window(None, None, today)?;
-            let mut report =
-                reports::gates(s.store.as_ref(), ws, &plan, period, today, 180, &[], segment.as_deref())
-                    .await?;
-            // The page shows the table, not every decision.
-            report.observations = Vec::new();
-            Ok(report)
-        })
-        .await
+    cached(state, ws, "gates", today, segment, true, move |s, plan, segment| async move {
+        let plan = with(plan)?;
+        let period = reports::gate_window(None, None, today)?;
+        let store = s.store.as_ref();
+        let mut report =
+            reports::gates(store, ws, &plan, period, today, 180, &[], segment.as_deref()).await?;
+        // The page shows the table, not every decision.
+        report.observations = Vec::new();
+        Ok(report)
+    })
+    .await
 }
 
 /// The health backtest over its default window.
@@ -168,17 +170,13 @@ pub(super) async fn health(
     today: Date,
     segment: Option<String>,
 ) -> Result<Cached<keel_analytics::backtest::HealthBacktest>, ReportError> {
-    let k = key(ws, "health", &[&today, &version(state), &segment.clone().unwrap_or_default()]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let plan = plan(&s, ws).await?;
-            let (from, to) = reports::health_window(None, None, today);
-            let dates = reports::snapshot_dates(from, to, today);
-            reports::health_backtest(s.store.as_ref(), ws, &plan, &dates, segment.as_deref()).await
-        })
-        .await
+    cached(state, ws, "health", today, segment, true, move |s, plan, segment| async move {
+        let plan = with(plan)?;
+        let (from, to) = reports::health_window(None, None, today);
+        let dates = reports::snapshot_dates(from, to, today);
+        reports::health_backtest(s.store.as_ref(), ws, &plan, &dates, segment.as_deref()).await
+    })
+    .await
 }
 
 /// Play outcomes, treated against held out.
@@ -187,15 +185,11 @@ pub(super) async fn plays(
     ws: WorkspaceId,
     today: Date,
 ) -> Result<Cached<keel_analytics::plays::PlaysReport>, ReportError> {
-    let k = key(ws, "plays", &[&today, &version(state)]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let journey = s.config.journey.as_ref().ok_or(ReportError::NoJourney)?;
-            reports::plays(s.store.as_ref(), ws, &journey.journey, today).await
-        })
-        .await
+    cached(state, ws, "plays", today, None, false, move |s, _, _| async move {
+        let journey = s.config.journey.as_ref().ok_or(ReportError::NoJourney)?;
+        reports::plays(s.store.as_ref(), ws, &journey.journey, today).await
+    })
+    .await
 }
 
 /// Health bands seven days ago against today.
@@ -204,15 +198,12 @@ pub(super) async fn movements(
     ws: WorkspaceId,
     today: Date,
 ) -> Result<Cached<Vec<reports::BandMove>>, ReportError> {
-    let k = key(ws, "movements", &[&today, &version(state)]);
-    let s = state.clone();
-    state
-        .reports
-        .get(&k, &state.clock, move || async move {
-            let plan = plan(&s, ws).await?;
-            reports::band_movements(s.store.as_ref(), ws, &plan, today - chrono::Days::new(7), today).await
-        })
-        .await
+    cached(state, ws, "movements", today, None, true, move |s, plan, _| async move {
+        let plan = with(plan)?;
+        let week_ago = today - chrono::Days::new(7);
+        reports::band_movements(s.store.as_ref(), ws, &plan, week_ago, today).await
+    })
+    .await
 }
 
 /// Keeps the pages' standard reports ready: computes them for every
