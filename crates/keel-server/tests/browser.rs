@@ -289,6 +289,8 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     accessible(&c, "analytics").await;
     c.find(Locator::Css("a[href='#health']")).await.unwrap().click().await.unwrap();
     shot(&c, "analytics-health").await;
+    c.find(Locator::Css("a[href='#cohorts']")).await.unwrap().click().await.unwrap();
+    shot(&c, "analytics-cohorts").await;
 
     // Tablet width: the pages still lay out (columns stack, the owner column folds away).
     c.set_window_size(820, 1180).await.unwrap();

@@ -285,7 +285,7 @@ fn health_view(r: &HealthBacktest) -> Markup {
     html! {
         p { (r.snapshots) " account-months (" (r.dates.len()) " month ends), " (r.churned) " followed by churn within 90 days. "
             "ROC AUC " strong data-metric="AUC" { (auc) } " (0.5 is a coin toss); the lowest-scoring tenth churned "
-            (r.top_decile_lift.map(|l| format!("{l:.2}×")).unwrap_or_else(|| "—".into())) " as often as the rest." }
+            (r.top_decile_lift.map(|l| format!("{l:.2}×")).unwrap_or_else(|| "—".into())) " as often as the average." }
         div.pair {
             div { h3 { "ROC curve" } (svg::roc(&curve, &format!("ROC curve of the health score, AUC {auc}"))) }
             div {
