@@ -577,6 +577,48 @@ async fn the_portfolio_shows_this_weeks_band_movements_and_time_to_value_against
         let state = s.store.account_state(ws, &m.account).await.unwrap().unwrap();
         assert_eq!(state.summary.band, m.after, "{}", m.account);
     }
+    // The book the database counts is the one the account list holds, for everyone and for one CSM.
+    for owner in [None, Some(keel_demo::CSMS[0])] {
+        let query =
+            keel_store::AccountQuery { owner: owner.map(str::to_owned), limit: 1000, ..Default::default() };
+        let rows = s.store.list_accounts(ws, &query).await.unwrap().rows;
+        let book = s.store.book(ws, owner, today).await.unwrap();
+        let active: Vec<_> = rows
+            .iter()
+            .filter_map(|r| r.evaluated.as_ref())
+            .filter(|(_, st)| st.mrr.unwrap_or(0.0) > 0.0)
+            .collect();
+        assert_eq!(book.not_evaluated, 0);
+        assert_eq!(book.former as usize, rows.len() - active.len());
+        assert!(book.former > 0, "the demo world has churned accounts");
+        let within = |band: &Option<String>, days: u64| {
+            active
+                .iter()
+                .filter(|(_, st)| &st.band == band)
+                .filter(|(_, st)| {
+                    st.renewal.is_some_and(|r| r >= today && r <= today + chrono::Days::new(days))
+                })
+                .count() as u64
+        };
+        for b in &book.bands {
+            let mine: Vec<_> = active.iter().filter(|(_, st)| st.band == b.band).collect();
+            assert_eq!(b.accounts as usize, mine.len(), "{:?}", b.band);
+            assert!((mine.iter().map(|(_, st)| st.mrr.unwrap()).sum::<f64>() - b.mrr).abs() < 1e-6);
+            assert_eq!((b.renewing_90.0, b.renewing_180.0), (within(&b.band, 90), within(&b.band, 180)));
+            if owner.is_none() {
+                let name = b.band.clone().unwrap_or_else(|| "none".into());
+                let cell = format!("data-renewing=\"{name}-180\">{}<", b.renewing_180.0);
+                assert!(body.contains(&cell), "{cell}");
+            }
+        }
+        assert!(book.bands.iter().map(|b| b.renewing_180.0).sum::<u64>() > 0, "renewals ahead");
+        if owner.is_none() {
+            let n: u64 = book.bands.iter().map(|b| b.accounts).sum();
+            assert!(body.contains(&format!("{n} accounts with a line in force")), "{body}");
+            assert!(body.contains(&format!("{} without one (churned or not started)", book.former)));
+            assert!(body.contains("<h3>The next renewals</h3>"));
+        }
+    }
     let ttv =
         keel_server::reports::ttv(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
     assert_eq!(metric(&body, "TTV p50"), ttv.total.p50.map(|d| format!("{d:.0} days")).unwrap());

@@ -372,9 +372,19 @@ pub struct BookSummary {
     pub not_evaluated: u64,
     /// Evaluated accounts without MRR in force (churned, or not started).
     pub former: u64,
-    /// (band, accounts, MRR) of the accounts with MRR in force; `None` for
-    /// those without a band.
-    pub bands: Vec<(Option<String>, u64, f64)>,
+    /// The accounts with MRR in force, per band.
+    pub bands: Vec<BookBand>,
+}
+
+/// The accounts of one health band with MRR in force.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BookBand {
+    /// The band (None: no band).
+    pub band: Option<String>,
+    /// Accounts.
+    pub accounts: u64,
+    /// Their MRR.
+    pub mrr: f64,
     /// Of those, the ones renewing on or after the day and at most 90 days
     /// after it, and their MRR.
     pub renewing_90: (u64, f64),

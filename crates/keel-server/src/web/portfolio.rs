@@ -28,9 +28,13 @@ struct Book {
     mrr: f64,
     /// Band → (accounts, MRR); `none` for accounts without a band.
     by_band: BTreeMap<String, (u64, f64)>,
+    /// Band → accounts and MRR renewing within 90 days, and within 180.
+    renewing: BTreeMap<String, ((u64, f64), (u64, f64))>,
     renewing_90: (u64, f64),
     renewing_180: (u64, f64),
     at_risk: Vec<AccountRow>,
+    /// The next renewals, soonest first.
+    next_renewals: Vec<AccountRow>,
 }
 
 async fn book(
@@ -47,26 +51,46 @@ async fn book(
         limit: 15,
         ..AccountQuery::default()
     };
-    let (summary, at_risk) =
-        tokio::join!(state.store.book(ws, owner, today), state.store.list_accounts(ws, &risky));
+    let soon = AccountQuery {
+        owner: owner.map(str::to_owned),
+        renewal_from: Some(today),
+        renewal_to: Some(today + chrono::Days::new(90)),
+        sort: AccountSort::Renewal,
+        limit: 10,
+        ..AccountQuery::default()
+    };
+    let (summary, at_risk, next) = tokio::join!(
+        state.store.book(ws, owner, today),
+        state.store.list_accounts(ws, &risky),
+        state.store.list_accounts(ws, &soon),
+    );
     let summary = summary?;
     let mut out = Book {
         accounts: summary.not_evaluated,
         former: summary.former,
-        renewing_90: summary.renewing_90,
-        renewing_180: summary.renewing_180,
         at_risk: at_risk?.rows,
+        next_renewals: next?.rows,
         ..Book::default()
     };
     if summary.not_evaluated > 0 {
         out.by_band.entry("none".into()).or_default().0 += summary.not_evaluated;
     }
-    for (band, n, mrr) in summary.bands {
-        out.accounts += n;
-        out.mrr += mrr;
-        let slot = out.by_band.entry(band.unwrap_or_else(|| "none".into())).or_default();
-        slot.0 += n;
-        slot.1 += mrr;
+    for b in summary.bands {
+        let band = b.band.unwrap_or_else(|| "none".into());
+        out.accounts += b.accounts;
+        out.mrr += b.mrr;
+        let slot = out.by_band.entry(band.clone()).or_default();
+        slot.0 += b.accounts;
+        slot.1 += b.mrr;
+        let ahead = out.renewing.entry(band).or_default();
+        for (sum, add) in [(&mut ahead.0, b.renewing_90), (&mut ahead.1, b.renewing_180)] {
+            sum.0 += add.0;
+            sum.1 += add.1;
+        }
+        for (sum, add) in [(&mut out.renewing_90, b.renewing_90), (&mut out.renewing_180, b.renewing_180)] {
+            sum.0 += add.0;
+            sum.1 += add.1;
+        }
     }
     out.at_risk.retain(|r| r.evaluated.as_ref().and_then(|(_, s)| s.mrr).is_some_and(|m| m > 0.0));
     Ok(out)
@@ -171,6 +195,22 @@ fn book_section(b: &Book) -> Markup {
             div.cards {
                 (card("Next 90 days", format!("{} accounts", b.renewing_90.0), Some(html! { div.detail { (money(b.renewing_90.1)) " MRR" } })))
                 (card("Next 180 days", format!("{} accounts", b.renewing_180.0), Some(html! { div.detail { (money(b.renewing_180.1)) " MRR" } })))
+            }
+            table.renewals {
+                caption { "Renewals by health band" }
+                thead { tr { th scope="col" { "Band" } th scope="col" { "Next 90 days" } th scope="col" { "MRR" } th scope="col" { "Next 180 days" } th scope="col" { "MRR" } } }
+                tbody {
+                    @for band in bands {
+                        @let ((n90, m90), (n180, m180)) = b.renewing.get(band).copied().unwrap_or_default();
+                        tr { th scope="row" { span class=(format!("dot {band}")) {} (band) }
+                             td data-renewing=(format!("{band}-90")) { (n90) } td { (money(m90)) }
+                             td data-renewing=(format!("{band}-180")) { (n180) } td { (money(m180)) } }
+                    }
+                }
+            }
+            @if !b.next_renewals.is_empty() {
+                h3 { "The next renewals" }
+                (super::accounts::table(&b.next_renewals, None, "accounts renewals-next"))
             }
         }
     }

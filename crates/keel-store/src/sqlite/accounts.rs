@@ -129,11 +129,13 @@ pub(crate) async fn book(
         } else if !active {
             out.former += n;
         } else {
-            out.bands.push((row.try_get(2)?, n, row.try_get(4)?));
-            out.renewing_90.0 += row.try_get::<i64, _>(5)? as u64;
-            out.renewing_90.1 += row.try_get::<f64, _>(6)?;
-            out.renewing_180.0 += row.try_get::<i64, _>(7)? as u64;
-            out.renewing_180.1 += row.try_get::<f64, _>(8)?;
+            out.bands.push(crate::BookBand {
+                band: row.try_get(2)?,
+                accounts: n,
+                mrr: row.try_get(4)?,
+                renewing_90: (row.try_get::<i64, _>(5)? as u64, row.try_get(6)?),
+                renewing_180: (row.try_get::<i64, _>(7)? as u64, row.try_get(8)?),
+            });
         }
     }
     Ok(out)
