@@ -18,6 +18,9 @@ use super::{Shown, computed, failure, figures, money, page_shell, pct, shown, sv
 use crate::AppState;
 use crate::reports::BandMove;
 
+/// Accounts and their MRR.
+type Tally = (u64, f64);
+
 /// The book of the viewer as of a day.
 #[derive(Debug, Default)]
 struct Book {
@@ -29,7 +32,7 @@ struct Book {
     /// Band → (accounts, MRR); `none` for accounts without a band.
     by_band: BTreeMap<String, (u64, f64)>,
     /// Band → accounts and MRR renewing within 90 days, and within 180.
-    renewing: BTreeMap<String, ((u64, f64), (u64, f64))>,
+    renewing: BTreeMap<String, (Tally, Tally)>,
     renewing_90: (u64, f64),
     renewing_180: (u64, f64),
     at_risk: Vec<AccountRow>,
