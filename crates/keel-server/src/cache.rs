@@ -149,15 +149,6 @@ impl ReportCache {
             Err(e) => Err(ReportError::Failed(format!("computing the report stopped: {e}"))),
         }
     }
-
-    /// Forgets every report of a workspace (its data changed in a way a
-    /// person expects to see at once, e.g. a new journey).
-    pub fn forget_workspace(&self, ws: keel_store::WorkspaceId) {
-        let prefix = format!("{}/", ws.0);
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.retain(|k, _| !k.starts_with(&prefix));
-        }
-    }
 }
 
 /// The key of a report: workspace, report name and every parameter.
