@@ -9,6 +9,8 @@ use cel_core::{CelType, CheckErrorKind, CompileError, Env, FunctionDecl, Overloa
 
 use crate::catalog::MetricType;
 
+pub mod bounds;
+
 /// A checked CEL expression, ready to evaluate.
 #[derive(Clone)]
 pub struct Expr {
@@ -160,6 +162,8 @@ impl Scope {
         expect: Option<MetricType>,
         names: &[&str],
     ) -> Result<(Expr, Option<MetricType>), ExprErrors> {
+        // Before the recursive CEL parser sees it: see `bounds`.
+        bounds::check(source).map_err(|e| vec![e])?;
         match self.env.compile(source) {
             Ok(ast) => {
                 let ty = match ast.result_type() {

@@ -217,3 +217,25 @@ fn a_journey_without_plays_keeps_its_play_names_as_labels() {
         Some("usage_recovery")
     );
 }
+
+// Input that once overflowed the stack: each is refused with a located
+// error instead (the process used to abort).
+case!(
+    cel_nested_too_deep,
+    (
+        "exit = \"days_to_renewal <= 0\"",
+        &format!("exit = \"{}days_to_renewal <= 0{}\"", "(".repeat(512), ")".repeat(512))
+    )
+);
+case!(
+    cel_unary_run_too_long,
+    ("exit = \"days_to_renewal <= 0\"", &format!("exit = \"{}(days_to_renewal <= 0)\"", "!".repeat(1000)))
+);
+case!(
+    toml_nested_too_deep,
+    ("[first_value]", &format!("deep = {}{}\n[first_value]", "[".repeat(1000), "]".repeat(1000)))
+);
+case!(
+    toml_inline_tables_nested_too_deep,
+    ("[first_value]", &format!("deep = {}{}\n[first_value]", "{a = ".repeat(1000), "}".repeat(1000)))
+);

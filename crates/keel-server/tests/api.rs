@@ -958,3 +958,65 @@ fn body_for(path: &str, kind: &str) -> Option<Value> {
         _ => return None,
     })
 }
+
+/// Issue 19, finding 1: a CEL expression nested ~512 deep in a report's
+/// `?condition=` (or in a posted journey) overflowed the parser's stack and
+/// aborted the server. Each is now a located 400 (or a located problem),
+/// and the server keeps serving.
+#[tokio::test]
+async fn deeply_nested_expressions_are_refused_and_the_server_keeps_serving() {
+    let s = start_with(evaluating()).await;
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    let client = reqwest::Client::new();
+    for (condition, expect) in [
+        (
+            format!("{}true{}", "(".repeat(512), ")".repeat(512)),
+            "column 33: the expression nests deeper than 32 levels",
+        ),
+        (
+            format!("{}1{} == []", "[".repeat(512), "]".repeat(512)),
+            "column 33: the expression nests deeper than 32 levels",
+        ),
+        (
+            format!("{}true", "!".repeat(5000)),
+            "column 4097: the expression is 5004 bytes long; the limit is 4096",
+        ),
+        (format!("{}true", "!".repeat(1000)), "column 33: the expression nests deeper than 32 levels"),
+    ] {
+        let res = client
+            .get(format!("{}/api/v1/reports/gates", s.url))
+            .query(&[("condition", &condition)])
+            .basic_auth(&read, Some(""))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "{body}");
+        assert!(body["message"].as_str().unwrap().ends_with(expect), "{body}");
+    }
+    let deep = keel_journey::DEFAULT_JOURNEY.replacen(
+        "exit = \"",
+        &format!("exit = \"{}true{} && ", "(".repeat(512), ")".repeat(512)),
+        1,
+    );
+    let res = client
+        .post(format!("{}/api/v1/journey/validate", s.url))
+        .basic_auth(&read, Some(""))
+        .header("content-type", "application/toml")
+        .body(deep.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["valid"], json!(false), "{body}");
+    let line = deep.lines().position(|l| l.contains("((((")).unwrap() + 1;
+    assert_eq!(body["problems"][0]["line"], line, "{body}");
+    assert!(
+        body["problems"][0]["message"].as_str().unwrap().contains("nests deeper than 32 levels"),
+        "{body}"
+    );
+    let res = client.get(format!("{}/healthz", s.url)).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200, "the server still answers");
+}
