@@ -326,8 +326,8 @@ pub(crate) async fn simulate(ws: &Workspace, journey: &Path, args: SimulateArgs)
         }
         total.add(&c);
         if args.deliver {
-            let d = keel_server::delivery::deliver_due(ws.store.as_ref(), &delivery, now, crate::now(), None)
-                .await?;
+            let d =
+                keel_server::delivery::deliver_due(ws.store.as_ref(), &delivery, now, crate::now()).await?;
             delivered.sent += d.sent;
             delivered.retrying += d.retrying;
             delivered.dead += d.dead;
@@ -479,7 +479,7 @@ pub(crate) async fn deliver(ws: &Workspace, journey: &Path, args: DeliverArgs) -
         journey_version: version,
         ..keel_server::delivery::DeliveryConfig::default()
     };
-    let c = keel_server::delivery::deliver_due(ws.store.as_ref(), &config, now, now, None).await?;
+    let c = keel_server::delivery::deliver_due(ws.store.as_ref(), &config, now, now).await?;
     say!("{} sent, {} to retry, {} dead-lettered", c.sent, c.retrying, c.dead);
     Ok(ExitCode::SUCCESS)
 }

@@ -185,14 +185,13 @@ fn decision(
 /// Attempts every pending delivery due at `now` (the scheduler's time,
 /// which `keel simulate` moves day by day) and records each outcome;
 /// `wall` is the real time, which webhook signatures carry (receivers
-/// reject stale timestamps). In the server, `gate` is its `WriteGate`,
-/// taken around each delivery's write (never around the network call).
+/// reject stale timestamps). Each delivery's outcome is written in a
+/// transaction of its own, never held open across the network call.
 pub async fn deliver_due(
     store: &dyn Store,
     config: &DeliveryConfig,
     now: Timestamp,
     wall: Timestamp,
-    gate: Option<&crate::WriteGate>,
 ) -> Result<DeliveryCounts, StoreError> {
     let client = reqwest::Client::builder().timeout(config.timeout).build().unwrap_or_default();
     let mut counts = DeliveryCounts::default();
@@ -235,10 +234,6 @@ pub async fn deliver_due(
                 let detail = format!("attempt {} failed: {e}; next at {}", d.attempts, d.next_attempt_at);
                 decision(&d, config, "failed", detail, now)
             }
-        };
-        let _turn = match gate {
-            Some(gate) => Some(gate.lock().await),
-            None => None,
         };
         let mut tx = store.begin(ws).await?;
         tx.update_delivery(&d).await?;

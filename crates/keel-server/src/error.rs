@@ -15,7 +15,7 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, for a person.
     pub message: String,
-    /// Seconds to wait before retrying (429).
+    /// Seconds to wait before retrying (429, 503).
     pub retry_after: Option<u64>,
 }
 
@@ -52,9 +52,37 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is asked to wait when the store cannot write now.
+pub const RETRY_UNAVAILABLE_SECS: u64 = 5;
+
+impl ApiError {
+    /// 503 with Retry-After: the store cannot write now (a full disk, an I/O
+    /// error); nothing of the request was stored, and the same request may
+    /// succeed later. The cause is logged, not sent.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "the store cannot write; answering 503");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store cannot write now; nothing was stored, retry later",
+        );
+        e.retry_after = Some(RETRY_UNAVAILABLE_SECS);
+        e
+    }
+}
+
 impl From<keel_store::StoreError> for ApiError {
     fn from(e: keel_store::StoreError) -> Self {
-        Self::internal(e)
+        if e.is_unavailable() { Self::unavailable(e) } else { Self::internal(e) }
+    }
+}
+
+impl From<crate::ingest::WriteError> for ApiError {
+    fn from(e: crate::ingest::WriteError) -> Self {
+        match e {
+            crate::ingest::WriteError::Unavailable(_) => Self::unavailable(e),
+            other => Self::internal(other),
+        }
     }
 }
 

@@ -136,10 +136,9 @@ impl Evaluator {
         clock: Clock,
         metrics: Arc<Metrics>,
         timing: Timing,
-        gate: crate::WriteGate,
     ) -> Self {
         let evaluator = Self { pending: Arc::new(Pending::new(timing.debounce)) };
-        let task = Task { store: store.clone(), journey, clock, metrics, gate };
+        let task = Task { store: store.clone(), journey, clock, metrics };
         // A thread of its own, as the ingest writer has: its reads would
         // otherwise queue behind request tasks, and states fall behind.
         crate::on_own_thread("keel-evaluator", run(task, evaluator.pending.clone()));
@@ -194,7 +193,6 @@ struct Task {
     journey: Arc<JourneyConfig>,
     clock: Clock,
     metrics: Arc<Metrics>,
-    gate: crate::WriteGate,
 }
 
 /// What the timeline compares between two evaluations of an account.
@@ -356,7 +354,6 @@ async fn round(
     }
     let waited = {
         let asked = std::time::Instant::now();
-        let _turn = task.gate.lock().await;
         let waited = asked.elapsed();
         let mut tx = store.begin(ws).await?;
         tx.put_account_states(&writes).await?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use keel_core::{Account, Event, EventName, ExternalId, Timestamp};
-use keel_store::{Store, StoreError, WorkspaceId};
+use keel_store::{Store, StoreError, WorkspaceId, WriteTx};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,7 +34,22 @@ struct Job {
     ws: WorkspaceId,
     messages: Vec<Message>,
     received_at: Timestamp,
-    reply: oneshot::Sender<Result<Vec<Outcome>, String>>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, WriteError>>,
+}
+
+/// Why messages were not written (nothing of their group was stored).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The writer task is gone (the server is shutting down).
+    #[error("the ingest writer has stopped")]
+    Stopped,
+    /// The store cannot write for a reason of its own (a full disk, an I/O
+    /// error, a lock held too long): the same messages may succeed later.
+    #[error("the store cannot write now: {0}")]
+    Unavailable(String),
+    /// The transaction failed otherwise.
+    #[error("the ingest transaction failed: {0}")]
+    Failed(String),
 }
 
 /// Handle to the writer task.
@@ -52,16 +67,11 @@ const MAX_GROUP: usize = 50_000;
 
 impl Ingestor {
     /// Starts the writer task on `store`.
-    pub fn start(
-        store: Arc<dyn Store>,
-        metrics: Arc<Metrics>,
-        evaluator: Option<Evaluator>,
-        gate: crate::WriteGate,
-    ) -> Self {
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, evaluator: Option<Evaluator>) -> Self {
         let (jobs, rx) = mpsc::channel(4_096);
         // The writer gets a thread of its own: on the shared runtime, each of
         // its awaits on the database would queue behind every request task.
-        crate::on_own_thread("keel-ingest-writer", writer(store, rx, metrics.clone(), evaluator, gate));
+        crate::on_own_thread("keel-ingest-writer", writer(store, rx, metrics.clone(), evaluator));
         Self { jobs, metrics }
     }
 
@@ -71,18 +81,15 @@ impl Ingestor {
         ws: WorkspaceId,
         messages: Vec<Message>,
         received_at: Timestamp,
-    ) -> Result<Vec<Outcome>, String> {
+    ) -> Result<Vec<Outcome>, WriteError> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
         self.metrics.request_messages.observe(messages.len() as f64);
         let (reply, answer) = oneshot::channel();
         self.metrics.queue_depth.inc();
-        self.jobs
-            .send(Job { ws, messages, received_at, reply })
-            .await
-            .map_err(|_| "the ingest writer has stopped".to_owned())?;
-        answer.await.map_err(|_| "the ingest writer has stopped".to_owned())?
+        self.jobs.send(Job { ws, messages, received_at, reply }).await.map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
     }
 }
 
@@ -91,13 +98,14 @@ async fn writer(
     mut rx: mpsc::Receiver<Job>,
     metrics: Arc<Metrics>,
     evaluator: Option<Evaluator>,
-    gate: crate::WriteGate,
 ) {
     while let Some(first) = rx.recv().await {
-        // Wait for the writer's turn before forming the group: requests that
-        // arrive meanwhile join this commit instead of waiting for the next.
+        // Take the store's write turn (by opening the transaction) before
+        // forming the group: requests that arrive while the previous group
+        // commits join this one instead of waiting for the next.
         let started = std::time::Instant::now();
-        let turn = gate.lock().await;
+        let first_ws = first.ws;
+        let opened = store.begin(first_ws).await;
         let waited = started.elapsed();
         let mut size = first.messages.len();
         let mut jobs = vec![first];
@@ -111,13 +119,26 @@ async fn writer(
             }
         }
         metrics.queue_depth.dec_by(jobs.len() as i64);
+        // The first workspace's group goes first, in the transaction already
+        // open (a second one could not begin while it is); other workspaces
+        // that joined get a transaction each after it.
+        let (mine, others): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.ws == first_ws);
         let mut by_ws: BTreeMap<WorkspaceId, Vec<Job>> = BTreeMap::new();
-        for job in jobs {
+        for job in others {
             by_ws.entry(job.ws).or_default().push(job);
         }
-        for (ws, jobs) in by_ws {
+        let groups = std::iter::once((first_ws, mine, Some(opened)))
+            .chain(by_ws.into_iter().map(|(ws, jobs)| (ws, jobs, None)));
+        for (ws, jobs, opened) in groups {
             let n: usize = jobs.iter().map(|j| j.messages.len()).sum();
-            let result = commit_group(store.as_ref(), ws, &jobs).await;
+            let tx = match opened {
+                Some(tx) => tx,
+                None => store.begin(ws).await,
+            };
+            let result = match tx {
+                Ok(tx) => commit_group(tx, &jobs).await,
+                Err(e) => Err(e),
+            };
             tracing::debug!(
                 requests = jobs.len(),
                 messages = n,
@@ -146,13 +167,17 @@ async fn writer(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "ingest transaction failed; nothing of it was stored");
+                    let failure = if e.is_unavailable() {
+                        WriteError::Unavailable(e.to_string())
+                    } else {
+                        WriteError::Failed(e.to_string())
+                    };
                     for job in jobs {
-                        let _ = job.reply.send(Err(e.to_string()));
+                        let _ = job.reply.send(Err(failure.clone()));
                     }
                 }
             }
         }
-        drop(turn);
     }
 }
 
@@ -180,14 +205,13 @@ fn stub_account(
     }
 }
 
+/// Writes one workspace's group of requests in the open transaction `tx`
+/// and commits it.
 async fn commit_group(
-    store: &dyn Store,
-    ws: WorkspaceId,
+    mut tx: Box<dyn WriteTx>,
     jobs: &[Job],
 ) -> Result<(Vec<Vec<Outcome>>, Touched), StoreError> {
     let t0 = std::time::Instant::now();
-    let mut tx = store.begin(ws).await?;
-    let begun = t0.elapsed();
     let mut outcomes: Vec<Vec<Outcome>> =
         jobs.iter().map(|j| vec![Outcome::Accepted; j.messages.len()]).collect();
 
@@ -306,7 +330,7 @@ async fn commit_group(
         outcomes[j][i] = Outcome::Duplicate;
     }
     tx.commit().await?;
-    tracing::trace!(?begun, ?stubbed, ?before_append, ?appended_at, committed = ?t0.elapsed(), "group phases");
+    tracing::trace!(?stubbed, ?before_append, ?appended_at, committed = ?t0.elapsed(), "group phases");
     let mut touched = Touched::new();
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {

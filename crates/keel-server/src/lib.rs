@@ -106,12 +106,6 @@ impl Default for Config {
     }
 }
 
-/// Taken around every write transaction the server makes (ingest, evaluation,
-/// record writes): SQLite has one writer at a time, and its busy handler
-/// polls with growing sleeps, which let a busy ingest writer starve the
-/// evaluator for seconds. The gate queues writers in arrival order instead.
-pub type WriteGate = Arc<tokio::sync::Mutex<()>>;
-
 /// Checked keys by the SHA-256 of the key, with when they were checked.
 type CheckedKeys = std::collections::HashMap<Vec<u8>, (Principal, Timestamp)>;
 
@@ -128,8 +122,6 @@ pub struct AppState {
     checked: Arc<std::sync::Mutex<CheckedKeys>>,
     /// The streaming evaluator, when the server runs a journey.
     evaluator: Option<evaluator::Evaluator>,
-    /// Taken around write transactions.
-    gate: WriteGate,
     /// The dashboard's computed reports.
     reports: Arc<cache::ReportCache>,
     /// Failed dashboard sign-ins per email.
@@ -141,7 +133,6 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
         let metrics = Arc::new(metrics::Metrics::default());
-        let gate = WriteGate::default();
         let report_ttl = config.report_ttl;
         let evaluator = config.journey.clone().map(|journey| {
             evaluator::Evaluator::start(
@@ -150,37 +141,24 @@ impl AppState {
                 clock.clone(),
                 metrics.clone(),
                 evaluator::Timing { debounce: config.debounce, tick: config.tick },
-                gate.clone(),
             )
         });
         if config.checkpoint_every > std::time::Duration::ZERO {
-            tokio::spawn(checkpoints(store.clone(), gate.clone(), config.checkpoint_every));
+            tokio::spawn(maintenance(store.clone(), config.checkpoint_every));
         }
         if config.dedup_window_days > 0 {
-            tokio::spawn(forget_old_message_ids(
-                store.clone(),
-                clock.clone(),
-                gate.clone(),
-                config.dedup_window_days,
-            ));
+            tokio::spawn(forget_old_message_ids(store.clone(), clock.clone(), config.dedup_window_days));
         }
         if let Some(delivery) = config.delivery.clone() {
             let mut delivery = delivery;
             if let Some(j) = &config.journey {
                 delivery.journey_version.clone_from(&j.version);
             }
-            tokio::spawn(deliveries(
-                store.clone(),
-                clock.clone(),
-                gate.clone(),
-                delivery,
-                config.deliver_every,
-            ));
+            tokio::spawn(deliveries(store.clone(), clock.clone(), delivery, config.deliver_every));
         }
         let state = Self {
-            ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone(), gate.clone()),
+            ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone()),
             evaluator,
-            gate,
             store,
             config,
             clock,
@@ -233,7 +211,6 @@ fn on_own_thread(name: &str, task: impl std::future::Future<Output = ()> + Send 
 async fn deliveries(
     store: Arc<dyn Store>,
     clock: Clock,
-    gate: WriteGate,
     config: delivery::DeliveryConfig,
     every: std::time::Duration,
 ) {
@@ -242,7 +219,7 @@ async fn deliveries(
     loop {
         ticker.tick().await;
         let now = clock();
-        match delivery::deliver_due(store.as_ref(), &config, now, now, Some(&gate)).await {
+        match delivery::deliver_due(store.as_ref(), &config, now, now).await {
             Ok(c) if c == delivery::DeliveryCounts::default() => {}
             Ok(c) => tracing::info!(sent = c.sent, retrying = c.retrying, dead = c.dead, "delivered"),
             Err(e) => tracing::warn!(error = %e, "delivery round failed; trying again next round"),
@@ -250,38 +227,27 @@ async fn deliveries(
     }
 }
 
-/// Checkpoints the store in the background, so that no request's commit
-/// pays for one: a passive checkpoint every `every`, and once the log holds
-/// more than 64 MiB, a restarting one between two write transactions (most
-/// of the log is copied by then, so the writers wait briefly).
-async fn checkpoints(store: Arc<dyn Store>, gate: WriteGate, every: std::time::Duration) {
-    const RESTART_PAGES: u64 = 16_384;
+/// The store's housekeeping in the background (for SQLite, checkpoints),
+/// so that no request's commit pays for it.
+async fn maintenance(store: Arc<dyn Store>, every: std::time::Duration) {
     let mut interval = tokio::time::interval(every);
     loop {
         interval.tick().await;
-        let result = match store.checkpoint(false).await {
-            Ok(pages) if pages > RESTART_PAGES => {
-                let _turn = gate.lock().await;
-                store.checkpoint(true).await
-            }
-            other => other,
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "checkpoint failed; retrying");
+        if let Err(e) = store.maintain().await {
+            tracing::warn!(error = %e, "store maintenance failed; retrying");
         }
     }
 }
 
 /// Every hour: deduplication forgets the message ids older than its window,
 /// a slice of the key space at a time so that ingest waits at most one slice.
-async fn forget_old_message_ids(store: Arc<dyn Store>, clock: Clock, gate: WriteGate, window_days: u32) {
+async fn forget_old_message_ids(store: Arc<dyn Store>, clock: Clock, window_days: u32) {
     const PARTS: u32 = 256;
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         interval.tick().await;
         let mut forgotten = 0;
         for part in 0..PARTS {
-            let _turn = gate.lock().await;
             match store.forget_message_ids(clock(), window_days, part, PARTS).await {
                 Ok(n) => forgotten += n,
                 Err(e) => {
@@ -356,13 +322,21 @@ pub(crate) async fn prometheus(State(state): State<AppState>) -> Response {
     tag = "operations",
     responses(
         (status = 200, description = "`ready`", body = String),
-        (status = 503, description = "The database does not answer", body = api::ErrorBody),
+        (status = 503, description = "not_ready: the database does not answer, or cannot write (a full disk, an I/O error); with Retry-After", body = api::ErrorBody),
     )
 )]
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.workspace("default").await {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()).into_response(),
+    let answer = match state.store.workspace("default").await {
+        Ok(_) => state.store.writable((state.clock)()).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string());
+            error.retry_after = Some(error::RETRY_UNAVAILABLE_SECS);
+            error.into_response()
+        }
     }
 }
 
@@ -573,8 +547,7 @@ async fn single_call(
     let outcome = state
         .ingestor
         .write(principal.workspace, vec![message], received_at)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .pop()
         .unwrap_or(Outcome::Accepted);
     match outcome {
@@ -662,8 +635,7 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
             }
         }
     }
-    let written =
-        state.ingestor.write(principal.workspace, valid, received_at).await.map_err(ApiError::internal)?;
+    let written = state.ingestor.write(principal.workspace, valid, received_at).await?;
     for (slot, outcome) in slots.into_iter().zip(written) {
         results[slot] = outcome;
     }

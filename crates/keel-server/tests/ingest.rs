@@ -467,3 +467,88 @@ async fn alias_puts_both_ids_on_one_account() {
         assert!(placed.contains(&pair), "{pair:?} in {placed:?}");
     }
 }
+
+/// Issue 19, finding 2: with the disk full, ingest answered 500 (correctly
+/// storing nothing), but once space was freed every write still failed
+/// until a restart, while `/readyz` kept answering ready. Now ingest
+/// answers 503 with Retry-After, `/readyz` is not ready while the store
+/// cannot write, and both recover by themselves once space is freed.
+#[tokio::test]
+async fn a_full_disk_answers_503_and_not_ready_and_ingest_recovers_once_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "this test mounts a small tmpfs to fill it up, which needs root");
+    let mount_point = dir.path().to_owned();
+    let _unmount = Unmount(mount_point.clone());
+    let s = common::start_in(dir, keel_server::Config::default()).await;
+    let (ws, ingest) = key(&s, "a", &[Scope::Ingest]).await;
+    let batch = |from: usize, n: usize| {
+        let messages: Vec<Value> = (from..from + n)
+            .map(|i| {
+                let mut m = track(&format!("m-{i}"), &format!("u{}", i % 40), Some("acme"));
+                m["properties"]["padding"] = json!("x".repeat(2_000));
+                m
+            })
+            .collect();
+        json!({ "batch": messages })
+    };
+    let (status, _) = post(&s, "/v1/batch", Some(&ingest), &batch(0, 10)).await;
+    assert_eq!(status, 200);
+    let ready = || async {
+        let res = reqwest::get(format!("{}/readyz", s.url)).await.unwrap();
+        (res.status().as_u16(), res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()))
+    };
+    assert_eq!(ready().await, (200, None));
+
+    // Fill the disk, then send until a batch is refused.
+    let filler = mount_point.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 16 << 10]).is_ok() {}
+        while f.write_all(&[0]).is_ok() {}
+    }
+    let mut refused = None;
+    for round in 0..20 {
+        let res = reqwest::Client::new()
+            .post(format!("{}/v1/batch", s.url))
+            .basic_auth(&ingest, Some(""))
+            .json(&batch(1_000 + round * 200, 200))
+            .send()
+            .await
+            .unwrap();
+        if res.status().as_u16() != 200 {
+            let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let body: Value = res.json().await.unwrap();
+            refused = Some((res_status(&body), retry, body));
+            break;
+        }
+    }
+    let (code, retry, body) = refused.expect("a full disk refuses a batch");
+    assert_eq!((code.as_str(), retry.as_deref()), ("store_unavailable", Some("5")), "{body}");
+    assert_eq!(ready().await, (503, Some("5".to_owned())), "not ready while the store cannot write");
+    let stored = events(&s, ws).await;
+
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(ready().await, (200, None), "ready again once space is freed, without a restart");
+    let (status, ok) = post(&s, "/v1/batch", Some(&ingest), &batch(100_000, 10)).await;
+    assert_eq!((status, ok["accepted"].as_u64()), (200, Some(10)), "{ok}");
+    assert_eq!(events(&s, ws).await, stored + 10, "what was acknowledged is stored once");
+}
+
+fn res_status(body: &Value) -> String {
+    body["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Unmounts the tmpfs when the test ends, however it ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

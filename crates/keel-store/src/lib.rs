@@ -95,6 +95,21 @@ pub enum StoreError {
     Bulk(#[from] rusqlite::Error),
 }
 
+impl StoreError {
+    /// Whether the failure is the database's condition (a full disk, an I/O
+    /// error, a lock held too long, no connection) rather than the
+    /// request's: the same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(e) => sqlite::is_unavailable(e),
+            Self::Bulk(rusqlite::Error::SqliteFailure(e, _)) => {
+                sqlite::unavailable_code(e.extended_code & 0xff)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Which database to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbUrl {
@@ -490,6 +505,12 @@ pub trait Store: Send + Sync {
     /// [`WriteTx::commit`] rolls it back.
     async fn begin(&self, ws: WorkspaceId) -> Result<Box<dyn WriteTx>, StoreError>;
 
+    /// Whether the store can write now. Answers at once while its writes
+    /// succeed; after one failed for want of the disk (full, I/O error,
+    /// locked too long), tries a small write of its own (stamped `now`), so
+    /// that readiness comes back by itself once the cause is gone.
+    async fn writable(&self, now: Timestamp) -> Result<(), StoreError>;
+
     /// Counts, date ranges and the last import.
     async fn status(&self, ws: WorkspaceId) -> Result<Status, StoreError>;
 
@@ -565,13 +586,13 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<TimelineEntry>, StoreError>;
 
-    /// Copies committed changes from the write-ahead log into the database
-    /// (a no-op where the backend has no such log). `restart`: also waits for
-    /// readers and makes the next writer start the log from the top —
-    /// callers do this while no write transaction is open, so the log stays
-    /// bounded under a steady stream of writes. Returns the log's size in
-    /// pages before the call.
-    async fn checkpoint(&self, restart: bool) -> Result<u64, StoreError>;
+    /// The backend's housekeeping, which a server calls every few hundred
+    /// milliseconds so that no request pays for it inside a commit: for
+    /// SQLite, copying the write-ahead log into the database (and, once the
+    /// log is large, between two write transactions, starting it over);
+    /// a no-op where the backend has nothing to do. Returns the size of the
+    /// backend's log in pages before the call (0 without one).
+    async fn maintain(&self) -> Result<u64, StoreError>;
 
     /// Deduplication's window: marks the day `now` falls on (the events
     /// stored from then on arrived on or after it), then forgets the message

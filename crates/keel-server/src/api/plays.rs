@@ -272,7 +272,6 @@ pub async fn task_done(
     let input: TaskDone = json_body(&body, "a task outcome")?;
     let now = (state.clock)();
     let task = {
-        let _turn = state.gate.lock().await;
         crate::plays::complete_task(
             state.store.as_ref(),
             principal.workspace,
@@ -328,7 +327,6 @@ pub async fn task_snooze(
     })?;
     let journey = journey(&state)?;
     let now = (state.clock)();
-    let _turn = state.gate.lock().await;
     let task = crate::plays::snooze_task(
         state.store.as_ref(),
         principal.workspace,
@@ -458,7 +456,6 @@ async fn decide(
     let journey = journey(state)?;
     let (ws, now) = (principal.workspace, (state.clock)());
     {
-        let _turn = state.gate.lock().await;
         let store = state.store.as_ref();
         if approve {
             crate::plays::approve_outbox(store, ws, journey, id, &input.by, now).await
@@ -645,7 +642,6 @@ pub async fn replay(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "by: say who replays"));
     }
     let version = journey(&state).map(|j| j.version.clone()).unwrap_or_default();
-    let _turn = state.gate.lock().await;
     let replayed = crate::delivery::replay(
         state.store.as_ref(),
         principal.workspace,

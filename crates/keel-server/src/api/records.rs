@@ -182,7 +182,6 @@ async fn import(
 ) -> Result<ImportReport, ApiError> {
     let now = (state.clock)();
     let options = ImportOptions { dry_run, allow_partial, ..ImportOptions::new(kind, now) };
-    let _turn = state.gate.lock().await;
     let report = keel_import::import_reader(
         state.store.as_ref(),
         ws,

@@ -25,7 +25,11 @@ pub async fn start() -> Server {
 }
 
 pub async fn start_with(config: keel_server::Config) -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), config).await
+}
+
+/// A server whose database file lives in `dir`.
+pub async fn start_in(dir: tempfile::TempDir, config: keel_server::Config) -> Server {
     let path = dir.path().join("k.db");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());

@@ -6,6 +6,7 @@ mod raw;
 mod rows;
 mod tx;
 mod users;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -39,7 +40,7 @@ pub struct SqliteOptions {
     pub max_connections: u32,
     /// Whether commits checkpoint the WAL into the database file when it
     /// grows past 1 000 pages (SQLite's default). A server turns this off and
-    /// calls [`crate::Store::checkpoint`] from a background task instead, so
+    /// calls [`crate::Store::maintain`] from a background task instead, so
     /// that no request waits for a checkpoint inside its commit.
     pub auto_checkpoint: bool,
 }
@@ -55,6 +56,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pool: SqlitePool,
     ids: Arc<Mutex<tx::IdCache>>,
+    health: Arc<writer::WriteHealth>,
+    turn: writer::WriteTurn,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -82,7 +85,18 @@ impl SqliteStore {
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, ids: Arc::default() })
+        Ok(Self { pool, ids: Arc::default(), health: Arc::default(), turn: writer::WriteTurn::default() })
+    }
+
+    /// Copies committed changes from the write-ahead log into the database.
+    /// PASSIVE copies what it can without waiting for (or blocking) the
+    /// writer; `restart` also waits for readers, so the next writer starts
+    /// the log from the top instead of letting it grow. Returns the log's
+    /// size in pages before the call.
+    pub async fn checkpoint(&self, restart: bool) -> Result<u64, StoreError> {
+        let sql = if restart { "PRAGMA wal_checkpoint(RESTART)" } else { "PRAGMA wal_checkpoint(PASSIVE)" };
+        let (_busy, log, _copied): (i64, i64, i64) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
+        Ok(log.max(0) as u64)
     }
 
     /// The connection pool, for backend-specific tests and benchmarks.
@@ -154,6 +168,37 @@ impl SqliteStore {
     }
 }
 
+/// Whether a failure is the database's condition (a full disk, an I/O
+/// error, a lock held too long, no connection) rather than the request's.
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) & 0xff;
+            unavailable_code(code)
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+/// SQLite's primary result codes that say the database cannot write now.
+pub(crate) fn unavailable_code(primary: i32) -> bool {
+    use libsqlite3_sys as ffi;
+    [
+        ffi::SQLITE_FULL,
+        ffi::SQLITE_IOERR,
+        ffi::SQLITE_BUSY,
+        ffi::SQLITE_LOCKED,
+        ffi::SQLITE_CANTOPEN,
+        ffi::SQLITE_NOMEM,
+        ffi::SQLITE_READONLY,
+    ]
+    .contains(&primary)
+}
+
 fn decode_entity<T: Entity>(row: &R<'_, '_>) -> Result<T, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         table: T::TABLE,
@@ -222,10 +267,23 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self, ws: WorkspaceId) -> Result<Box<dyn WriteTx>, StoreError> {
-        // IMMEDIATE takes the write lock now, so a second writer waits for it
-        // instead of failing half-way through with SQLITE_BUSY.
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = writer::WriteConn::begin(&self.pool, &self.turn, self.health.clone()).await?;
         Ok(Box::new(SqliteTx::new(tx, ws, self.ids.clone())))
+    }
+
+    async fn writable(&self, now: keel_core::Timestamp) -> Result<(), StoreError> {
+        if !self.health.is_failing() {
+            return Ok(());
+        }
+        let mut tx = writer::WriteConn::begin(&self.pool, &self.turn, self.health.clone()).await?;
+        sqlx::query(
+            "INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(rows::micros(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn status(&self, ws: WorkspaceId) -> Result<Status, StoreError> {
@@ -585,13 +643,17 @@ impl Store for SqliteStore {
         row.as_ref().map(decode_api_key).transpose()
     }
 
-    async fn checkpoint(&self, restart: bool) -> Result<u64, StoreError> {
-        // PASSIVE copies what it can without waiting for (or blocking) the
-        // writer; RESTART also waits for readers, so the next writer starts
-        // the WAL from the top instead of letting it grow.
-        let sql = if restart { "PRAGMA wal_checkpoint(RESTART)" } else { "PRAGMA wal_checkpoint(PASSIVE)" };
-        let (_busy, log, _copied): (i64, i64, i64) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
-        Ok(log.max(0) as u64)
+    async fn maintain(&self) -> Result<u64, StoreError> {
+        // Past 64 MiB of log, a restarting checkpoint between two write
+        // transactions: most of the log is copied by then, so writers wait
+        // briefly, and the next one starts the log from the top.
+        const RESTART_PAGES: u64 = 16_384;
+        let pages = self.checkpoint(false).await?;
+        if pages > RESTART_PAGES {
+            let _turn = self.turn.lock().await;
+            self.checkpoint(true).await?;
+        }
+        Ok(pages)
     }
 
     async fn forget_message_ids(
@@ -601,6 +663,8 @@ impl Store for SqliteStore {
         part: u32,
         parts: u32,
     ) -> Result<u64, StoreError> {
+        // A slice's deletes hold the write turn, as a transaction would.
+        let _turn = self.turn.lock().await;
         let today = i64::from(day_number(now));
         sqlx::query(
             "INSERT OR IGNORE INTO ingest_marks (day, first_event_id) \

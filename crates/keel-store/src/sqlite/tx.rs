@@ -11,10 +11,11 @@ use keel_core::{
     Account, Contact, Contract, Event, ExternalId, Opportunity, SurveyResponse, Ticket, Timestamp,
     Touchpoint, UserId,
 };
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::raw;
 use super::rows::{Entity, micros};
+use super::writer::WriteConn;
 use crate::hash::{content_hash, message_key};
 use crate::rollup::{DayDelta, RollupDelta, decode_counts, encode_counts, merge_counts};
 use crate::{AppendOutcome, ImportLog, StoreError, WorkspaceId, WriteCounts, WriteTx};
@@ -25,7 +26,7 @@ const MAX_PARAMS: usize = 32_766;
 const MAX_ROWS: usize = 1_000;
 
 pub(crate) struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: WriteConn,
     ws: WorkspaceId,
     accounts: Option<HashMap<ExternalId, i64>>,
     /// Whether `accounts` holds every account of the workspace, or only
@@ -136,7 +137,7 @@ fn rows_per_statement(columns: usize) -> usize {
 }
 
 impl SqliteTx {
-    pub(crate) fn new(tx: Transaction<'static, Sqlite>, ws: WorkspaceId, ids: Arc<Mutex<IdCache>>) -> Self {
+    pub(crate) fn new(tx: WriteConn, ws: WorkspaceId, ids: Arc<Mutex<IdCache>>) -> Self {
         Self {
             tx,
             ws,
