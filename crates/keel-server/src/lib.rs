@@ -34,7 +34,7 @@ use keel_core::Timestamp;
 use keel_store::Store;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::ingest::{Ingestor, Outcome};
 use crate::keys::{Principal, Scope};
 use crate::segment::{Envelope, Limits};
@@ -278,7 +278,7 @@ pub fn router(state: AppState) -> axum::Router {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }),
         )
         .route("/api/docs", get(move || async move { axum::response::Html(page) }))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
         .with_state(state)
 }
 
@@ -333,7 +333,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     match answer {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
-            let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string());
+            let mut error = ApiError::new(Code::NotReady, e.to_string());
             error.retry_after = Some(error::RETRY_UNAVAILABLE_SECS);
             error.into_response()
         }
@@ -394,11 +394,8 @@ pub(crate) async fn authenticate(
         return Err(ApiError::forbidden(format!("this key lacks the {scope} scope")));
     }
     if let Err(wait) = state.limiter.take(&principal.prefix, now) {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("this key is over its rate limit; retry in {wait} s"),
-        );
+        let mut e =
+            ApiError::new(Code::RateLimited, format!("this key is over its rate limit; retry in {wait} s"));
         e.retry_after = Some(wait);
         return Err(e);
     }
@@ -411,14 +408,11 @@ pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-    code: &'static str,
+    code: Code,
     what: &str,
 ) -> Result<Bytes, ApiError> {
     let too_large = || {
-        ApiError::too_large(
-            code,
-            format!("{what} is larger than {limit} bytes; split it into smaller requests"),
-        )
+        ApiError::new(code, format!("{what} is larger than {limit} bytes; split it into smaller requests"))
     };
     let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
@@ -428,7 +422,7 @@ pub(crate) async fn read_body(
             use std::io::Read as _;
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1).read_to_end(&mut out).map_err(
-                |e| ApiError::bad_request("invalid_gzip", format!("the gzip body does not decompress: {e}")),
+                |e| ApiError::new(Code::InvalidGzip, format!("the gzip body does not decompress: {e}")),
             )?;
             if out.len() > limit {
                 return Err(too_large());
@@ -436,8 +430,7 @@ pub(crate) async fn read_body(
             Ok(out.into())
         }
         other => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_encoding",
+            Code::UnsupportedEncoding,
             format!("Content-Encoding {other:?} is not supported (send identity or gzip)"),
         )),
     }
@@ -445,8 +438,8 @@ pub(crate) async fn read_body(
 
 pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
+        ApiError::new(
+            Code::InvalidJson,
             format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()),
         )
     })
@@ -525,11 +518,11 @@ async fn single_call(
     body: Body,
 ) -> Result<Response, ApiError> {
     if !segment::TYPES.contains(&call.as_str()) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no call /v1/{call}")));
+        return Err(ApiError::new(Code::NotFound, format!("no call /v1/{call}")));
     }
     let limit = state.config.limits.message_bytes;
     let header_key = presented_key(&headers, None)?;
-    let bytes = read_body(&headers, body, limit, "message_too_large", "a single call").await?;
+    let bytes = read_body(&headers, body, limit, Code::MessageTooLarge, "a single call").await?;
     let value = parse_json(&bytes)?;
     let key = match header_key {
         Some(k) => Some(k),
@@ -543,7 +536,7 @@ async fn single_call(
         ..Envelope::default()
     };
     let message =
-        segment::parse(&value, Some(&call), &env).map_err(|e| ApiError::bad_request("invalid_message", e))?;
+        segment::parse(&value, Some(&call), &env).map_err(|e| ApiError::new(Code::InvalidMessage, e))?;
     let outcome = state
         .ingestor
         .write(principal.workspace, vec![message], received_at)
@@ -551,7 +544,7 @@ async fn single_call(
         .pop()
         .unwrap_or(Outcome::Accepted);
     match outcome {
-        Outcome::Rejected { reason } => Err(ApiError::bad_request("rejected", reason)),
+        Outcome::Rejected { reason } => Err(ApiError::new(Code::Rejected, reason)),
         other => Ok(Json(json!({"success": true, "result": other})).into_response()),
     }
 }
@@ -571,7 +564,7 @@ struct BatchBody<'a> {
 async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let limits = state.config.limits;
     let header_key = presented_key(&headers, None)?;
-    let bytes = read_body(&headers, body, limits.batch_bytes, "batch_too_large", "a batch").await?;
+    let bytes = read_body(&headers, body, limits.batch_bytes, Code::BatchTooLarge, "a batch").await?;
     // The items stay raw text until each is parsed on its own: their sizes
     // are their lengths, and a bad item does not spoil the others.
     let batch: BatchBody<'_> = match serde_json::from_slice(&bytes) {
@@ -588,14 +581,11 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
     };
     let principal = authenticate(state, key, Scope::Ingest).await?;
     let Some(items) = &batch.batch else {
-        return Err(ApiError::bad_request(
-            "invalid_batch",
-            "the body must be an object with a \"batch\" array",
-        ));
+        return Err(ApiError::new(Code::InvalidBatch, "the body must be an object with a \"batch\" array"));
     };
     if items.len() > limits.batch_messages {
-        return Err(ApiError::too_large(
-            "too_many_messages",
+        return Err(ApiError::new(
+            Code::TooManyMessages,
             format!("the batch holds {} messages; the limit is {}", items.len(), limits.batch_messages),
         ));
     }

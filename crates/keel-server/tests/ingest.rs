@@ -483,7 +483,7 @@ async fn a_full_disk_answers_503_and_not_ready_and_ingest_recovers_once_space_is
         .unwrap();
     assert!(mounted.success(), "this test mounts a small tmpfs to fill it up, which needs root");
     let mount_point = dir.path().to_owned();
-    let _unmount = Unmount(mount_point.clone());
+    let _unmount = common::Unmount(mount_point.clone());
     let s = common::start_in(dir, keel_server::Config::default()).await;
     let (ws, ingest) = key(&s, "a", &[Scope::Ingest]).await;
     let batch = |from: usize, n: usize| {
@@ -542,13 +542,4 @@ async fn a_full_disk_answers_503_and_not_ready_and_ingest_recovers_once_space_is
 
 fn res_status(body: &Value) -> String {
     body["code"].as_str().unwrap_or_default().to_owned()
-}
-
-/// Unmounts the tmpfs when the test ends, however it ends.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }

@@ -16,7 +16,7 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::keys::{Principal, Scope};
 use crate::{AppState, authenticate, presented_key};
 
@@ -119,7 +119,7 @@ struct Cursor {
 }
 
 fn invalid(name: &str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_parameter", format!("{name}: {message}"))
+    ApiError::new(Code::InvalidParameter, format!("{name}: {message}"))
 }
 
 pub(crate) fn query_from(params: ListParams) -> Result<AccountQuery, ApiError> {
@@ -240,7 +240,7 @@ pub(crate) async fn read_account(
 }
 
 fn no_account(id: &ExternalId) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no account {:?}", id.as_str()))
+    ApiError::new(Code::NotFound, format!("no account {:?}", id.as_str()))
 }
 
 /// The account's records of `kinds`; 404 when the workspace has no such account.
@@ -351,8 +351,7 @@ pub struct StateParams {
     responses(
         (status = 200, description = "The state", body = StateDoc),
         (status = 400, description = "`as_of` is not a date", body = super::ErrorBody),
-        (status = 404, description = "No such account, or not evaluated yet", body = super::ErrorBody),
-        (status = 409, description = "`as_of` asked of a server that runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "not_found: no such account, or not evaluated yet; no_journey: `as_of` asked of a server that runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn state(
@@ -366,11 +365,7 @@ pub async fn state(
     if let Some(raw) = params.as_of {
         let as_of = keel_core::parse_date(&raw).map_err(|e| invalid("as_of", format!("{raw:?}: {e}")))?;
         let Some(journey) = &state.config.journey else {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "no_journey",
-                "the server runs without a journey",
-            ));
+            return Err(ApiError::new(Code::NoJourney, "the server runs without a journey"));
         };
         let history =
             crate::load::history(state.store.as_ref(), ws, &id).await?.ok_or_else(|| no_account(&id))?;
@@ -386,8 +381,7 @@ pub async fn state(
     }
     stored_state(&state, &principal, &id).await?.map(Json).ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             format!("no evaluated state for account {:?} (unknown, or not evaluated yet)", id.as_str()),
         )
     })
@@ -504,8 +498,7 @@ pub async fn records(
     let (principal, id) = read_account(&state, &headers, &id, Scope::Read).await?;
     let kind: AccountRecordKind = serde_json::from_value(Value::String(kind.clone())).map_err(|_| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             format!(
                 "no record kind {kind:?}: contracts, contacts, tickets, surveys, touchpoints, opportunities"
             ),
@@ -633,8 +626,7 @@ pub async fn log_touchpoint(
     .await?;
     if let Some(d) = report.diagnostics.first() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_record",
+            Code::InvalidRecord,
             match &d.column {
                 Some(c) => format!("{c}: {}", d.reason),
                 None => d.reason.clone(),

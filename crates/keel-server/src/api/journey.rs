@@ -2,12 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use keel_journey::{Detection, Entry};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
 
@@ -88,7 +88,7 @@ pub struct JourneyDoc {
 pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<JourneyDoc>, ApiError> {
     authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let Some(config) = &state.config.journey else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no_journey", "the server runs without a journey"));
+        return Err(ApiError::new(Code::NoJourney, "the server runs without a journey"));
     };
     let j = &config.journey;
     Ok(Json(JourneyDoc {
@@ -202,9 +202,9 @@ pub async fn validate(
     body: axum::body::Body,
 ) -> Result<Json<JourneyCheck>, ApiError> {
     authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
-    let bytes = crate::read_body(&headers, body, 1 << 20, "body_too_large", "a journey file").await?;
+    let bytes = crate::read_body(&headers, body, 1 << 20, Code::BodyTooLarge, "a journey file").await?;
     let text = std::str::from_utf8(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("the journey is not UTF-8: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidBody, format!("the journey is not UTF-8: {e}")))?;
     Ok(Json(match keel_journey::check("journey.toml", text) {
         Ok(j) => JourneyCheck {
             valid: true,

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
 
@@ -80,7 +80,7 @@ pub struct CreatedKey {
     request_body = NewKey,
     responses(
         (status = 201, description = "Created", body = CreatedKey),
-        (status = 400, description = "Invalid name or scope", body = super::ErrorBody),
+        (status = 422, description = "invalid_field: an empty name, no scope or an unknown one", body = super::ErrorBody),
     )
 )]
 pub async fn create(
@@ -91,20 +91,17 @@ pub async fn create(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Admin).await?;
     let input: NewKey = super::json_body(&body, "a key")?;
     if input.name.trim().is_empty() {
-        return Err(ApiError::bad_request("invalid_field", "name: empty"));
+        return Err(ApiError::new(Code::InvalidField, "name: empty"));
     }
     if input.scopes.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "scopes: give at least one of ingest, read, admin",
-        ));
+        return Err(ApiError::new(Code::InvalidField, "scopes: give at least one of ingest, read, admin"));
     }
     let scopes = input
         .scopes
         .iter()
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::bad_request("invalid_field", format!("scopes: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidField, format!("scopes: {e}")))?;
     let workspace_name = state
         .store
         .workspaces()
@@ -148,10 +145,6 @@ pub async fn revoke(
         state.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no live key {prefix:?} in this workspace"),
-        ))
+        Err(ApiError::new(Code::NotFound, format!("no live key {prefix:?} in this workspace")))
     }
 }

@@ -24,13 +24,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// The error body every failed request gets.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A stable code to match on, e.g. `not_found`, `invalid_parameter`, `rate_limited`.
-    pub code: String,
+    /// A stable code to match on (the `ErrorCode` schema lists every one).
+    pub code: Code,
     /// What went wrong and what to change, for a person.
     pub message: String,
 }
@@ -51,7 +51,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
                 "." => e.inner().to_string(),
                 field => format!("{field}: {}", e.inner()),
             };
-            ApiError::bad_request("invalid_parameter", message)
+            ApiError::new(Code::InvalidParameter, message)
         })
     }
 }
@@ -60,7 +60,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 pub(crate) fn date_param(name: &str, raw: Option<String>) -> Result<Option<keel_core::Date>, ApiError> {
     raw.map(|raw| {
         keel_core::parse_date(&raw)
-            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("{name}: {raw:?}: {e}")))
+            .map_err(|e| ApiError::new(Code::InvalidParameter, format!("{name}: {raw:?}: {e}")))
     })
     .transpose()
 }
@@ -68,8 +68,8 @@ pub(crate) fn date_param(name: &str, raw: Option<String>) -> Result<Option<keel_
 /// A JSON request body; `what` names it in the error ("a touchpoint").
 pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
+        ApiError::new(
+            Code::InvalidJson,
             format!("the body is not {what}: {e} (line {}, column {})", e.line(), e.column()),
         )
     })
@@ -85,7 +85,7 @@ token, or — for Segment calls — as `writeKey` in the body. Every request act
 Errors are JSON objects with a stable `code` and a `message`.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(ErrorBody, accounts::AccountRecordKind, records::RecordKind)),
+    components(schemas(ErrorBody, Code, accounts::AccountRecordKind, records::RecordKind)),
     tags(
         (name = "ingest", description = "Segment HTTP Tracking API (needs the ingest scope)"),
         (name = "accounts", description = "Accounts, their state, timeline and records (read scope)"),

@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use keel_core::{Date, ExternalId};
 use keel_store::{DecisionRow, DeliveryRow, OutboxRow, PlayRunRow, TaskQuery, TaskRow};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param, json_body};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::keys::{Principal, Scope};
 use crate::plays::ActionError;
 use crate::{AppState, authenticate, presented_key};
@@ -39,8 +39,8 @@ fn status_filter(raw: Option<String>, default: &str, allowed: &[&str]) -> Result
         return Ok(None);
     }
     if !allowed.contains(&status.as_str()) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
+        return Err(ApiError::new(
+            Code::InvalidParameter,
             format!("status: {status:?} is not one of {}, all", allowed.join(", ")),
         ));
     }
@@ -49,14 +49,14 @@ fn status_filter(raw: Option<String>, default: &str, allowed: &[&str]) -> Result
 
 /// A numeric id from the path; anything else names nothing (404).
 fn numeric_id(raw: &str, what: &str) -> Result<i64, ApiError> {
-    raw.parse().map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {raw:?}")))
+    raw.parse().map_err(|_| ApiError::new(Code::NotFound, format!("no {what} {raw:?}")))
 }
 
 fn action_error(e: ActionError) -> ApiError {
     match e {
-        ActionError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
-        ActionError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-        ActionError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", m),
+        ActionError::NotFound(m) => ApiError::new(Code::NotFound, m),
+        ActionError::Conflict(m) => ApiError::new(Code::Conflict, m),
+        ActionError::Invalid(m) => ApiError::new(Code::InvalidField, m),
         ActionError::Store(e) => e.into(),
     }
 }
@@ -67,7 +67,7 @@ fn journey(state: &AppState) -> Result<&keel_journey::Journey, ApiError> {
         .journey
         .as_ref()
         .map(|j| &j.journey)
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_journey", "the server runs without a journey"))
+        .ok_or_else(|| ApiError::new(Code::NoJourney, "the server runs without a journey"))
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Principal, ApiError> {
@@ -206,21 +206,21 @@ pub async fn tasks(
         None => vec!["open".into(), "snoozed".into()],
     };
     if let Some(bad) = statuses.iter().find(|s| !TASK_STATUSES.contains(&s.as_str())) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
+        return Err(ApiError::new(
+            Code::InvalidParameter,
             format!("status: {bad:?} is not one of {}", TASK_STATUSES.join(", ")),
         ));
     }
     let limit = params.limit.unwrap_or(500);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_parameter", format!("limit: {limit} is not 1 to 10000")));
+        return Err(ApiError::new(Code::InvalidParameter, format!("limit: {limit} is not 1 to 10000")));
     }
     let account = params
         .account
         .as_deref()
         .map(ExternalId::parse)
         .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_parameter", format!("account: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidParameter, format!("account: {e}")))?;
     // Tasks sort by due day, so the overdue ones come first.
     let query = TaskQuery {
         owner: params.owner,
@@ -322,9 +322,8 @@ pub async fn task_snooze(
     let principal = caller(&state, &headers, Scope::Ingest).await?;
     let id = numeric_id(&id, "task")?;
     let input: TaskSnooze = json_body(&body, "a snooze")?;
-    let until = keel_core::parse_date(&input.until).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("until: {e}"))
-    })?;
+    let until = keel_core::parse_date(&input.until)
+        .map_err(|e| ApiError::new(Code::InvalidField, format!("until: {e}")))?;
     let journey = journey(&state)?;
     let now = (state.clock)();
     let task = crate::plays::snooze_task(
@@ -468,7 +467,7 @@ async fn decide(
     let entry = state.store.outbox(ws, None).await?.into_iter().find(|o| o.id == id);
     entry
         .map(|o| Json(o.into()))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no outbox entry {id}")))
+        .ok_or_else(|| ApiError::new(Code::NotFound, format!("no outbox entry {id}")))
 }
 
 /// Approves a held send: it goes out (still under quiet hours and the
@@ -639,7 +638,7 @@ pub async fn replay(
     let id = numeric_id(&id, "delivery")?;
     let input: Replay = json_body(&body, "a replay")?;
     if input.by.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "by: say who replays"));
+        return Err(ApiError::new(Code::InvalidField, "by: say who replays"));
     }
     let version = journey(&state).map(|j| j.version.clone()).unwrap_or_default();
     let replayed = crate::delivery::replay(
@@ -651,9 +650,7 @@ pub async fn replay(
         (state.clock)(),
     )
     .await?;
-    replayed
-        .map(|d| Json(d.into()))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no delivery {id}")))
+    replayed.map(|d| Json(d.into())).ok_or_else(|| ApiError::new(Code::NotFound, format!("no delivery {id}")))
 }
 
 /// One play run of an account.
@@ -794,7 +791,7 @@ pub struct PlaysReportParams {
     responses(
         (status = 200, description = "The report", body = Object),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn report(
@@ -809,7 +806,7 @@ pub async fn report(
         .await
         .map_err(|e| match e {
             crate::reports::ReportError::Store(e) => e.into(),
-            other => ApiError::bad_request("invalid_parameter", other.to_string()),
+            other => ApiError::new(Code::InvalidParameter, other.to_string()),
         })?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }

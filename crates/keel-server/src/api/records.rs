@@ -19,7 +19,7 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, 
 use utoipa::{IntoParams, ToSchema};
 
 use super::Query;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
 
@@ -47,9 +47,7 @@ pub enum RecordKind {
 
 fn entity_kind(raw: &str) -> Result<EntityKind, ApiError> {
     EntityKind::ALL.into_iter().find(|k| k.as_str() == raw).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+        ApiError::new(Code::NotFound,
             format!(
                 "no record kind {raw:?}: accounts, contracts, contacts, events, tickets, surveys, touchpoints, \
                  opportunities"
@@ -87,7 +85,7 @@ pub struct RowProblem {
 pub struct WriteReport {
     /// `invalid_records` when nothing was stored because of invalid rows.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub code: Option<crate::error::Code>,
     /// A summary, when nothing was stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -116,7 +114,7 @@ impl From<ImportReport> for WriteReport {
         };
         let (code, message) = if r.outcome == Outcome::RolledBack {
             (
-                Some("invalid_records".to_owned()),
+                Some(crate::error::Code::InvalidRecords),
                 Some(format!(
                     "{} of {} rows are invalid; nothing was stored (fix them, or pass allow_partial=true to \
                      store the valid ones)",
@@ -240,7 +238,7 @@ pub async fn write(
     let kind = entity_kind(&kind)?;
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Ingest).await?;
     let limit = state.config.records_bytes;
-    let bytes = crate::read_body(&headers, body, limit, "body_too_large", "the body").await?;
+    let bytes = crate::read_body(&headers, body, limit, Code::BodyTooLarge, "the body").await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -255,8 +253,8 @@ pub async fn write(
         "application/json" => {
             let value = crate::parse_json(&bytes)?;
             let Value::Array(rows) = value else {
-                return Err(ApiError::bad_request(
-                    "invalid_body",
+                return Err(ApiError::new(
+                    Code::InvalidBody,
                     "the body must be a JSON array of objects (or send JSON lines as application/x-ndjson)",
                 ));
             };
@@ -276,14 +274,13 @@ pub async fn write(
         }
         other => {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 format!("Content-Type {other:?}: send application/json, application/x-ndjson or text/csv"),
             ));
         }
     };
     let status =
-        if report.outcome == Outcome::RolledBack { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+        if report.outcome == Outcome::RolledBack { Code::InvalidRecords.status() } else { StatusCode::OK };
     Ok((status, Json(WriteReport::from(report))).into_response())
 }
 

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use keel_store::{AccountQuery, AccountSort};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::keys::Scope;
 use crate::load::MetricTableError;
 use crate::{AppState, authenticate, presented_key};
@@ -63,12 +63,12 @@ fn report_error(e: crate::reports::ReportError) -> ApiError {
         crate::reports::ReportError::Store(e) => e.into(),
         crate::reports::ReportError::NoJourney => no_journey(),
         crate::reports::ReportError::Failed(why) => ApiError::internal(why),
-        other => ApiError::bad_request("invalid_parameter", other.to_string()),
+        other => ApiError::new(Code::InvalidParameter, other.to_string()),
     }
 }
 
 fn no_journey() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "no_journey", "the server runs without a journey")
+    ApiError::new(Code::NoJourney, "the server runs without a journey")
 }
 
 /// Metric values of every account as of a date (what `keel metrics` prints).
@@ -80,7 +80,7 @@ fn no_journey() -> ApiError {
     responses(
         (status = 200, description = "The values", body = MetricsReport),
         (status = 400, description = "A date or metric is invalid (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn metrics(
@@ -91,7 +91,7 @@ pub async fn metrics(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = match params.as_of {
         Some(raw) => keel_core::parse_date(&raw)
-            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("as_of: {raw:?}: {e}")))?,
+            .map_err(|e| ApiError::new(Code::InvalidParameter, format!("as_of: {raw:?}: {e}")))?,
         None => (state.clock)().date_naive(),
     };
     let names: Vec<String> = match params.metric {
@@ -119,7 +119,7 @@ pub async fn metrics(
     )
     .await
     .map_err(|e| match e {
-        MetricTableError::Metric { .. } => ApiError::bad_request("invalid_parameter", format!("metric: {e}")),
+        MetricTableError::Metric { .. } => ApiError::new(Code::InvalidParameter, format!("metric: {e}")),
         MetricTableError::Store(e) => e.into(),
     })?;
     Ok(Json(MetricsReport { as_of: as_of.to_string(), metrics: names, rows }))
@@ -160,7 +160,7 @@ pub struct RetentionParams {
     responses(
         (status = 200, description = "The report; amounts are decimal strings, ratios fractions (null: undefined)", body = Object),
         (status = 400, description = "A parameter is invalid, or lines carry several currencies and none was chosen (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "Segments were asked for and the server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: segments were asked for and the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn retention(
@@ -178,8 +178,8 @@ pub async fn retention(
         Some("product") => Some(By::Product),
         Some("cohort") => Some(By::Cohort),
         Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
+            return Err(ApiError::new(
+                Code::InvalidParameter,
                 format!("by: {other:?} is not one of month, segment, product, cohort"),
             ));
         }
@@ -205,7 +205,7 @@ pub async fn retention(
         .await
         .map_err(|e| match e {
             ReportError::Analytics(keel_analytics::AnalyticsError::EmptyPeriod { from, to }) => {
-                ApiError::bad_request("invalid_parameter", format!("from {from} must come before to {to}"))
+                ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}"))
             }
             other => report_error(other),
         })?;
@@ -234,7 +234,7 @@ pub struct PatternParams {
     responses(
         (status = 200, description = "The report", body = Object),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn patterns(
@@ -284,7 +284,7 @@ pub struct AuditParams {
     responses(
         (status = 200, description = "The report", body = Object),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn audit(
@@ -354,7 +354,7 @@ pub async fn expansion(
         ..Default::default()
     };
     let period =
-        query.period().map_err(|e| ApiError::bad_request("invalid_parameter", format!("from/to: {e}")))?;
+        query.period().map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
     let plan = match state.config.journey {
         Some(_) => Some(journey_plan(&state, principal.workspace).await?),
         None => None,
@@ -406,7 +406,7 @@ pub struct GateParams {
     responses(
         (status = 200, description = "The report", body = Object),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn gates(
@@ -418,22 +418,22 @@ pub async fn gates(
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let lead_days = params.lead_days.unwrap_or(180);
     if lead_days > 3650 {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
+        return Err(ApiError::new(
+            Code::InvalidParameter,
             format!("lead_days: {lead_days} is more than 3650"),
         ));
     }
     let period =
         crate::reports::gate_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of)
-            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("from/to: {e}")))?;
+            .map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
     let plan = journey_plan(&state, principal.workspace).await?;
-    let extra =
-        match &params.condition {
-            Some(source) => vec![keel_journey::compile_condition(plan.journey(), source).map_err(|e| {
-                ApiError::bad_request("invalid_parameter", format!("condition {source:?}: {e}"))
-            })?],
-            None => Vec::new(),
-        };
+    let extra = match &params.condition {
+        Some(source) => vec![
+            keel_journey::compile_condition(plan.journey(), source)
+                .map_err(|e| ApiError::new(Code::InvalidParameter, format!("condition {source:?}: {e}")))?,
+        ],
+        None => Vec::new(),
+    };
     let mut report = crate::reports::gates(
         state.store.as_ref(),
         principal.workspace,
@@ -480,7 +480,7 @@ pub struct HealthParams {
     responses(
         (status = 200, description = "The report", body = Object),
         (status = 400, description = "A parameter is invalid, or no month end has its 90 days known (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn health(
@@ -493,15 +493,12 @@ pub async fn health(
     let (from, to) =
         crate::reports::health_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of);
     if from >= to {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            format!("from {from} must come before to {to}"),
-        ));
+        return Err(ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}")));
     }
     let dates = crate::reports::snapshot_dates(from, to, as_of);
     if dates.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
+        return Err(ApiError::new(
+            Code::InvalidParameter,
             format!("as_of: no month end in {from} .. {to} has its following 90 days known by {as_of}"),
         ));
     }
@@ -541,7 +538,7 @@ pub struct FunnelParams {
     responses(
         (status = 200, description = "The report", body = Object),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn funnel(
@@ -603,7 +600,7 @@ pub async fn cohorts(
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let months = params.months.unwrap_or(24);
     if months > 240 {
-        return Err(ApiError::bad_request("invalid_parameter", format!("months: {months} is more than 240")));
+        return Err(ApiError::new(Code::InvalidParameter, format!("months: {months} is more than 240")));
     }
     let plan = match (&state.config.journey, &params.segment) {
         (Some(_), Some(_)) => Some(journey_plan(&state, principal.workspace).await?),
@@ -652,7 +649,7 @@ pub struct TtvParams {
     responses(
         (status = 200, description = "The report", body = Object),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
-        (status = 409, description = "The server runs without a journey", body = super::ErrorBody),
+        (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
 )]
 pub async fn ttv(
@@ -666,10 +663,7 @@ pub async fn ttv(
     if let (Some(from), Some(to)) = (from, to)
         && from >= to
     {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            format!("from {from} must come before to {to}"),
-        ));
+        return Err(ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}")));
     }
     let plan = journey_plan(&state, principal.workspace).await?;
     let mut report = crate::reports::ttv(

@@ -170,3 +170,12 @@ pub async fn two_weeks_of_plays(s: &Server, ws: WorkspaceId) {
         day = day.succ_opt().unwrap();
     }
 }
+
+/// Unmounts a tmpfs a test mounted when the test ends, however it ends.
+pub struct Unmount(pub std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
