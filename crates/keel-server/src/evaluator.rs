@@ -321,7 +321,7 @@ async fn round(
         tokio::task::spawn_blocking(move || {
             crate::load::on_every_core(&histories, |h| {
                 let state = keel_engine::evaluate(&plan, h, as_of);
-                let json = serde_json::to_string(&state).unwrap_or_default();
+                let json = serde_json::to_string(&state);
                 (state, json)
             })
         })
@@ -333,6 +333,15 @@ async fn round(
     let mut for_plays = Vec::new();
     for (history, (state, json)) in histories.iter().zip(evaluated) {
         let account = &history.account.id;
+        // A state that does not encode is not stored (an empty one would
+        // read back as corrupt): the account keeps its previous state.
+        let json = match json {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(account = %account, error = %e, "the state does not encode; not stored");
+                continue;
+            }
+        };
         let key = (ws, account.clone());
         if !digests.contains_key(&key) {
             let stored = store.account_state(ws, account).await?;

@@ -50,8 +50,13 @@ fn corrupt(key: &str, e: impl ToString) -> StoreError {
 }
 
 /// A run as the store keeps it.
-pub fn run_row(run: &Run, now: Timestamp) -> PlayRunRow {
-    PlayRunRow {
+pub fn run_row(run: &Run, now: Timestamp) -> Result<PlayRunRow, StoreError> {
+    let encoded = serde_json::to_string(run).map_err(|e| StoreError::Unencodable {
+        table: "play_runs",
+        id: run.key.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(PlayRunRow {
         key: run.key.clone(),
         account: ExternalId::parse(&run.account).unwrap_or_else(|_| unreachable_account()),
         play: run.play.clone(),
@@ -67,9 +72,9 @@ pub fn run_row(run: &Run, now: Timestamp) -> PlayRunRow {
             }
             .to_owned()
         }),
-        run: serde_json::to_string(run).unwrap_or_default(),
+        run: encoded,
         updated_at: now,
-    }
+    })
 }
 
 fn unreachable_account() -> ExternalId {
@@ -248,7 +253,7 @@ pub async fn run_account(
         let (effects, decisions) = keel_plays::advance(journey, &mut run, &facts, &mut ledger, now);
         if !effects.is_empty() || !decisions.is_empty() {
             counts.add(&apply_effects(tx, &run, effects, &decisions, today, now).await?);
-            tx.update_play_run(&run_row(&run, now)).await?;
+            tx.update_play_run(&run_row(&run, now)?).await?;
         }
         if run.status.is_open() {
             open_plays.push(run.play.clone());
@@ -263,7 +268,7 @@ pub async fn run_account(
         let started = keel_plays::start(journey, play, &occurrence, &facts, &prior, &mut ledger, now);
         match &started.run {
             Some(run) => {
-                if tx.insert_play_run(&run_row(run, now)).await? {
+                if tx.insert_play_run(&run_row(run, now)?).await? {
                     counts.started += 1;
                     counts
                         .add(&apply_effects(tx, run, started.effects, &started.decisions, today, now).await?);
@@ -453,7 +458,7 @@ async fn decide(
         }
         (None, None) => {}
     }
-    tx.update_play_run(&run_row(&run, now)).await?;
+    tx.update_play_run(&run_row(&run, now)?).await?;
     tx.commit().await?;
     Ok(counts)
 }

@@ -84,6 +84,16 @@ pub enum StoreError {
         /// What did not parse.
         reason: String,
     },
+    /// A record could not be encoded for storage (nothing was written).
+    #[error("cannot encode {table} row {id}: {reason}")]
+    Unencodable {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        id: String,
+        /// What did not encode.
+        reason: String,
+    },
     /// Applying the schema failed.
     #[error("migrating the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -808,5 +808,5 @@ pub async fn report(
             crate::reports::ReportError::Store(e) => e.into(),
             other => ApiError::new(Code::InvalidParameter, other.to_string()),
         })?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }

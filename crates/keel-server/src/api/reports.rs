@@ -100,6 +100,7 @@ pub async fn metrics(
     };
     let plan = journey_plan(&state, principal.workspace).await?;
     let mut rows = Vec::new();
+    let mut unencodable = None;
     crate::load::metric_table(
         state.store.as_ref(),
         principal.workspace,
@@ -111,9 +112,14 @@ pub async fn metrics(
                 let values = names
                     .iter()
                     .zip(v)
-                    .map(|(n, v)| (n.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
-                    .collect();
-                rows.push(MetricRow { account: h.account.id.to_string(), values });
+                    .map(|(n, v)| Ok((n.clone(), serde_json::to_value(v)?)))
+                    .collect::<Result<_, serde_json::Error>>();
+                match values {
+                    Ok(values) => rows.push(MetricRow { account: h.account.id.to_string(), values }),
+                    Err(e) => {
+                        unencodable.get_or_insert(e);
+                    }
+                }
             }
         },
     )
@@ -122,6 +128,9 @@ pub async fn metrics(
         MetricTableError::Metric { .. } => ApiError::new(Code::InvalidParameter, format!("metric: {e}")),
         MetricTableError::Store(e) => e.into(),
     })?;
+    if let Some(e) = unencodable {
+        return Err(ApiError::internal(e));
+    }
     Ok(Json(MetricsReport { as_of: as_of.to_string(), metrics: names, rows }))
 }
 
@@ -209,7 +218,7 @@ pub async fn retention(
             }
             other => report_error(other),
         })?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Which accounts' first terms.
@@ -254,7 +263,7 @@ pub async fn patterns(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Which journey-map audit.
@@ -306,7 +315,7 @@ pub async fn audit(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Which expansion report.
@@ -369,7 +378,7 @@ pub async fn expansion(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Which gate validation.
@@ -449,7 +458,7 @@ pub async fn gates(
     if !params.explain.unwrap_or(false) {
         report.observations = Vec::new();
     }
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Which backtest.
@@ -512,7 +521,7 @@ pub async fn health(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Which funnel.
@@ -558,7 +567,7 @@ pub async fn funnel(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Which cohort report.
@@ -618,7 +627,7 @@ pub async fn cohorts(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Which time-to-value report.
@@ -679,7 +688,7 @@ pub async fn ttv(
     if !params.explain.unwrap_or(false) {
         report.not_reached = Vec::new();
     }
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
 /// Accounts and MRR in one group.
