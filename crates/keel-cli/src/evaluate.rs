@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState, Plan};
-use keel_server::load::{CHUNK, on_every_core};
-use keel_server::load::{Usage, account_ids, load_chunk};
+use keel_app::load::{CHUNK, on_every_core};
+use keel_app::load::{Usage, account_ids, load_chunk};
 use keel_store::{RecordKinds, TransitionRecord};
 
 use crate::Workspace;
@@ -174,7 +174,7 @@ pub(crate) async fn account(
     let Some((plan, _)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let id = ExternalId::parse(&args.id).map_err(|e| anyhow::anyhow!("account id {:?}: {e}", args.id))?;
-    let history = keel_server::load::history(ws.store.as_ref(), ws.id, &id)
+    let history = keel_app::load::history(ws.store.as_ref(), ws.id, &id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no account {:?} in workspace {:?}", args.id, ws.name))?;
     let state = keel_engine::evaluate(&plan, &history, as_of);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use keel_core::Date;
-use keel_server::load::{MetricTableError, metric_table};
+use keel_app::load::{MetricTableError, metric_table};
 
 use crate::evaluate::plan;
 
@@ -42,7 +42,7 @@ pub(crate) async fn run(
     let Some((plan, _)) = plan(&ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let names: Vec<String> = if args.metrics.is_empty() {
-        keel_server::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect()
+        keel_app::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect()
     } else {
         args.metrics.iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect()
     };

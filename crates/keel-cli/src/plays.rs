@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use keel_core::{Date, ExternalId};
 use keel_journey::Journey;
-use keel_server::plays::{self, ActionError};
+use keel_app::runner::{self, ActionError};
 use keel_store::{TaskQuery, TaskRow};
 
 use crate::Workspace;
@@ -92,7 +92,7 @@ pub(crate) async fn tasks(ws: &Workspace, journey: &Path, args: TasksArgs) -> an
     let now = crate::now();
     match args.command {
         Some(TaskCommand::Done { id, outcome, by }) => {
-            match plays::complete_task(ws.store.as_ref(), ws.id, id, &outcome, by.as_deref(), now).await {
+            match runner::complete_task(ws.store.as_ref(), ws.id, id, &outcome, by.as_deref(), now).await {
                 Ok(t) => say!("task {id} done: {} — {}", t.title, t.outcome.unwrap_or_default()),
                 Err(e) => return refused(e),
             }
@@ -103,7 +103,7 @@ pub(crate) async fn tasks(ws: &Workspace, journey: &Path, args: TasksArgs) -> an
                 Ok(j) => j,
                 Err(code) => return Ok(code),
             };
-            match plays::snooze_task(ws.store.as_ref(), ws.id, &j, id, until, &reason, now).await {
+            match runner::snooze_task(ws.store.as_ref(), ws.id, &j, id, until, &reason, now).await {
                 Ok(t) => say!("task {id} snoozed until {until}: {}", t.title),
                 Err(e) => return refused(e),
             }
@@ -209,13 +209,13 @@ pub(crate) async fn outbox(ws: &Workspace, journey: &Path, args: OutboxArgs) -> 
         let (id, result) = match command {
             OutboxCommand::Approve { id, by } => (
                 id,
-                plays::approve_outbox(ws.store.as_ref(), ws.id, &j, id, &by, now)
+                runner::approve_outbox(ws.store.as_ref(), ws.id, &j, id, &by, now)
                     .await
                     .map(|c| ("approved", c)),
             ),
             OutboxCommand::Reject { id, by, reason } => (
                 id,
-                plays::reject_outbox(ws.store.as_ref(), ws.id, &j, id, &by, &reason, now)
+                runner::reject_outbox(ws.store.as_ref(), ws.id, &j, id, &by, &reason, now)
                     .await
                     .map(|c| ("rejected", c)),
             ),
@@ -310,11 +310,11 @@ pub(crate) async fn simulate(ws: &Workspace, journey: &Path, args: SimulateArgs)
         ..keel_server::delivery::DeliveryConfig::default()
     };
     let mut delivered = keel_server::delivery::DeliveryCounts::default();
-    let mut total = plays::PlayCounts::default();
+    let mut total = runner::PlayCounts::default();
     let mut day = args.from;
     while day <= args.to {
         let now = day.and_hms_opt(args.hour, 0, 0).unwrap_or_default().and_utc();
-        let c = plays::run_day(ws.store.as_ref(), ws.id, &j, day, now).await?;
+        let c = runner::run_day(ws.store.as_ref(), ws.id, &j, day, now).await?;
         if c.started + c.tasks + c.deliveries + c.outbox > 0 {
             say!(
                 "{day}: {} run(s) started, {} task(s), {} delivery(ies) queued, {} held for approval",

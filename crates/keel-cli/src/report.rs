@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use keel_analytics::retention::{By, Retention, RetentionReport};
 use keel_core::Date;
-use keel_server::reports::{ReportError, RetentionQuery};
+use keel_app::reports::{ReportError, RetentionQuery};
 use rust_decimal::Decimal;
 
 use crate::Workspace;
@@ -324,7 +324,7 @@ pub(crate) async fn run(
 async fn plays_report(ws: &Workspace, journey: &Path, args: PlaysArgs) -> anyhow::Result<ExitCode> {
     let Ok(j) = crate::journey::load(journey)? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
-    let report = keel_server::reports::plays(ws.store.as_ref(), ws.id, &j, as_of).await?;
+    let report = keel_app::reports::plays(ws.store.as_ref(), ws.id, &j, as_of).await?;
     let header = [
         "play",
         "triggered",
@@ -427,7 +427,7 @@ fn cell_months((a, b): (u8, u8)) -> String {
 async fn audit_report(ws: &Workspace, journey: &Path, args: AuditArgs) -> anyhow::Result<ExitCode> {
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
-    let report = keel_server::reports::audit(
+    let report = keel_app::reports::audit(
         ws.store.as_ref(),
         ws.id,
         &plan,
@@ -574,7 +574,7 @@ async fn pattern_report(ws: &Workspace, journey: &Path, args: PatternArgs) -> an
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let report =
-        keel_server::reports::patterns(ws.store.as_ref(), ws.id, &plan, as_of, args.segment.as_deref())
+        keel_app::reports::patterns(ws.store.as_ref(), ws.id, &plan, as_of, args.segment.as_deref())
             .await?;
     let header = [
         "pattern",
@@ -632,7 +632,7 @@ async fn expansion_report(ws: &Workspace, journey: &Path, args: ExpansionArgs) -
         Ok(_) => crate::evaluate::plan(ws, journey).await?.map(|(p, _)| p),
         Err(_) => None,
     };
-    let mut report = keel_server::reports::expansion(
+    let mut report = keel_app::reports::expansion(
         ws.store.as_ref(),
         ws.id,
         plan.as_ref(),
@@ -700,7 +700,7 @@ async fn expansion_report(ws: &Workspace, journey: &Path, args: ExpansionArgs) -
 async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::Result<ExitCode> {
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
-    let period = keel_server::reports::gate_window(args.from, args.to, as_of)?;
+    let period = keel_app::reports::gate_window(args.from, args.to, as_of)?;
     let mut extra = Vec::new();
     for source in &args.conditions {
         extra.push(
@@ -708,7 +708,7 @@ async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::
                 .map_err(|e| anyhow::anyhow!("--condition {source:?}: {e}"))?,
         );
     }
-    let mut report = keel_server::reports::gates(
+    let mut report = keel_app::reports::gates(
         ws.store.as_ref(),
         ws.id,
         &plan,
@@ -775,14 +775,14 @@ async fn gate_report(ws: &Workspace, journey: &Path, args: GateArgs) -> anyhow::
 async fn health_report(ws: &Workspace, journey: &Path, args: HealthArgs) -> anyhow::Result<ExitCode> {
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
-    let (from, to) = keel_server::reports::health_window(args.from, args.to, as_of);
+    let (from, to) = keel_app::reports::health_window(args.from, args.to, as_of);
     anyhow::ensure!(from < to, "--from {from} must come before --to {to}");
-    let dates = keel_server::reports::snapshot_dates(from, to, as_of);
+    let dates = keel_app::reports::snapshot_dates(from, to, as_of);
     anyhow::ensure!(
         !dates.is_empty(),
         "no month end in {from} .. {to} has its following 90 days known by --as-of {as_of}"
     );
-    let mut report = keel_server::reports::health_backtest(
+    let mut report = keel_app::reports::health_backtest(
         ws.store.as_ref(),
         ws.id,
         &plan,
@@ -867,7 +867,7 @@ async fn funnel_report(ws: &Workspace, journey: &Path, args: FunnelArgs) -> anyh
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let mut report =
-        keel_server::reports::funnel(ws.store.as_ref(), ws.id, &plan, as_of, args.segment.as_deref()).await?;
+        keel_app::reports::funnel(ws.store.as_ref(), ws.id, &plan, as_of, args.segment.as_deref()).await?;
     if let Some(p) = &args.product {
         report.product_lines.retain(|l| &l.product_line == p);
         anyhow::ensure!(!report.product_lines.is_empty(), "--product {p:?}: no line of that product line");
@@ -959,7 +959,7 @@ async fn cohort_report(ws: &Workspace, journey: &Path, args: CohortArgs) -> anyh
         },
         None => None,
     };
-    let report = keel_server::reports::cohorts(
+    let report = keel_app::reports::cohorts(
         ws.store.as_ref(),
         ws.id,
         plan.as_ref(),
@@ -1035,7 +1035,7 @@ async fn ttv_report(ws: &Workspace, journey: &Path, args: TtvArgs) -> anyhow::Re
     if let (Some(from), Some(to)) = (args.from, args.to) {
         anyhow::ensure!(from < to, "--from {from} must come before --to {to}");
     }
-    let mut report = keel_server::reports::ttv(
+    let mut report = keel_app::reports::ttv(
         ws.store.as_ref(),
         ws.id,
         &plan,
@@ -1124,7 +1124,7 @@ async fn retention_report(ws: &Workspace, journey: &Path, args: RetentionArgs) -
     } else {
         None
     };
-    let report = keel_server::reports::retention(ws.store.as_ref(), ws.id, plan.as_ref(), &query)
+    let report = keel_app::reports::retention(ws.store.as_ref(), ws.id, plan.as_ref(), &query)
         .await
         .map_err(|e| match e {
             ReportError::UnknownSegment { .. } => anyhow::anyhow!("--{e}"),

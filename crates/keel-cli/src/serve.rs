@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use keel_server::keys::{self, Scope};
+use keel_app::keys::{self, Scope};
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -133,7 +133,7 @@ pub(crate) async fn serve(
         let bytes = std::fs::read(journey).with_context(|| format!("reading {}", journey.display()))?;
         let version = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
         eprintln!("keel: evaluating accounts as data arrives with {} (version {version})", journey.display());
-        Some(Arc::new(keel_server::evaluator::JourneyConfig {
+        Some(Arc::new(keel_app::JourneyConfig {
             journey: checked,
             version,
             file: journey.display().to_string(),

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use keel_core::Timestamp;
 
 use crate::Clock;
-use crate::reports::ReportError;
+use keel_app::reports::ReportError;
 
 type Value = Arc<dyn Any + Send + Sync>;
 

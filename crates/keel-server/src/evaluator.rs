@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use keel_core::{ExternalId, Timestamp};
 use keel_engine::{AccountState, Plan};
-use keel_journey::Journey;
 use keel_store::{StateSummary, Store, StoreError, StoredState, TimelineEntry, WorkspaceId};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -18,18 +17,7 @@ use tokio::sync::Notify;
 use crate::Clock;
 use crate::metrics::Metrics;
 
-/// The journey the server evaluates with, and its version (a hash of the file).
-#[derive(Clone)]
-pub struct JourneyConfig {
-    /// The checked journey.
-    pub journey: Journey,
-    /// Its version, as lineage and stored states carry it.
-    pub version: String,
-    /// The file it was read from.
-    pub file: String,
-    /// The file's text.
-    pub source: String,
-}
+pub use keel_app::JourneyConfig;
 
 /// Accounts waiting for evaluation, each once, with the earliest arrival of
 /// the data that made it dirty (for the event → state latency; `None` for
@@ -169,7 +157,7 @@ impl Evaluator {
     /// Marks every account of every workspace (the scheduled tick).
     async fn everything(&self, store: &dyn Store) -> Result<(), StoreError> {
         for (ws, _) in store.workspaces().await? {
-            self.pending.add(ws, crate::load::account_ids(store, ws).await?, None);
+            self.pending.add(ws, keel_app::load::account_ids(store, ws).await?, None);
         }
         Ok(())
     }
@@ -312,14 +300,14 @@ async fn round(
     let ids: Vec<ExternalId> = accounts.iter().map(|(a, _)| a.clone()).collect();
     let started = std::time::Instant::now();
     let snapshot = store.records(ws, keel_store::Accounts::List(&ids), keel_store::RecordKinds::ALL).await?;
-    let mut histories = crate::load::group(snapshot);
-    crate::load::fill_usage(store, ws, &mut histories, None, true).await?;
+    let mut histories = keel_app::load::group(snapshot);
+    keel_app::load::fill_usage(store, ws, &mut histories, None, true).await?;
     let read = started.elapsed();
     let histories = Arc::new(histories);
     let evaluated = {
         let (plan, histories) = (plan.clone(), histories.clone());
         tokio::task::spawn_blocking(move || {
-            crate::load::on_every_core(&histories, |h| {
+            keel_app::load::on_every_core(&histories, |h| {
                 let state = keel_engine::evaluate(&plan, h, as_of);
                 let json = serde_json::to_string(&state);
                 (state, json)
@@ -368,7 +356,7 @@ async fn round(
         tx.put_account_states(&writes).await?;
         // Plays run in the same transaction: a state and the runs it started
         // are committed together, or neither is.
-        let played = crate::plays::run_accounts(tx.as_mut(), &task.journey.journey, for_plays, now).await?;
+        let played = keel_app::runner::run_accounts(tx.as_mut(), &task.journey.journey, for_plays, now).await?;
         tx.commit().await?;
         if played.started > 0 {
             tracing::info!(

@@ -11,12 +11,8 @@ pub mod delivery;
 pub mod error;
 pub mod evaluator;
 pub mod ingest;
-pub mod keys;
-pub mod load;
 pub mod metrics;
-pub mod plays;
 pub mod ratelimit;
-pub mod reports;
 pub mod segment;
 pub mod web;
 
@@ -36,7 +32,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
 use crate::ingest::{Ingestor, Outcome};
-use crate::keys::{Principal, Scope};
+use keel_app::keys::{self, Principal, Scope};
 use crate::segment::{Envelope, Limits};
 
 /// The clock the server reads (injected: the library never reads the wall clock itself).

@@ -9,7 +9,7 @@ mod common;
 use std::cmp::Ordering;
 
 use common::{Server, get, journey, key, post, start_with};
-use keel_server::keys::Scope;
+use keel_app::keys::Scope;
 use serde_json::{Value, json};
 
 /// Five accounts, with contracts and contacts, written through the API.

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use http_body_util::BodyExt as _;
 use keel_server::error::Code;
-use keel_server::keys::{self, Scope};
+use keel_app::keys::{self, Scope};
 use keel_store::{SqliteOptions, SqliteStore, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;

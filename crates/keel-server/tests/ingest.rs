@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use keel_server::keys::{self, Scope};
+use keel_app::keys::{self, Scope};
 use serde_json::{Value, json};
 
 mod common;
@@ -331,7 +331,7 @@ async fn identify_keeps_contacts_and_their_role_periods() {
 async fn accounts_are_evaluated_as_events_arrive_and_changes_reach_the_timeline() {
     let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap();
     let config = keel_server::Config {
-        journey: Some(Arc::new(keel_server::evaluator::JourneyConfig {
+        journey: Some(Arc::new(keel_app::JourneyConfig {
             journey,
             version: "v-test".into(),
             file: "journey.toml".into(),

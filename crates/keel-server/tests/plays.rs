@@ -11,7 +11,7 @@ use std::sync::Arc;
 use keel_core::{Date, Timestamp};
 use keel_engine::{AccountHistory, Plan};
 use keel_journey::Journey;
-use keel_server::plays;
+use keel_app::runner;
 use keel_store::{Accounts, RecordKinds, SqliteOptions, SqliteStore, Store, TaskQuery, WorkspaceId};
 
 fn journey() -> Journey {
@@ -37,18 +37,18 @@ async fn demo_store(path: &str, accounts: usize) -> (Arc<dyn Store>, WorkspaceId
 
 async fn histories(store: &dyn Store, ws: WorkspaceId) -> Vec<AccountHistory> {
     let snapshot = store.records(ws, Accounts::All, RecordKinds::ALL).await.unwrap();
-    let mut h = keel_server::load::group(snapshot);
-    keel_server::load::fill_usage(store, ws, &mut h, None, true).await.unwrap();
+    let mut h = keel_app::load::group(snapshot);
+    keel_app::load::fill_usage(store, ws, &mut h, None, true).await.unwrap();
     h
 }
 
 /// Evaluates every account as of `day` and runs the plays, in one transaction.
-async fn pass(store: &dyn Store, ws: WorkspaceId, j: &Journey, day: Date) -> plays::PlayCounts {
+async fn pass(store: &dyn Store, ws: WorkspaceId, j: &Journey, day: Date) -> runner::PlayCounts {
     let hs = histories(store, ws).await;
     let plan = Plan::new(j.clone(), &store.event_names(ws).await.unwrap());
     let evaluated = hs.iter().map(|h| (h, keel_engine::evaluate(&plan, h, day))).collect();
     let mut tx = store.begin(ws).await.unwrap();
-    let counts = plays::run_accounts(tx.as_mut(), j, evaluated, noon(day)).await.unwrap();
+    let counts = runner::run_accounts(tx.as_mut(), j, evaluated, noon(day)).await.unwrap();
     tx.commit().await.unwrap();
     counts
 }
@@ -113,7 +113,7 @@ async fn racing_evaluations_of_one_account_start_each_run_once() {
         let (store, j, history, state) = (store.clone(), j.clone(), history.clone(), state.clone());
         racers.push(tokio::spawn(async move {
             let mut tx = store.begin(ws).await.unwrap();
-            let c = plays::run_account(tx.as_mut(), &j, &history, state, noon(day)).await.unwrap();
+            let c = runner::run_account(tx.as_mut(), &j, &history, state, noon(day)).await.unwrap();
             tx.commit().await.unwrap();
             c.started
         }));

@@ -7,7 +7,7 @@ mod common;
 
 use common::{Server, get, journey, key, post, start_with};
 use keel_core::{Date, Timestamp};
-use keel_server::keys::Scope;
+use keel_app::keys::Scope;
 use keel_store::WorkspaceId;
 use serde_json::{Value, json};
 
@@ -219,7 +219,7 @@ async fn the_server_delivers_queued_webhooks_on_its_own_with_retries() {
         keel_journey::DEFAULT_JOURNEY
     );
     let checked = keel_journey::check("journey.toml", &source).unwrap();
-    let journey = std::sync::Arc::new(keel_server::evaluator::JourneyConfig {
+    let journey = std::sync::Arc::new(keel_app::JourneyConfig {
         journey: checked.clone(),
         version: checked.version.clone(),
         file: "journey.toml".into(),
@@ -240,7 +240,7 @@ async fn the_server_delivers_queued_webhooks_on_its_own_with_retries() {
     let config =
         keel_demo::DemoConfig { accounts: 8, months: 14, seed: 5, end: date("2026-03-02"), plays_from: None };
     common::store_demo(s.store.as_ref(), ws, &config).await;
-    keel_server::plays::run_day(s.store.as_ref(), ws, &checked, date("2026-03-01"), noon(date("2026-03-01")))
+    keel_app::runner::run_day(s.store.as_ref(), ws, &checked, date("2026-03-01"), noon(date("2026-03-01")))
         .await
         .unwrap();
 

@@ -113,13 +113,13 @@ async fn people_sign_in_see_their_portfolio_and_sign_out() {
     assert_eq!(status, 200, "{portfolio}");
     assert!(portfolio.contains("The whole workspace"), "{portfolio}");
     let today = keel_core::parse_date("2026-03-01").unwrap();
-    let query = keel_server::reports::RetentionQuery {
+    let query = keel_app::reports::RetentionQuery {
         from: Some(today.checked_sub_months(chrono::Months::new(12)).unwrap()),
         to: Some(today),
         as_of: today,
         ..Default::default()
     };
-    let report = keel_server::reports::retention(s.store.as_ref(), ws, None, &query).await.unwrap();
+    let report = keel_app::reports::retention(s.store.as_ref(), ws, None, &query).await.unwrap();
     let pct = |v: Option<f64>| format!("{:.1}%", v.unwrap() * 100.0);
     assert_eq!(metric(&portfolio, "GRR"), pct(report.total.grr));
     assert_eq!(metric(&portfolio, "NRR"), pct(report.total.nrr));
@@ -249,7 +249,7 @@ async fn the_accounts_list_filters_sorts_pages_and_exports_and_an_account_reads_
     assert!(today.contains("data-fact=\"band\"><span class=\"dot red\">"), "a red account reads red");
     assert!(today.contains("<table class=\"health\">") && today.contains("<progress"), "{today}");
     let history =
-        keel_server::load::history(s.store.as_ref(), ws, &keel_core::ExternalId::parse(id).unwrap())
+        keel_app::load::history(s.store.as_ref(), ws, &keel_core::ExternalId::parse(id).unwrap())
             .await
             .unwrap()
             .unwrap();
@@ -387,7 +387,7 @@ async fn the_journey_map_is_coloured_by_the_audit_and_a_cell_opens_its_links() {
     let plan = keel_engine::Plan::new(j.journey.clone(), &names);
     let today = keel_core::parse_date("2026-03-01").unwrap();
     let audit =
-        keel_server::reports::audit(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
+        keel_app::reports::audit(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
     // Every cell of the journey is drawn once, with its status.
     assert_eq!(
         map.matches("<td class=\"cell ").count() - map.matches("cell missing\">—").count(),
@@ -420,7 +420,7 @@ async fn the_journey_map_is_coloured_by_the_audit_and_a_cell_opens_its_links() {
         );
     }
     // A segment's map audits that segment's accounts.
-    let smb = keel_server::reports::audit(s.store.as_ref(), ws, &plan, today, (None, None), Some("smb"))
+    let smb = keel_app::reports::audit(s.store.as_ref(), ws, &plan, today, (None, None), Some("smb"))
         .await
         .unwrap();
     let (_, seg) = page(&s, "/journey?segment=smb", &lee).await;
@@ -445,14 +445,14 @@ async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
     let pct = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |x| format!("{:.1}%", x * 100.0));
 
     // Revenue retention by month: the headline and one point per month.
-    let query = keel_server::reports::RetentionQuery {
+    let query = keel_app::reports::RetentionQuery {
         from: Some(today.checked_sub_months(chrono::Months::new(12)).unwrap()),
         to: Some(today),
         as_of: today,
         by: Some(keel_analytics::retention::By::Month),
         ..Default::default()
     };
-    let retention = keel_server::reports::retention(store, ws, None, &query).await.unwrap();
+    let retention = keel_app::reports::retention(store, ws, None, &query).await.unwrap();
     assert_eq!(metric(&body, "NRR"), pct(retention.total.nrr));
     let months = retention.groups.iter().filter(|g| g.retention.nrr.is_some()).count();
     assert!(months >= 10, "{months}");
@@ -460,7 +460,7 @@ async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
     assert!(body.matches("<title>NRR, ").count() == months, "a point per month with a value");
 
     // Time to value: the median and every bin of the histogram.
-    let ttv = keel_server::reports::ttv(store, ws, &plan, today, (None, None), None).await.unwrap();
+    let ttv = keel_app::reports::ttv(store, ws, &plan, today, (None, None), None).await.unwrap();
     let p50 = ttv.total.p50.map(|d| format!("{d:.0} days")).unwrap();
     assert_eq!(metric(&body, "TTV p50"), p50);
     assert!(!ttv.histogram.is_empty());
@@ -474,9 +474,9 @@ async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
     }
 
     // The health backtest: AUC with its interval, every band's churn.
-    let (from, to) = keel_server::reports::health_window(None, None, today);
-    let dates = keel_server::reports::snapshot_dates(from, to, today);
-    let health = keel_server::reports::health_backtest(store, ws, &plan, &dates, None).await.unwrap();
+    let (from, to) = keel_app::reports::health_window(None, None, today);
+    let dates = keel_app::reports::snapshot_dates(from, to, today);
+    let health = keel_app::reports::health_backtest(store, ws, &plan, &dates, None).await.unwrap();
     let auc = format!(
         "{:.3} ({:.3}–{:.3})",
         health.auc.unwrap(),
@@ -498,14 +498,14 @@ async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
     assert!(body.contains(&format!("Green, and churned ({})", health.green_but_churned.len())));
 
     // Gate validation: every stage with its verdict; the funnel: every stage reached.
-    let period = keel_server::reports::gate_window(None, None, today).unwrap();
-    let gates = keel_server::reports::gates(store, ws, &plan, period, today, 180, &[], None).await.unwrap();
+    let period = keel_app::reports::gate_window(None, None, today).unwrap();
+    let gates = keel_app::reports::gates(store, ws, &plan, period, today, 180, &[], None).await.unwrap();
     assert!(body.contains(&format!("{} renewal decisions", gates.decisions)));
     for g in &gates.stages {
         let row = format!("<th scope=\"row\">{}</th><td><code>", g.stage);
         assert!(body.contains(&row), "{row}");
     }
-    let funnel = keel_server::reports::funnel(store, ws, &plan, today, None).await.unwrap();
+    let funnel = keel_app::reports::funnel(store, ws, &plan, today, None).await.unwrap();
     for line in &funnel.product_lines {
         for st in &line.stages {
             assert!(body.contains(&format!("<th scope=\"row\">{}</th><td>{}</td>", st.stage, st.reached)));
@@ -513,7 +513,7 @@ async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
     }
 
     // Plays: a row per play that ran, with its runs.
-    let plays = keel_server::reports::plays(store, ws, &j.journey, today).await.unwrap();
+    let plays = keel_app::reports::plays(store, ws, &j.journey, today).await.unwrap();
     let ran: Vec<_> = plays.plays.iter().filter(|p| p.triggered > 0).collect();
     assert!(!ran.is_empty(), "two weeks of plays ran some");
     for p in ran {
@@ -532,7 +532,7 @@ async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
 
     // A segment narrows the sections that can be; an unknown one is named.
     let smb_ttv =
-        keel_server::reports::ttv(store, ws, &plan, today, (None, None), Some("smb")).await.unwrap();
+        keel_app::reports::ttv(store, ws, &plan, today, (None, None), Some("smb")).await.unwrap();
     let (_, smb) = page(&s, "/analytics?segment=smb", &lee).await;
     assert!(smb.contains(&format!(
         "{} of {} accounts reached first value",
@@ -551,7 +551,7 @@ async fn the_portfolio_shows_this_weeks_band_movements_and_time_to_value_against
     let today = keel_core::parse_date("2026-03-01").unwrap();
     let j = common::journey();
     let plan = keel_engine::Plan::new(j.journey.clone(), &s.store.event_names(ws).await.unwrap());
-    let moves = keel_server::reports::band_movements(
+    let moves = keel_app::reports::band_movements(
         s.store.as_ref(),
         ws,
         &plan,
@@ -620,7 +620,7 @@ async fn the_portfolio_shows_this_weeks_band_movements_and_time_to_value_against
         }
     }
     let ttv =
-        keel_server::reports::ttv(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
+        keel_app::reports::ttv(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
     assert_eq!(metric(&body, "TTV p50"), ttv.total.p50.map(|d| format!("{d:.0} days")).unwrap());
     for (seg, st) in &ttv.by_segment {
         if let Some(t) = st.target_days {
@@ -643,7 +643,7 @@ async fn the_account_page_draws_the_health_trend_and_filters_its_timeline() {
     assert!(body.contains("<span class=\"kind\">task</span> task for "), "tasks on the timeline");
     assert!(body.contains("<span class=\"kind\">stage</span> "), "stage changes on the timeline");
     // Contacts with their last activity, from product use under their id.
-    let history = keel_server::load::history(s.store.as_ref(), ws, &runs[0].account).await.unwrap().unwrap();
+    let history = keel_app::load::history(s.store.as_ref(), ws, &runs[0].account).await.unwrap().unwrap();
     let today = keel_core::parse_date("2026-03-01").unwrap();
     let champion =
         history.contacts.iter().find(|c| c.role.as_str() == "champion" && c.active_to.is_none()).unwrap();

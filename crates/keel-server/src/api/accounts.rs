@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param};
 use crate::error::{ApiError, Code};
-use crate::keys::{Principal, Scope};
+use keel_app::keys::{Principal, Scope};
 use crate::{AppState, authenticate, presented_key};
 
 fn account_ref() -> Ref {
@@ -368,7 +368,7 @@ pub async fn state(
             return Err(ApiError::new(Code::NoJourney, "the server runs without a journey"));
         };
         let history =
-            crate::load::history(state.store.as_ref(), ws, &id).await?.ok_or_else(|| no_account(&id))?;
+            keel_app::load::history(state.store.as_ref(), ws, &id).await?.ok_or_else(|| no_account(&id))?;
         let names = state.store.event_names(ws).await?;
         let plan = keel_engine::Plan::new(journey.journey.clone(), &names);
         let evaluated = keel_engine::evaluate(&plan, &history, as_of);

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Code};
-use crate::keys::Scope;
+use keel_app::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
 
 /// A stage, in brief.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Code};
-use crate::keys::Scope;
+use keel_app::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
 
 /// A key, without its secret.
@@ -110,7 +110,7 @@ pub async fn create(
         .find(|(id, _)| *id == principal.workspace)
         .map(|(_, name)| name)
         .unwrap_or_default();
-    let created = crate::keys::create(
+    let created = keel_app::keys::create(
         state.store.as_ref(),
         principal.workspace,
         &workspace_name,

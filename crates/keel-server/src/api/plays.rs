@@ -18,8 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param, json_body};
 use crate::error::{ApiError, Code};
-use crate::keys::{Principal, Scope};
-use crate::plays::ActionError;
+use keel_app::keys::{Principal, Scope};
+use keel_app::runner::ActionError;
 use crate::{AppState, authenticate, presented_key};
 
 /// The play of a run key (`account/play/trigger/day`).
@@ -272,7 +272,7 @@ pub async fn task_done(
     let input: TaskDone = json_body(&body, "a task outcome")?;
     let now = (state.clock)();
     let task = {
-        crate::plays::complete_task(
+        keel_app::runner::complete_task(
             state.store.as_ref(),
             principal.workspace,
             id,
@@ -326,7 +326,7 @@ pub async fn task_snooze(
         .map_err(|e| ApiError::new(Code::InvalidField, format!("until: {e}")))?;
     let journey = journey(&state)?;
     let now = (state.clock)();
-    let task = crate::plays::snooze_task(
+    let task = keel_app::runner::snooze_task(
         state.store.as_ref(),
         principal.workspace,
         journey,
@@ -457,10 +457,10 @@ async fn decide(
     {
         let store = state.store.as_ref();
         if approve {
-            crate::plays::approve_outbox(store, ws, journey, id, &input.by, now).await
+            keel_app::runner::approve_outbox(store, ws, journey, id, &input.by, now).await
         } else {
             let reason = input.reason.as_deref().unwrap_or_default();
-            crate::plays::reject_outbox(store, ws, journey, id, &input.by, reason, now).await
+            keel_app::runner::reject_outbox(store, ws, journey, id, &input.by, reason, now).await
         }
         .map_err(action_error)?;
     }
@@ -802,10 +802,10 @@ pub async fn report(
     let principal = caller(&state, &headers, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let journey = journey(&state)?;
-    let report = crate::reports::plays(state.store.as_ref(), principal.workspace, journey, as_of)
+    let report = keel_app::reports::plays(state.store.as_ref(), principal.workspace, journey, as_of)
         .await
         .map_err(|e| match e {
-            crate::reports::ReportError::Store(e) => e.into(),
+            keel_app::reports::ReportError::Store(e) => e.into(),
             other => ApiError::new(Code::InvalidParameter, other.to_string()),
         })?;
     Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Query;
 use crate::error::{ApiError, Code};
-use crate::keys::Scope;
+use keel_app::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
 
 /// The kinds of record the API writes.

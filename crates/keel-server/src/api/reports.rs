@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param};
 use crate::error::{ApiError, Code};
-use crate::keys::Scope;
-use crate::load::MetricTableError;
+use keel_app::keys::Scope;
+use keel_app::load::MetricTableError;
 use crate::{AppState, authenticate, presented_key};
 
 /// Which metrics, as of when.
@@ -58,11 +58,11 @@ async fn journey_plan(state: &AppState, ws: keel_store::WorkspaceId) -> Result<k
 }
 
 /// A report's failure: the store's as a store error, the rest the caller's.
-fn report_error(e: crate::reports::ReportError) -> ApiError {
+fn report_error(e: keel_app::reports::ReportError) -> ApiError {
     match e {
-        crate::reports::ReportError::Store(e) => e.into(),
-        crate::reports::ReportError::NoJourney => no_journey(),
-        crate::reports::ReportError::Failed(why) => ApiError::internal(why),
+        keel_app::reports::ReportError::Store(e) => e.into(),
+        keel_app::reports::ReportError::NoJourney => no_journey(),
+        keel_app::reports::ReportError::Failed(why) => ApiError::internal(why),
         other => ApiError::new(Code::InvalidParameter, other.to_string()),
     }
 }
@@ -96,12 +96,12 @@ pub async fn metrics(
     };
     let names: Vec<String> = match params.metric {
         Some(list) => list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect(),
-        None => crate::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
+        None => keel_app::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
     };
     let plan = journey_plan(&state, principal.workspace).await?;
     let mut rows = Vec::new();
     let mut unencodable = None;
-    crate::load::metric_table(
+    keel_app::load::metric_table(
         state.store.as_ref(),
         principal.workspace,
         &plan,
@@ -177,7 +177,7 @@ pub async fn retention(
     headers: HeaderMap,
     Query(params): Query<RetentionParams>,
 ) -> Result<Json<Value>, ApiError> {
-    use crate::reports::{ReportError, RetentionQuery};
+    use keel_app::reports::{ReportError, RetentionQuery};
     use keel_analytics::retention::By;
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let by = match params.by.as_deref() {
@@ -210,7 +210,7 @@ pub async fn retention(
         }
         _ => None,
     };
-    let report = crate::reports::retention(state.store.as_ref(), principal.workspace, plan.as_ref(), &query)
+    let report = keel_app::reports::retention(state.store.as_ref(), principal.workspace, plan.as_ref(), &query)
         .await
         .map_err(|e| match e {
             ReportError::Analytics(keel_analytics::AnalyticsError::EmptyPeriod { from, to }) => {
@@ -254,7 +254,7 @@ pub async fn patterns(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
-    let report = crate::reports::patterns(
+    let report = keel_app::reports::patterns(
         state.store.as_ref(),
         principal.workspace,
         &plan,
@@ -305,7 +305,7 @@ pub async fn audit(
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
     let plan = journey_plan(&state, principal.workspace).await?;
-    let report = crate::reports::audit(
+    let report = keel_app::reports::audit(
         state.store.as_ref(),
         principal.workspace,
         &plan,
@@ -356,7 +356,7 @@ pub async fn expansion(
 ) -> Result<Json<Value>, ApiError> {
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let query = crate::reports::RetentionQuery {
+    let query = keel_app::reports::RetentionQuery {
         from: date_param("from", params.from)?,
         to: date_param("to", params.to)?,
         as_of,
@@ -368,7 +368,7 @@ pub async fn expansion(
         Some(_) => Some(journey_plan(&state, principal.workspace).await?),
         None => None,
     };
-    let report = crate::reports::expansion(
+    let report = keel_app::reports::expansion(
         state.store.as_ref(),
         principal.workspace,
         plan.as_ref(),
@@ -433,7 +433,7 @@ pub async fn gates(
         ));
     }
     let period =
-        crate::reports::gate_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of)
+        keel_app::reports::gate_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of)
             .map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
     let plan = journey_plan(&state, principal.workspace).await?;
     let extra = match &params.condition {
@@ -443,7 +443,7 @@ pub async fn gates(
         ],
         None => Vec::new(),
     };
-    let mut report = crate::reports::gates(
+    let mut report = keel_app::reports::gates(
         state.store.as_ref(),
         principal.workspace,
         &plan,
@@ -500,11 +500,11 @@ pub async fn health(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) =
-        crate::reports::health_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of);
+        keel_app::reports::health_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of);
     if from >= to {
         return Err(ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}")));
     }
-    let dates = crate::reports::snapshot_dates(from, to, as_of);
+    let dates = keel_app::reports::snapshot_dates(from, to, as_of);
     if dates.is_empty() {
         return Err(ApiError::new(
             Code::InvalidParameter,
@@ -512,7 +512,7 @@ pub async fn health(
         ));
     }
     let plan = journey_plan(&state, principal.workspace).await?;
-    let report = crate::reports::health_backtest(
+    let report = keel_app::reports::health_backtest(
         state.store.as_ref(),
         principal.workspace,
         &plan,
@@ -558,7 +558,7 @@ pub async fn funnel(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
-    let report = crate::reports::funnel(
+    let report = keel_app::reports::funnel(
         state.store.as_ref(),
         principal.workspace,
         &plan,
@@ -615,7 +615,7 @@ pub async fn cohorts(
         (Some(_), Some(_)) => Some(journey_plan(&state, principal.workspace).await?),
         _ => None,
     };
-    let report = crate::reports::cohorts(
+    let report = keel_app::reports::cohorts(
         state.store.as_ref(),
         principal.workspace,
         plan.as_ref(),
@@ -675,7 +675,7 @@ pub async fn ttv(
         return Err(ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}")));
     }
     let plan = journey_plan(&state, principal.workspace).await?;
-    let mut report = crate::reports::ttv(
+    let mut report = keel_app::reports::ttv(
         state.store.as_ref(),
         principal.workspace,
         &plan,

@@ -64,7 +64,7 @@ pub(super) async fn page(
     let store = state.store.as_ref();
     let every_task = TaskQuery { account: Some(id.clone()), ..TaskQuery::default() };
     let (history, names, runs, all_tasks) = tokio::join!(
-        crate::load::history(store, ws, &id),
+        keel_app::load::history(store, ws, &id),
         store.event_names(ws),
         store.play_runs(ws, None, Some(&id)),
         store.tasks(ws, &every_task),

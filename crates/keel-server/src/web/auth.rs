@@ -6,8 +6,6 @@
 //! session's CSRF token, compared in constant time. The sign-in form, which
 //! has no session yet, uses a double-submit cookie instead.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use keel_core::Timestamp;
@@ -24,30 +22,8 @@ pub const LOGIN_COOKIE: &str = "keel_login_csrf";
 /// How long a session lasts.
 pub const SESSION_DAYS: i64 = 14;
 
-/// The roles a dashboard user may have.
-pub const ROLES: [&str; 3] = ["admin", "leader", "csm"];
+pub use keel_app::users::{HashError, ROLES, hash_password, verify_password};
 
-/// Why a password could not be hashed.
-#[derive(Debug, thiserror::Error)]
-#[error("hashing the password: {0}")]
-pub struct HashError(String);
-
-/// An Argon2id PHC string of `password`, with a fresh salt.
-pub fn hash_password(password: &str) -> Result<String, HashError> {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    let salt = SaltString::encode_b64(&bytes).map_err(|e| HashError(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError(e.to_string()))
-}
-
-/// Whether `password` matches the stored hash.
-pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-}
 
 /// A random URL-safe token of 32 bytes.
 pub fn token() -> String {

@@ -10,7 +10,7 @@ use keel_store::WorkspaceId;
 
 use crate::AppState;
 use crate::cache::{Cached, key};
-use crate::reports::{self, ReportError, RetentionQuery};
+use keel_app::reports::{self, ReportError, RetentionQuery};
 
 /// The journey's plan for a workspace (None: the server runs without one).
 async fn plan(state: &AppState, ws: WorkspaceId) -> Result<keel_engine::Plan, ReportError> {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::auth::Viewer;
 use super::{csrf_ok, failure, forbidden, page_shell};
 use crate::AppState;
-use crate::plays::ActionError;
+use keel_app::runner::ActionError;
 
 /// Tasks shown at once.
 const PAGE: u32 = 100;
@@ -237,7 +237,7 @@ pub(super) async fn act(
     let result = match (what.as_str(), action.as_str()) {
         ("tasks", "done") => {
             let outcome = form.outcome.unwrap_or_default();
-            match crate::plays::complete_task(store, ws, id, &outcome, Some(by), now).await {
+            match keel_app::runner::complete_task(store, ws, id, &outcome, Some(by), now).await {
                 Ok(t) => {
                     if let Some(evaluator) = &state.evaluator {
                         evaluator.touch(ws, [t.account.clone()], now);
@@ -253,20 +253,20 @@ pub(super) async fn act(
                 None => Err("Pick the day the task comes back.".into()),
                 Some(until) => {
                     let reason = form.reason.unwrap_or_default();
-                    match crate::plays::snooze_task(store, ws, journey, id, until, &reason, now).await {
+                    match keel_app::runner::snooze_task(store, ws, journey, id, until, &reason, now).await {
                         Ok(t) => Ok(format!("Snoozed until {until}: {}", t.title)),
                         Err(e) => refused(e),
                     }
                 }
             }
         }
-        ("outbox", "approve") => match crate::plays::approve_outbox(store, ws, journey, id, by, now).await {
+        ("outbox", "approve") => match keel_app::runner::approve_outbox(store, ws, journey, id, by, now).await {
             Ok(_) => Ok(format!("Approved: outbox entry {id} goes out")),
             Err(e) => refused(e),
         },
         ("outbox", "reject") => {
             let reason = form.reason.unwrap_or_default();
-            match crate::plays::reject_outbox(store, ws, journey, id, by, &reason, now).await {
+            match keel_app::runner::reject_outbox(store, ws, journey, id, by, &reason, now).await {
                 Ok(_) => Ok(format!("Rejected: outbox entry {id}; its play run is cancelled")),
                 Err(e) => refused(e),
             }

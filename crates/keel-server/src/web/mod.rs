@@ -259,8 +259,8 @@ impl Failure {
 /// A cached report for a page: the report, or (for a question the report
 /// cannot answer, such as an unknown segment) what the section says instead;
 /// the server's own failures are a [`Failure`].
-fn shown<T>(r: Result<crate::cache::Cached<T>, crate::reports::ReportError>) -> Result<Shown<T>, Failure> {
-    use crate::reports::ReportError;
+fn shown<T>(r: Result<crate::cache::Cached<T>, keel_app::reports::ReportError>) -> Result<Shown<T>, Failure> {
+    use keel_app::reports::ReportError;
     match r {
         Ok(c) => Ok(Ok(c)),
         Err(ReportError::Store(e)) => Err(Failure(e.to_string())),

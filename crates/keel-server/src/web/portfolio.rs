@@ -16,7 +16,7 @@ use maud::{Markup, html};
 use super::auth::Viewer;
 use super::{Shown, computed, failure, figures, money, page_shell, pct, shown, svg};
 use crate::AppState;
-use crate::reports::BandMove;
+use keel_app::reports::BandMove;
 
 /// Accounts and their MRR.
 type Tally = (u64, f64);

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use keel_core::EntityKind;
-use keel_server::keys::{self, Scope};
+use keel_app::keys::{self, Scope};
 use keel_store::{SqliteOptions, SqliteStore, Store, WorkspaceId};
 use serde_json::{Value, json};
 
@@ -41,9 +41,9 @@ pub async fn start_in(dir: tempfile::TempDir, config: keel_server::Config) -> Se
 }
 
 /// The default journey, as the server runs it.
-pub fn journey() -> Arc<keel_server::evaluator::JourneyConfig> {
+pub fn journey() -> Arc<keel_app::JourneyConfig> {
     let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap();
-    Arc::new(keel_server::evaluator::JourneyConfig {
+    Arc::new(keel_app::JourneyConfig {
         journey,
         version: "v-test".into(),
         file: "journey.toml".into(),
@@ -117,7 +117,7 @@ pub async fn dashboard_user(s: &Server, ws: WorkspaceId, email: &str, role: &str
         email: email.to_owned(),
         name: email.split('@').next().unwrap().to_owned(),
         role: role.to_owned(),
-        password_hash: keel_server::web::auth::hash_password("s3cret-pass").unwrap(),
+        password_hash: keel_app::users::hash_password("s3cret-pass").unwrap(),
         created_at: clock()(),
         disabled_at: None,
     };
@@ -166,7 +166,7 @@ pub async fn two_weeks_of_plays(s: &Server, ws: WorkspaceId) {
     let mut day = keel_core::parse_date("2026-02-15").unwrap();
     while day <= keel_core::parse_date("2026-03-01").unwrap() {
         let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
-        keel_server::plays::run_day(s.store.as_ref(), ws, &j.journey, day, noon).await.unwrap();
+        keel_app::runner::run_day(s.store.as_ref(), ws, &j.journey, day, noon).await.unwrap();
         day = day.succ_opt().unwrap();
     }
 }
