@@ -536,3 +536,55 @@ pub async fn snooze_task(
     tx.commit().await?;
     Ok(task)
 }
+
+/// The audit entry of something that happened to a queued delivery
+/// (`sent`, `failed`, `dead`, `replayed`).
+pub fn delivery_decision(
+    d: &DeliveryRow,
+    journey_version: &str,
+    decision: &str,
+    detail: String,
+    now: Timestamp,
+) -> DecisionRow {
+    DecisionRow {
+        run_key: d.run_key.clone(),
+        account: d.account.clone(),
+        play: d.run_key.split('/').nth(1).unwrap_or_default().to_owned(),
+        at: now,
+        decision: decision.to_owned(),
+        step: Some(d.step),
+        rule: None,
+        by: None,
+        detail,
+        journey_version: journey_version.to_owned(),
+        inputs: "{}".into(),
+    }
+}
+
+/// Puts a dead-lettered (or any undelivered) delivery back in the queue,
+/// due now, and says so in the audit log.
+pub async fn replay_delivery(
+    store: &dyn keel_store::Store,
+    ws: keel_store::WorkspaceId,
+    id: i64,
+    by: &str,
+    journey_version: &str,
+    now: Timestamp,
+) -> Result<Option<DeliveryRow>, StoreError> {
+    let Some(mut d) = store.deliveries(ws, None).await?.into_iter().find(|d| d.id == id) else {
+        return Ok(None);
+    };
+    if d.status == "sent" {
+        return Ok(Some(d));
+    }
+    d.status = "pending".into();
+    d.attempts = 0;
+    d.next_attempt_at = now;
+    let mut entry = delivery_decision(&d, journey_version, "replayed", format!("replayed by {by}"), now);
+    entry.by = Some(by.to_owned());
+    let mut tx = store.begin(ws).await?;
+    tx.update_delivery(&d).await?;
+    tx.append_play_decisions(&[entry]).await?;
+    tx.commit().await?;
+    Ok(Some(d))
+}

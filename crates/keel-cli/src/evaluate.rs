@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use keel_core::{Date, ExternalId};
-use keel_engine::{AccountHistory, AccountState, Plan};
 use keel_app::load::{CHUNK, on_every_core};
 use keel_app::load::{Usage, account_ids, load_chunk};
+use keel_core::{Date, ExternalId};
+use keel_engine::{AccountHistory, AccountState, Plan};
 use keel_store::{RecordKinds, TransitionRecord};
 
 use crate::Workspace;

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use keel_core::Date;
 use keel_app::load::{MetricTableError, metric_table};
+use keel_core::Date;
 
 use crate::evaluate::plan;
 

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use keel_app::runner::{self, ActionError};
 use keel_core::{Date, ExternalId};
 use keel_journey::Journey;
-use keel_app::runner::{self, ActionError};
 use keel_store::{TaskQuery, TaskRow};
 
 use crate::Workspace;
@@ -304,12 +304,12 @@ pub(crate) async fn simulate(ws: &Workspace, journey: &Path, args: SimulateArgs)
     if args.to < args.from || args.hour > 23 || args.every == 0 {
         anyhow::bail!("--to must be on or after --from, --hour within 0..23, and --every at least 1");
     }
-    let delivery = keel_server::delivery::DeliveryConfig {
+    let delivery = keel_delivery::DeliveryConfig {
         smtp: args.smtp.config()?,
         journey_version: j.version.clone(),
-        ..keel_server::delivery::DeliveryConfig::default()
+        ..keel_delivery::DeliveryConfig::default()
     };
-    let mut delivered = keel_server::delivery::DeliveryCounts::default();
+    let mut delivered = keel_delivery::DeliveryCounts::default();
     let mut total = runner::PlayCounts::default();
     let mut day = args.from;
     while day <= args.to {
@@ -326,8 +326,7 @@ pub(crate) async fn simulate(ws: &Workspace, journey: &Path, args: SimulateArgs)
         }
         total.add(&c);
         if args.deliver {
-            let d =
-                keel_server::delivery::deliver_due(ws.store.as_ref(), &delivery, now, crate::now()).await?;
+            let d = keel_delivery::deliver_due(ws.store.as_ref(), &delivery, now, crate::now()).await?;
             delivered.sent += d.sent;
             delivered.retrying += d.retrying;
             delivered.dead += d.dead;
@@ -376,8 +375,8 @@ pub(crate) struct SmtpArgs {
 }
 
 impl SmtpArgs {
-    pub(crate) fn config(&self) -> anyhow::Result<Option<keel_server::delivery::SmtpConfig>> {
-        use keel_server::delivery::{SmtpConfig, SmtpSecurity};
+    pub(crate) fn config(&self) -> anyhow::Result<Option<keel_delivery::SmtpConfig>> {
+        use keel_delivery::{SmtpConfig, SmtpSecurity};
         let Some(addr) = &self.smtp else { return Ok(None) };
         let (host, port) = addr
             .rsplit_once(':')
@@ -440,7 +439,9 @@ pub(crate) async fn deliver(ws: &Workspace, journey: &Path, args: DeliverArgs) -
         Err(_) => String::new(),
     };
     if let Some(DeliverCommand::Replay { id, by }) = args.command {
-        return match keel_server::delivery::replay(ws.store.as_ref(), ws.id, id, &by, &version, now).await? {
+        return match keel_app::runner::replay_delivery(ws.store.as_ref(), ws.id, id, &by, &version, now)
+            .await?
+        {
             Some(d) => {
                 say!("delivery {id}: {}", d.status);
                 Ok(ExitCode::SUCCESS)
@@ -474,12 +475,12 @@ pub(crate) async fn deliver(ws: &Workspace, journey: &Path, args: DeliverArgs) -
         crate::report::print_rows(&header, &rows);
         return Ok(ExitCode::SUCCESS);
     }
-    let config = keel_server::delivery::DeliveryConfig {
+    let config = keel_delivery::DeliveryConfig {
         smtp: args.smtp.config()?,
         journey_version: version,
-        ..keel_server::delivery::DeliveryConfig::default()
+        ..keel_delivery::DeliveryConfig::default()
     };
-    let c = keel_server::delivery::deliver_due(ws.store.as_ref(), &config, now, now).await?;
+    let c = keel_delivery::deliver_due(ws.store.as_ref(), &config, now, now).await?;
     say!("{} sent, {} to retry, {} dead-lettered", c.sent, c.retrying, c.dead);
     Ok(ExitCode::SUCCESS)
 }

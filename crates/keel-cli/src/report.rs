@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use keel_analytics::retention::{By, Retention, RetentionReport};
-use keel_core::Date;
 use keel_app::reports::{ReportError, RetentionQuery};
+use keel_core::Date;
 use rust_decimal::Decimal;
 
 use crate::Workspace;
@@ -574,8 +574,7 @@ async fn pattern_report(ws: &Workspace, journey: &Path, args: PatternArgs) -> an
     let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let report =
-        keel_app::reports::patterns(ws.store.as_ref(), ws.id, &plan, as_of, args.segment.as_deref())
-            .await?;
+        keel_app::reports::patterns(ws.store.as_ref(), ws.id, &plan, as_of, args.segment.as_deref()).await?;
     let header = [
         "pattern",
         "accounts",
@@ -782,14 +781,9 @@ async fn health_report(ws: &Workspace, journey: &Path, args: HealthArgs) -> anyh
         !dates.is_empty(),
         "no month end in {from} .. {to} has its following 90 days known by --as-of {as_of}"
     );
-    let mut report = keel_app::reports::health_backtest(
-        ws.store.as_ref(),
-        ws.id,
-        &plan,
-        &dates,
-        args.segment.as_deref(),
-    )
-    .await?;
+    let mut report =
+        keel_app::reports::health_backtest(ws.store.as_ref(), ws.id, &plan, &dates, args.segment.as_deref())
+            .await?;
     if !args.explain && args.format != Format::Json {
         report.green_but_churned.truncate(10);
     }

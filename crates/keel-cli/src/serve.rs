@@ -143,6 +143,19 @@ pub(crate) async fn serve(
         eprintln!("keel: no {} here: accounts are not evaluated (`keel init` writes one)", journey.display());
         None
     };
+    let delivery = (args.deliver_every > 0)
+        .then(|| {
+            let smtp = args.smtp.config()?;
+            if smtp.is_none() {
+                eprintln!("keel: no SMTP server (--smtp): play emails fail and are dead-lettered after their retries");
+            }
+            anyhow::Ok(keel_delivery::DeliveryConfig {
+                smtp,
+                journey_version: journey.as_ref().map(|j| j.version.clone()).unwrap_or_default(),
+                ..keel_delivery::DeliveryConfig::default()
+            })
+        })
+        .transpose()?;
     let config = keel_server::Config {
         account_property: args.account_property,
         rate_limit: (args.rate_limit > 0.0)
@@ -159,25 +172,19 @@ pub(crate) async fn serve(
         records_bytes: args.records_max_bytes,
         dedup_window_days: args.dedup_window_days,
         checkpoint_every: std::time::Duration::from_millis(500),
-        delivery: (args.deliver_every > 0)
-            .then(|| {
-                let smtp = args.smtp.config()?;
-                if smtp.is_none() {
-                    eprintln!("keel: no SMTP server (--smtp): play emails fail and are dead-lettered after their retries");
-                }
-                anyhow::Ok(keel_server::delivery::DeliveryConfig {
-                    smtp,
-                    ..keel_server::delivery::DeliveryConfig::default()
-                })
-            })
-            .transpose()?,
-        deliver_every: std::time::Duration::from_secs(args.deliver_every.max(1)),
         secure_cookies: args.secure_cookies,
         report_ttl: std::time::Duration::from_secs(args.report_ttl.max(1)),
         warm_reports: true,
     };
     let clock: keel_server::Clock = Arc::new(crate::now);
-    let state = keel_server::AppState::new(Arc::from(ws.store), config, clock);
+    let store: Arc<dyn keel_store::Store> = Arc::from(ws.store);
+    let state = keel_server::AppState::new(store.clone(), config, clock);
+    // The delivery worker runs beside the HTTP server (the server itself
+    // sends nothing: delivery is its own edge crate).
+    if let Some(delivery) = delivery {
+        let every = std::time::Duration::from_secs(args.deliver_every.max(1));
+        tokio::spawn(keel_delivery::worker(store, crate::now, delivery, every));
+    }
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

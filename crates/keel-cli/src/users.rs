@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use keel_server::web::auth;
+use keel_app::users as auth;
 use keel_store::UserRow;
 
 use crate::Workspace;

@@ -356,7 +356,8 @@ async fn round(
         tx.put_account_states(&writes).await?;
         // Plays run in the same transaction: a state and the runs it started
         // are committed together, or neither is.
-        let played = keel_app::runner::run_accounts(tx.as_mut(), &task.journey.journey, for_plays, now).await?;
+        let played =
+            keel_app::runner::run_accounts(tx.as_mut(), &task.journey.journey, for_plays, now).await?;
         tx.commit().await?;
         if played.started > 0 {
             tracing::info!(

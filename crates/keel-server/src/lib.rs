@@ -7,7 +7,6 @@
 
 pub mod api;
 pub mod cache;
-pub mod delivery;
 pub mod error;
 pub mod evaluator;
 pub mod ingest;
@@ -32,8 +31,8 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
 use crate::ingest::{Ingestor, Outcome};
-use keel_app::keys::{self, Principal, Scope};
 use crate::segment::{Envelope, Limits};
+use keel_app::keys::{self, Principal, Scope};
 
 /// The clock the server reads (injected: the library never reads the wall clock itself).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -65,11 +64,6 @@ pub struct Config {
     /// How often a background task checkpoints the store (zero: never; the
     /// store must then checkpoint on its own, as SQLite does by default).
     pub checkpoint_every: std::time::Duration,
-    /// Delivery of the emails and webhooks plays queue (`None`: the server
-    /// delivers nothing; `keel deliver` does it from outside).
-    pub delivery: Option<delivery::DeliveryConfig>,
-    /// How often the delivery worker looks for sends that are due.
-    pub deliver_every: std::time::Duration,
     /// Mark the dashboard's cookies `Secure` (the server sits behind HTTPS).
     pub secure_cookies: bool,
     /// How long the dashboard serves a computed report before it
@@ -93,8 +87,6 @@ impl Default for Config {
             records_bytes: 64 << 20,
             dedup_window_days: 30,
             checkpoint_every: std::time::Duration::ZERO,
-            delivery: None,
-            deliver_every: std::time::Duration::from_secs(30),
             secure_cookies: false,
             report_ttl: std::time::Duration::from_secs(600),
             warm_reports: false,
@@ -145,13 +137,6 @@ impl AppState {
         if config.dedup_window_days > 0 {
             tokio::spawn(forget_old_message_ids(store.clone(), clock.clone(), config.dedup_window_days));
         }
-        if let Some(delivery) = config.delivery.clone() {
-            let mut delivery = delivery;
-            if let Some(j) = &config.journey {
-                delivery.journey_version.clone_from(&j.version);
-            }
-            tokio::spawn(deliveries(store.clone(), clock.clone(), delivery, config.deliver_every));
-        }
         let state = Self {
             ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone()),
             evaluator,
@@ -197,28 +182,6 @@ fn on_own_thread(name: &str, task: impl std::future::Future<Output = ()> + Send 
         Err(e) => {
             tracing::warn!(error = %e, task = name, "no thread of its own; the task shares the server's");
             tokio::spawn(task);
-        }
-    }
-}
-
-/// The delivery worker: every `every`, sends what plays queued and is due
-/// (with retries and dead-lettering, `delivery::deliver_due`). A failing
-/// store is logged and tried again on the next round.
-async fn deliveries(
-    store: Arc<dyn Store>,
-    clock: Clock,
-    config: delivery::DeliveryConfig,
-    every: std::time::Duration,
-) {
-    let mut ticker = tokio::time::interval(every.max(std::time::Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let now = clock();
-        match delivery::deliver_due(store.as_ref(), &config, now, now).await {
-            Ok(c) if c == delivery::DeliveryCounts::default() => {}
-            Ok(c) => tracing::info!(sent = c.sent, retrying = c.retrying, dead = c.dead, "delivered"),
-            Err(e) => tracing::warn!(error = %e, "delivery round failed; trying again next round"),
         }
     }
 }

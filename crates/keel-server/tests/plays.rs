@@ -8,10 +8,10 @@ mod common;
 
 use std::sync::Arc;
 
+use keel_app::runner;
 use keel_core::{Date, Timestamp};
 use keel_engine::{AccountHistory, Plan};
 use keel_journey::Journey;
-use keel_app::runner;
 use keel_store::{Accounts, RecordKinds, SqliteOptions, SqliteStore, Store, TaskQuery, WorkspaceId};
 
 fn journey() -> Journey {

@@ -6,8 +6,8 @@
 mod common;
 
 use common::{Server, get, journey, key, post, start_with};
-use keel_core::{Date, Timestamp};
 use keel_app::keys::Scope;
+use keel_core::{Date, Timestamp};
 use keel_store::WorkspaceId;
 use serde_json::{Value, json};
 
@@ -225,17 +225,17 @@ async fn the_server_delivers_queued_webhooks_on_its_own_with_retries() {
         file: "journey.toml".into(),
         source,
     });
-    let delivery = keel_server::delivery::DeliveryConfig {
+    let delivery = keel_delivery::DeliveryConfig {
         backoff: std::time::Duration::ZERO,
-        ..keel_server::delivery::DeliveryConfig::default()
+        journey_version: journey.version.clone(),
+        ..keel_delivery::DeliveryConfig::default()
     };
-    let config = keel_server::Config {
-        journey: Some(journey),
-        delivery: Some(delivery),
-        deliver_every: std::time::Duration::from_millis(50),
-        ..keel_server::Config::default()
-    };
+    let config = keel_server::Config { journey: Some(journey), ..keel_server::Config::default() };
     let s = start_with(config).await;
+    // The worker `keel serve` runs beside the HTTP server.
+    let every = std::time::Duration::from_millis(50);
+    let clock = common::clock();
+    tokio::spawn(keel_delivery::worker(s.store.clone(), move || clock(), delivery, every));
     let (ws, read) = key(&s, "a", &[Scope::Read]).await;
     let config =
         keel_demo::DemoConfig { accounts: 8, months: 14, seed: 5, end: date("2026-03-02"), plays_from: None };

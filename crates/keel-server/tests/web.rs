@@ -248,11 +248,10 @@ async fn the_accounts_list_filters_sorts_pages_and_exports_and_an_account_reads_
     assert_eq!(status, 200, "{today}");
     assert!(today.contains("data-fact=\"band\"><span class=\"dot red\">"), "a red account reads red");
     assert!(today.contains("<table class=\"health\">") && today.contains("<progress"), "{today}");
-    let history =
-        keel_app::load::history(s.store.as_ref(), ws, &keel_core::ExternalId::parse(id).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+    let history = keel_app::load::history(s.store.as_ref(), ws, &keel_core::ExternalId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let start = history.contracts.iter().map(|c| c.start).min().unwrap();
     let before = start.pred_opt().unwrap();
     let (_, earlier) = page(&s, &format!("/accounts/{id}?as_of={before}"), &lee).await;
@@ -531,8 +530,7 @@ async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
     assert!(body.contains("<table class=\"heatmap\">"));
 
     // A segment narrows the sections that can be; an unknown one is named.
-    let smb_ttv =
-        keel_app::reports::ttv(store, ws, &plan, today, (None, None), Some("smb")).await.unwrap();
+    let smb_ttv = keel_app::reports::ttv(store, ws, &plan, today, (None, None), Some("smb")).await.unwrap();
     let (_, smb) = page(&s, "/analytics?segment=smb", &lee).await;
     assert!(smb.contains(&format!(
         "{} of {} accounts reached first value",
@@ -551,15 +549,10 @@ async fn the_portfolio_shows_this_weeks_band_movements_and_time_to_value_against
     let today = keel_core::parse_date("2026-03-01").unwrap();
     let j = common::journey();
     let plan = keel_engine::Plan::new(j.journey.clone(), &s.store.event_names(ws).await.unwrap());
-    let moves = keel_app::reports::band_movements(
-        s.store.as_ref(),
-        ws,
-        &plan,
-        today - chrono::Days::new(7),
-        today,
-    )
-    .await
-    .unwrap();
+    let moves =
+        keel_app::reports::band_movements(s.store.as_ref(), ws, &plan, today - chrono::Days::new(7), today)
+            .await
+            .unwrap();
     let rank = |b: &Option<String>| ["green", "yellow", "red"].iter().position(|x| Some(*x) == b.as_deref());
     let worse = moves
         .iter()
@@ -619,8 +612,7 @@ async fn the_portfolio_shows_this_weeks_band_movements_and_time_to_value_against
             assert!(body.contains("<h3>The next renewals</h3>"));
         }
     }
-    let ttv =
-        keel_app::reports::ttv(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
+    let ttv = keel_app::reports::ttv(s.store.as_ref(), ws, &plan, today, (None, None), None).await.unwrap();
     assert_eq!(metric(&body, "TTV p50"), ttv.total.p50.map(|d| format!("{d:.0} days")).unwrap());
     for (seg, st) in &ttv.by_segment {
         if let Some(t) = st.target_days {

@@ -17,8 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param};
 use crate::error::{ApiError, Code};
-use keel_app::keys::{Principal, Scope};
 use crate::{AppState, authenticate, presented_key};
+use keel_app::keys::{Principal, Scope};
 
 fn account_ref() -> Ref {
     Ref::from_schema_name("Account")

@@ -8,8 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Code};
-use keel_app::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
+use keel_app::keys::Scope;
 
 /// A stage, in brief.
 #[derive(Debug, Serialize, ToSchema)]

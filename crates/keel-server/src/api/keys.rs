@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Code};
-use keel_app::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
+use keel_app::keys::Scope;
 
 /// A key, without its secret.
 #[derive(Debug, Serialize, ToSchema)]

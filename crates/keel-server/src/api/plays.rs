@@ -18,9 +18,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param, json_body};
 use crate::error::{ApiError, Code};
+use crate::{AppState, authenticate, presented_key};
 use keel_app::keys::{Principal, Scope};
 use keel_app::runner::ActionError;
-use crate::{AppState, authenticate, presented_key};
 
 /// The play of a run key (`account/play/trigger/day`).
 fn play_of(run_key: &str) -> String {
@@ -641,7 +641,7 @@ pub async fn replay(
         return Err(ApiError::new(Code::InvalidField, "by: say who replays"));
     }
     let version = journey(&state).map(|j| j.version.clone()).unwrap_or_default();
-    let replayed = crate::delivery::replay(
+    let replayed = keel_app::runner::replay_delivery(
         state.store.as_ref(),
         principal.workspace,
         id,

@@ -20,8 +20,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Query;
 use crate::error::{ApiError, Code};
-use keel_app::keys::Scope;
 use crate::{AppState, authenticate, presented_key};
+use keel_app::keys::Scope;
 
 /// The kinds of record the API writes.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]

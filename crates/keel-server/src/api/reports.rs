@@ -13,9 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param};
 use crate::error::{ApiError, Code};
+use crate::{AppState, authenticate, presented_key};
 use keel_app::keys::Scope;
 use keel_app::load::MetricTableError;
-use crate::{AppState, authenticate, presented_key};
 
 /// Which metrics, as of when.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -177,8 +177,8 @@ pub async fn retention(
     headers: HeaderMap,
     Query(params): Query<RetentionParams>,
 ) -> Result<Json<Value>, ApiError> {
-    use keel_app::reports::{ReportError, RetentionQuery};
     use keel_analytics::retention::By;
+    use keel_app::reports::{ReportError, RetentionQuery};
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let by = match params.by.as_deref() {
         None => None,
@@ -210,14 +210,15 @@ pub async fn retention(
         }
         _ => None,
     };
-    let report = keel_app::reports::retention(state.store.as_ref(), principal.workspace, plan.as_ref(), &query)
-        .await
-        .map_err(|e| match e {
-            ReportError::Analytics(keel_analytics::AnalyticsError::EmptyPeriod { from, to }) => {
-                ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}"))
-            }
-            other => report_error(other),
-        })?;
+    let report =
+        keel_app::reports::retention(state.store.as_ref(), principal.workspace, plan.as_ref(), &query)
+            .await
+            .map_err(|e| match e {
+                ReportError::Analytics(keel_analytics::AnalyticsError::EmptyPeriod { from, to }) => {
+                    ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}"))
+                }
+                other => report_error(other),
+            })?;
     Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
@@ -499,8 +500,11 @@ pub async fn health(
 ) -> Result<Json<Value>, ApiError> {
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let (from, to) =
-        keel_app::reports::health_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of);
+    let (from, to) = keel_app::reports::health_window(
+        date_param("from", params.from)?,
+        date_param("to", params.to)?,
+        as_of,
+    );
     if from >= to {
         return Err(ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}")));
     }

@@ -24,7 +24,6 @@ pub const SESSION_DAYS: i64 = 14;
 
 pub use keel_app::users::{HashError, ROLES, hash_password, verify_password};
 
-
 /// A random URL-safe token of 32 bytes.
 pub fn token() -> String {
     let mut bytes = [0u8; 32];

@@ -260,10 +260,12 @@ pub(super) async fn act(
                 }
             }
         }
-        ("outbox", "approve") => match keel_app::runner::approve_outbox(store, ws, journey, id, by, now).await {
-            Ok(_) => Ok(format!("Approved: outbox entry {id} goes out")),
-            Err(e) => refused(e),
-        },
+        ("outbox", "approve") => {
+            match keel_app::runner::approve_outbox(store, ws, journey, id, by, now).await {
+                Ok(_) => Ok(format!("Approved: outbox entry {id} goes out")),
+                Err(e) => refused(e),
+            }
+        }
         ("outbox", "reject") => {
             let reason = form.reason.unwrap_or_default();
             match keel_app::runner::reject_outbox(store, ws, journey, id, by, &reason, now).await {

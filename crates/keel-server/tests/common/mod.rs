@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use keel_core::EntityKind;
 use keel_app::keys::{self, Scope};
+use keel_core::EntityKind;
 use keel_store::{SqliteOptions, SqliteStore, Store, WorkspaceId};
 use serde_json::{Value, json};
 

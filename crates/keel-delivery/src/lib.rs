@@ -3,6 +3,11 @@
 //! the Standard Webhooks headers. A failed attempt is retried with
 //! exponential backoff; after the last attempt the delivery is dead-lettered
 //! until someone replays it. Every outcome lands in the play audit log.
+//!
+//! This crate is an edge, as the HTTP crate is: it talks to the network.
+//! `keel deliver` and `keel simulate` call [`deliver_due`]; `keel serve`
+//! runs [`worker`] beside the HTTP server. Replaying a dead-lettered
+//! delivery is a store operation and lives in `keel_app::runner`.
 
 use std::time::Duration;
 
@@ -10,7 +15,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use keel_core::Timestamp;
 use keel_plays::Effect;
-use keel_store::{DecisionRow, DeliveryRow, Store, StoreError, WorkspaceId};
+use keel_store::{DeliveryRow, Store, StoreError};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -160,28 +165,6 @@ async fn send_webhook(
     }
 }
 
-fn decision(
-    d: &DeliveryRow,
-    config: &DeliveryConfig,
-    decision: &str,
-    detail: String,
-    now: Timestamp,
-) -> DecisionRow {
-    DecisionRow {
-        run_key: d.run_key.clone(),
-        account: d.account.clone(),
-        play: d.run_key.split('/').nth(1).unwrap_or_default().to_owned(),
-        at: now,
-        decision: decision.to_owned(),
-        step: Some(d.step),
-        rule: None,
-        by: None,
-        detail,
-        journey_version: config.journey_version.clone(),
-        inputs: "{}".into(),
-    }
-}
-
 /// Attempts every pending delivery due at `now` (the scheduler's time,
 /// which `keel simulate` moves day by day) and records each outcome;
 /// `wall` is the real time, which webhook signatures carry (receivers
@@ -211,15 +194,21 @@ pub async fn deliver_due(
                 d.sent_at = Some(now);
                 d.last_error = None;
                 counts.sent += 1;
-                decision(&d, config, "sent", format!("{} delivered (attempt {})", d.channel, d.attempts), now)
+                keel_app::runner::delivery_decision(
+                    &d,
+                    &config.journey_version,
+                    "sent",
+                    format!("{} delivered (attempt {})", d.channel, d.attempts),
+                    now,
+                )
             }
             Err(e) if d.attempts >= i64::from(config.max_attempts) => {
                 d.status = "dead".into();
                 d.last_error = Some(e.clone());
                 counts.dead += 1;
-                decision(
+                keel_app::runner::delivery_decision(
                     &d,
-                    config,
+                    &config.journey_version,
                     "dead_lettered",
                     format!("gave up after {} attempts: {e}", d.attempts),
                     now,
@@ -232,7 +221,7 @@ pub async fn deliver_due(
                 d.last_error = Some(e.clone());
                 counts.retrying += 1;
                 let detail = format!("attempt {} failed: {e}; next at {}", d.attempts, d.next_attempt_at);
-                decision(&d, config, "failed", detail, now)
+                keel_app::runner::delivery_decision(&d, &config.journey_version, "failed", detail, now)
             }
         };
         let mut tx = store.begin(ws).await?;
@@ -243,30 +232,24 @@ pub async fn deliver_due(
     Ok(counts)
 }
 
-/// Puts a dead-lettered (or any undelivered) delivery back in the queue, due now.
-pub async fn replay(
-    store: &dyn Store,
-    ws: WorkspaceId,
-    id: i64,
-    by: &str,
-    journey_version: &str,
-    now: Timestamp,
-) -> Result<Option<DeliveryRow>, StoreError> {
-    let Some(mut d) = store.deliveries(ws, None).await?.into_iter().find(|d| d.id == id) else {
-        return Ok(None);
-    };
-    if d.status == "sent" {
-        return Ok(Some(d));
+/// The delivery worker of `keel serve`: every `every`, sends what plays
+/// queued and is due. A failing store is logged and tried again on the
+/// next round.
+pub async fn worker(
+    store: std::sync::Arc<dyn Store>,
+    clock: impl Fn() -> Timestamp + Send + Sync,
+    config: DeliveryConfig,
+    every: Duration,
+) {
+    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = clock();
+        match deliver_due(store.as_ref(), &config, now, now).await {
+            Ok(c) if c == DeliveryCounts::default() => {}
+            Ok(c) => tracing::info!(sent = c.sent, retrying = c.retrying, dead = c.dead, "delivered"),
+            Err(e) => tracing::warn!(error = %e, "delivery round failed; trying again next round"),
+        }
     }
-    d.status = "pending".into();
-    d.attempts = 0;
-    d.next_attempt_at = now;
-    let config = DeliveryConfig { journey_version: journey_version.to_owned(), ..DeliveryConfig::default() };
-    let mut entry = decision(&d, &config, "replayed", format!("replayed by {by}"), now);
-    entry.by = Some(by.to_owned());
-    let mut tx = store.begin(ws).await?;
-    tx.update_delivery(&d).await?;
-    tx.append_play_decisions(&[entry]).await?;
-    tx.commit().await?;
-    Ok(Some(d))
 }
