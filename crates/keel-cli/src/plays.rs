@@ -359,7 +359,7 @@ pub(crate) async fn simulate(ws: &Workspace, journey: &Path, args: SimulateArgs)
 
 /// Where emails go, from flags or `KEEL_SMTP_*` variables.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct SmtpArgs {
+pub struct SmtpArgs {
     /// SMTP server as HOST:PORT (env KEEL_SMTP); without it, emails wait and fail with a clear error.
     #[arg(long = "smtp", env = "KEEL_SMTP")]
     pub(crate) smtp: Option<String>,
@@ -375,7 +375,8 @@ pub(crate) struct SmtpArgs {
 }
 
 impl SmtpArgs {
-    pub(crate) fn config(&self) -> anyhow::Result<Option<keel_delivery::SmtpConfig>> {
+    /// The SMTP settings these arguments name (`None`: no relay given).
+    pub fn config(&self) -> anyhow::Result<Option<keel_delivery::SmtpConfig>> {
         use keel_delivery::{SmtpConfig, SmtpSecurity};
         let Some(addr) = &self.smtp else { return Ok(None) };
         let (host, port) = addr

@@ -1,4 +1,5 @@
-//! `keel serve` and `keel keys`: the HTTP service and its API keys.
+//! `keel serve`'s arguments and preparation (the binary runs the server),
+//! and `keel keys`: the workspace's API keys.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -8,62 +9,64 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use keel_app::keys::{self, Scope};
 
+/// `keel serve`'s arguments.
 #[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "KEEL_BIND", default_value = "127.0.0.1:8080")]
-    bind: SocketAddr,
+    pub bind: SocketAddr,
     /// A `track` property that names the account (besides `context.groupId`
     /// and group memberships), e.g. `account_id`.
     #[arg(long, env = "KEEL_ACCOUNT_PROPERTY")]
-    account_property: Option<String>,
+    pub account_property: Option<String>,
     /// Requests per second each API key may make (bursts of twice that);
     /// over it Keel answers 429 with Retry-After. 0: unlimited.
     #[arg(long, env = "KEEL_RATE_LIMIT", default_value_t = 25_000.0)]
-    rate_limit: f64,
+    pub rate_limit: f64,
     /// Seconds between re-evaluations of every account (time-based
     /// conditions: TTV slips, the renewal window, silence).
     #[arg(long, env = "KEEL_TICK", default_value_t = 3600)]
-    tick: u64,
+    pub tick: u64,
     /// Milliseconds a touched account waits for more data before it is evaluated.
     #[arg(long, env = "KEEL_DEBOUNCE_MS", default_value_t = 200)]
-    debounce_ms: u64,
+    pub debounce_ms: u64,
     /// Seconds a checked API key is trusted without asking the database
     /// (a revocation on another server takes effect within this time).
     #[arg(long, env = "KEEL_KEY_CACHE_SECS", default_value_t = 5)]
-    key_cache_secs: u64,
+    pub key_cache_secs: u64,
     /// Largest Segment message (a single call, or one item of a batch), in bytes.
     #[arg(long, env = "KEEL_MESSAGE_MAX_BYTES", default_value_t = 32 * 1024)]
-    message_max_bytes: usize,
+    pub message_max_bytes: usize,
     /// Largest Segment batch request, in bytes.
     #[arg(long, env = "KEEL_BATCH_MAX_BYTES", default_value_t = 500 * 1024)]
-    batch_max_bytes: usize,
+    pub batch_max_bytes: usize,
     /// Most messages in one Segment batch.
     #[arg(long, env = "KEEL_BATCH_MAX_MESSAGES", default_value_t = 2_500)]
-    batch_max_messages: usize,
+    pub batch_max_messages: usize,
     /// Largest body of a record write (/api/v1/records/{kind}), in bytes.
     #[arg(long, env = "KEEL_RECORDS_MAX_BYTES", default_value_t = 64 << 20)]
-    records_max_bytes: usize,
+    pub records_max_bytes: usize,
     /// Days a message id is remembered for deduplication; a message resent
     /// later is accepted again. 0: remember forever.
     #[arg(long, env = "KEEL_DEDUP_WINDOW_DAYS", default_value_t = 30)]
-    dedup_window_days: u32,
+    pub dedup_window_days: u32,
     /// Seconds between rounds of the delivery worker, which sends the emails
     /// and webhooks plays queued (with retries and dead-lettering). 0: the
     /// server delivers nothing (run `keel deliver` instead).
     #[arg(long, env = "KEEL_DELIVER_EVERY", default_value_t = 30)]
-    deliver_every: u64,
+    pub deliver_every: u64,
     /// Mark the dashboard's cookies Secure: set it when Keel is reached over
     /// HTTPS (behind a TLS proxy).
     #[arg(long, env = "KEEL_SECURE_COOKIES")]
-    secure_cookies: bool,
+    pub secure_cookies: bool,
     /// Seconds the dashboard shows a portfolio report (retention, the
     /// journey-map audit, the analytics) before recomputing it in the
     /// background; the page names when its figures were computed.
     #[arg(long, env = "KEEL_REPORT_TTL", default_value_t = 600)]
-    report_ttl: u64,
+    pub report_ttl: u64,
     #[command(flatten)]
-    smtp: crate::plays::SmtpArgs,
+    #[allow(missing_docs, reason = "flattened: its own fields carry the help")]
+    pub smtp: crate::plays::SmtpArgs,
 }
 
 impl ServeArgs {
@@ -120,16 +123,18 @@ enum KeysCommand {
     },
 }
 
-pub(crate) async fn serve(
+/// Opens the workspace and loads the journey for `keel serve`; `None` when
+/// the journey does not check (its diagnostics are printed).
+pub(crate) async fn prepare(
     db: &str,
     workspace: &str,
     journey: &std::path::Path,
     args: ServeArgs,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Option<crate::ServeCall>> {
     // Checkpoints run in the background, not inside a request's commit.
     let ws = crate::open_workspace_with(db, workspace, false).await?;
     let journey = if journey.exists() {
-        let Ok(checked) = crate::journey::load(journey)? else { return Ok(ExitCode::FAILURE) };
+        let Ok(checked) = crate::journey::load(journey)? else { return Ok(None) };
         let bytes = std::fs::read(journey).with_context(|| format!("reading {}", journey.display()))?;
         let version = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
         eprintln!("keel: evaluating accounts as data arrives with {} (version {version})", journey.display());
@@ -143,69 +148,7 @@ pub(crate) async fn serve(
         eprintln!("keel: no {} here: accounts are not evaluated (`keel init` writes one)", journey.display());
         None
     };
-    let delivery = (args.deliver_every > 0)
-        .then(|| {
-            let smtp = args.smtp.config()?;
-            if smtp.is_none() {
-                eprintln!("keel: no SMTP server (--smtp): play emails fail and are dead-lettered after their retries");
-            }
-            anyhow::Ok(keel_delivery::DeliveryConfig {
-                smtp,
-                journey_version: journey.as_ref().map(|j| j.version.clone()).unwrap_or_default(),
-                ..keel_delivery::DeliveryConfig::default()
-            })
-        })
-        .transpose()?;
-    let config = keel_server::Config {
-        account_property: args.account_property,
-        rate_limit: (args.rate_limit > 0.0)
-            .then(|| keel_server::ratelimit::RateLimit::per_second(args.rate_limit)),
-        journey,
-        tick: std::time::Duration::from_secs(args.tick.max(1)),
-        debounce: std::time::Duration::from_millis(args.debounce_ms),
-        key_cache: chrono::Duration::seconds(i64::try_from(args.key_cache_secs).unwrap_or(i64::MAX)),
-        limits: keel_server::segment::Limits {
-            message_bytes: args.message_max_bytes,
-            batch_bytes: args.batch_max_bytes,
-            batch_messages: args.batch_max_messages,
-        },
-        records_bytes: args.records_max_bytes,
-        dedup_window_days: args.dedup_window_days,
-        checkpoint_every: std::time::Duration::from_millis(500),
-        secure_cookies: args.secure_cookies,
-        report_ttl: std::time::Duration::from_secs(args.report_ttl.max(1)),
-        warm_reports: true,
-    };
-    let clock: keel_server::Clock = Arc::new(crate::now);
-    let store: Arc<dyn keel_store::Store> = Arc::from(ws.store);
-    let state = keel_server::AppState::new(store.clone(), config, clock);
-    // The delivery worker runs beside the HTTP server (the server itself
-    // sends nothing: delivery is its own edge crate).
-    if let Some(delivery) = delivery {
-        let every = std::time::Duration::from_secs(args.deliver_every.max(1));
-        tokio::spawn(keel_delivery::worker(store, crate::now, delivery, every));
-    }
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .unwrap_or_else(|e| panic!("cannot listen for SIGTERM: {e}"));
-        #[cfg(unix)]
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("shutting down: finishing the requests in flight");
-    };
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .with_context(|| format!("listening on {}", args.bind))?;
-    let addr = listener.local_addr()?;
-    eprintln!("keel: serving {} on http://{addr} — the dashboard at http://{addr}/ (Ctrl-C to stop)", ws.url);
-    keel_server::serve_on(listener, state, shutdown).await.with_context(|| format!("serving on {addr}"))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Some(crate::ServeCall { ws, journey, args }))
 }
 
 pub(crate) async fn keys(db: &str, workspace: &str, args: KeysArgs) -> anyhow::Result<ExitCode> {

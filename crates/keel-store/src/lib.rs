@@ -164,7 +164,7 @@ pub async fn open(url: &DbUrl) -> Result<Box<dyn Store>, StoreError> {
 }
 
 /// Opens (and migrates) the store a URL names; `auto_checkpoint: false` for
-/// a server that calls [`Store::checkpoint`] from a background task.
+/// a server that calls [`Store::maintain`] from a background task.
 pub async fn open_with(url: &DbUrl, auto_checkpoint: bool) -> Result<Box<dyn Store>, StoreError> {
     match url {
         DbUrl::Sqlite(path) => {

@@ -1,4 +1,17 @@
-//! The `keel` command: glue between the terminal and Keel's crates.
+//! The `keel` command line: argument parsing (clap), configuration files,
+//! progress bars and printing, glue between the terminal and Keel's crates.
+//!
+//! Every command but one runs here, over `keel-app` and the pure crates.
+//! `keel serve` is parsed here too (its workspace opened, its journey
+//! loaded), then handed to the [`ServeFn`] the binary passes to [`main`]:
+//! this crate never depends on the HTTP crate, so the binary (`crates/keel`)
+//! is the one place where the command line and the server meet.
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     keel_cli::main(|_call| Box::pin(async { anyhow::bail!("this build has no server") }))
+//! }
+//! ```
 //!
 //! Exit codes: 0 success; 1 failure (for imports: nothing was stored);
 //! 2 `--allow-partial` import that stored the good rows and rejected others.
@@ -23,12 +36,28 @@ mod serve;
 mod status;
 mod users;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-/// Import and demo move millions of small strings between threads; mimalloc
-/// handles that pattern far better than the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+pub use plays::SmtpArgs;
+pub use serve::ServeArgs;
+
+/// What `keel serve` hands to the server: the workspace (opened without
+/// automatic checkpoints: the server checkpoints in the background), the
+/// journey it evaluates with, if there is one, and the parsed arguments.
+pub struct ServeCall {
+    /// The open workspace.
+    pub ws: Workspace,
+    /// The checked journey, with its version.
+    pub journey: Option<Arc<keel_app::JourneyConfig>>,
+    /// The arguments, with the configuration file's settings applied.
+    pub args: ServeArgs,
+}
+
+/// Runs the server for `keel serve` (the binary passes it to [`main`]).
+pub type ServeFn = fn(ServeCall) -> Pin<Box<dyn Future<Output = anyhow::Result<ExitCode>>>>;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -104,10 +133,14 @@ enum Command {
 }
 
 /// An open store and the workspace commands work in.
-pub(crate) struct Workspace {
+pub struct Workspace {
+    /// The store.
     pub store: Box<dyn Store>,
+    /// The workspace's id in it.
     pub id: WorkspaceId,
+    /// The workspace's name.
     pub name: String,
+    /// Where the store is.
     pub url: DbUrl,
 }
 
@@ -130,7 +163,7 @@ pub(crate) async fn open_workspace_with(
 
 /// The one place the CLI reads the wall clock: import times and the demo's default end date.
 #[allow(clippy::disallowed_methods, reason = "the CLI is an edge; it owns the clock")]
-pub(crate) fn now() -> keel_core::Timestamp {
+pub fn now() -> keel_core::Timestamp {
     chrono::Utc::now()
 }
 
@@ -149,7 +182,9 @@ fn parse() -> anyhow::Result<Cli> {
     Ok(cli)
 }
 
-fn main() -> ExitCode {
+/// Parses the command line and runs the command; `serve` runs the server
+/// for `keel serve`.
+pub fn main(serve: ServeFn) -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -183,7 +218,12 @@ fn main() -> ExitCode {
             Command::Account(args) => evaluate::account(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Metrics(args) => metrics::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Report(args) => report::run(&cli.db, &cli.workspace, &cli.journey, args).await,
-            Command::Serve(args) => serve::serve(&cli.db, &cli.workspace, &cli.journey, args).await,
+            Command::Serve(args) => {
+                match serve::prepare(&cli.db, &cli.workspace, &cli.journey, args).await? {
+                    Some(call) => serve(call).await,
+                    None => Ok(ExitCode::FAILURE),
+                }
+            }
             Command::Keys(args) => serve::keys(&cli.db, &cli.workspace, args).await,
             Command::Tasks(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;
