@@ -12,7 +12,7 @@ use keel_core::{ExternalId, Timestamp};
 use keel_engine::{AccountState, Plan};
 use keel_store::{StateSummary, Store, StoreError, StoredState, TimelineEntry, WorkspaceId};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::Clock;
 use crate::metrics::Metrics;
@@ -30,6 +30,11 @@ struct Pending {
     debounce: Duration,
     queue: Mutex<Dirty>,
     wake: Notify,
+    /// How many times accounts were marked (each [`Pending::add`] counts one).
+    marked: std::sync::atomic::AtomicU64,
+    /// The count of marks every account of which has been evaluated (or
+    /// failed to be) and committed: what [`Evaluator::settled`] waits for.
+    settled: watch::Sender<u64>,
 }
 
 type Key = (WorkspaceId, ExternalId);
@@ -53,7 +58,13 @@ enum Take {
 
 impl Pending {
     fn new(debounce: Duration) -> Self {
-        Self { debounce, queue: Mutex::default(), wake: Notify::new() }
+        Self {
+            debounce,
+            queue: Mutex::default(),
+            wake: Notify::new(),
+            marked: std::sync::atomic::AtomicU64::new(0),
+            settled: watch::Sender::new(0),
+        }
     }
 
     fn add(&self, ws: WorkspaceId, accounts: impl IntoIterator<Item = ExternalId>, at: Option<Timestamp>) {
@@ -76,6 +87,7 @@ impl Pending {
             }
         }
         drop(dirty);
+        self.marked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_one();
     }
 
@@ -154,8 +166,20 @@ impl Evaluator {
         self.pending.add(ws, accounts, Some(received_at));
     }
 
-    /// Marks every account of every workspace (the scheduled tick).
-    async fn everything(&self, store: &dyn Store) -> Result<(), StoreError> {
+    /// Returns once every account marked before the call — by data that
+    /// arrived, or by [`Evaluator::everything`] — has been evaluated and its
+    /// state committed (or its round failed and was logged). Tests await it
+    /// instead of polling; it waits out the debounce like the data does.
+    pub async fn settled(&self) {
+        let target = self.pending.marked.load(std::sync::atomic::Ordering::SeqCst);
+        let mut done = self.pending.settled.subscribe();
+        // The sender lives as long as the pending set, which this handle holds.
+        let _ = done.wait_for(|settled| *settled >= target).await;
+    }
+
+    /// Marks every account of every workspace (the scheduled tick; also
+    /// what a caller that wrote behind the server's back asks for).
+    pub async fn everything(&self, store: &dyn Store) -> Result<(), StoreError> {
         for (ws, _) in store.workspaces().await? {
             self.pending.add(ws, keel_app::load::account_ids(store, ws).await?, None);
         }
@@ -236,6 +260,9 @@ async fn run(task: Task, pending: Arc<Pending>) {
     let mut plans: HashMap<WorkspaceId, (usize, Arc<Plan>)> = HashMap::new();
     let mut digests = Digests::new();
     loop {
+        // Read before taking: when nothing is left, every mark up to this
+        // one has gone through a round that finished.
+        let marked = pending.marked.load(std::sync::atomic::Ordering::SeqCst);
         let dirty = match pending.take(ROUND) {
             Take::Ready(dirty) => dirty,
             // Accounts dirtied later become ready later: nothing to wake for.
@@ -244,7 +271,13 @@ async fn run(task: Task, pending: Arc<Pending>) {
                 continue;
             }
             Take::Idle => {
-                pending.wake.notified().await;
+                let wake = pending.wake.notified();
+                pending.settled.send_if_modified(|settled| {
+                    let advanced = marked > *settled;
+                    *settled = (*settled).max(marked);
+                    advanced
+                });
+                wake.await;
                 continue;
             }
         };

@@ -156,6 +156,29 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Returns once everything the evaluator was asked to evaluate before
+    /// the call is evaluated and committed (at once without a journey).
+    /// Data a client sent is asked for before its request is answered.
+    pub async fn settled(&self) {
+        if let Some(evaluator) = &self.evaluator {
+            evaluator.settled().await;
+        }
+    }
+
+    /// Evaluates every account of every workspace now and returns once
+    /// their states are committed: for data written behind the server's
+    /// back (straight into the store), which the scheduled tick would only
+    /// pick up later.
+    pub async fn evaluate_everything(&self) -> Result<(), keel_store::StoreError> {
+        if let Some(evaluator) = &self.evaluator {
+            evaluator.everything(self.store.as_ref()).await?;
+            evaluator.settled().await;
+        }
+        Ok(())
+    }
+}
+
 /// Runs a long-lived task on a thread of its own with a single-threaded
 /// runtime: its awaits on the database then resume at once instead of
 /// queueing behind every request task of the shared runtime. The thread ends

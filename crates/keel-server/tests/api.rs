@@ -62,18 +62,14 @@ fn evaluating() -> keel_server::Config {
 
 /// The whole list once every account has been evaluated.
 async fn evaluated(s: &Server, key: &str) -> Vec<Value> {
-    for _ in 0..400 {
-        let (status, page) = get(s, "/api/v1/accounts?limit=1000&sort=id", key).await;
-        assert_eq!(status, 200, "{page}");
-        let rows = page["accounts"].as_array().unwrap().clone();
-        // Evaluated after the contracts arrived: all of their MRR counted.
-        let mrr: f64 = rows.iter().filter_map(|r| r["mrr"].as_f64()).sum();
-        if rows.len() == 5 && rows.iter().all(|r| !r["evaluated_at"].is_null()) && mrr == 6500.0 {
-            return rows;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("the accounts were not evaluated");
+    s.state.settled().await;
+    let (status, page) = get(s, "/api/v1/accounts?limit=1000&sort=id", key).await;
+    assert_eq!(status, 200, "{page}");
+    let rows = page["accounts"].as_array().unwrap().clone();
+    // Evaluated after the contracts arrived: all of their MRR counted.
+    let mrr: f64 = rows.iter().filter_map(|r| r["mrr"].as_f64()).sum();
+    assert!(rows.len() == 5 && rows.iter().all(|r| !r["evaluated_at"].is_null()) && mrr == 6500.0, "{page}");
+    rows
 }
 
 fn ids(rows: &[Value]) -> Vec<String> {
@@ -286,19 +282,11 @@ async fn records_are_written_in_the_import_format_and_a_retry_changes_nothing() 
     assert_eq!(listed["records"][0]["severity"], 2);
 
     // The account with its full state, contracts and contacts.
-    let mut detail = Value::Null;
-    for _ in 0..200 {
-        let (status, body) = get(&s, "/api/v1/accounts/acme", &read).await;
-        assert_eq!(status, 200, "{body}");
-        // The evaluator may have run between the account and its contract
-        // arriving; wait for the state that includes the contract line.
-        let has_line = body["state"]["state"]["lines"].as_array().is_some_and(|l| !l.is_empty());
-        detail = body;
-        if has_line {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    // The evaluator may have run between the account and its contract
+    // arriving; once it has settled, the state includes the contract line.
+    s.state.settled().await;
+    let (status, detail) = get(&s, "/api/v1/accounts/acme", &read).await;
+    assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["account"]["name"], "Acme Corp");
     assert_eq!(detail["contracts"][0]["mrr"], "1000.00");
     assert_eq!(detail["contacts"][0]["role"], "champion");
@@ -900,20 +888,15 @@ async fn no_key_of_one_workspace_reads_or_writes_another_on_any_route() {
     }
     assert!(tried >= 25, "{tried} operations tried");
     // Let B's writes be evaluated, then A holds exactly what it held.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.state.settled().await;
     assert_eq!(s.store.snapshot(a).await.unwrap(), before, "nothing of A changed");
     assert_eq!(get(&s, "/api/v1/accounts", &a_admin).await.0, 200, "A's key still works");
 }
 
 async fn evaluated_one(s: &Server, key: &str) {
-    for _ in 0..400 {
-        let (status, _) = get(s, "/api/v1/accounts/acme/state", key).await;
-        if status == 200 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("acme was not evaluated");
+    s.state.settled().await;
+    let (status, body) = get(s, "/api/v1/accounts/acme/state", key).await;
+    assert_eq!(status, 200, "acme was evaluated: {body}");
 }
 
 /// A body that aims at workspace A's account.

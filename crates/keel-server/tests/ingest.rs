@@ -380,15 +380,9 @@ async fn accounts_are_evaluated_as_events_arrive_and_changes_reach_the_timeline(
         (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
     };
     let url = format!("{}/api/v1/accounts/acme/state", s.url);
-    let mut state = Value::Null;
-    for _ in 0..200 {
-        let (status, body) = get(url.clone(), read.clone()).await;
-        if status == 200 {
-            state = body;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    s.state.settled().await;
+    let (status, state) = get(url.clone(), read.clone()).await;
+    assert_eq!(status, 200, "{state}");
     assert_eq!(state["journey_version"], "v-test", "{state}");
     assert_eq!(state["as_of"], "2026-03-01");
     assert_eq!(state["state"]["lines"][0]["stage"], "onboarding", "{state}");

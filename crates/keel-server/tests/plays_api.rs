@@ -232,10 +232,6 @@ async fn the_server_delivers_queued_webhooks_on_its_own_with_retries() {
     };
     let config = keel_server::Config { journey: Some(journey), ..keel_server::Config::default() };
     let s = start_with(config).await;
-    // The worker `keel serve` runs beside the HTTP server.
-    let every = std::time::Duration::from_millis(50);
-    let clock = common::clock();
-    tokio::spawn(keel_delivery::worker(s.store.clone(), move || clock(), delivery, every));
     let (ws, read) = key(&s, "a", &[Scope::Read]).await;
     let config =
         keel_demo::DemoConfig { accounts: 8, months: 14, seed: 5, end: date("2026-03-02"), plays_from: None };
@@ -244,18 +240,16 @@ async fn the_server_delivers_queued_webhooks_on_its_own_with_retries() {
         .await
         .unwrap();
 
-    let mut deliveries = Vec::new();
-    for _ in 0..400 {
-        let (_, list) = get(&s, "/api/v1/deliveries", &read).await;
-        deliveries = list["deliveries"].as_array().unwrap().clone();
-        let hooks = deliveries.iter().filter(|d| d["channel"] == "webhook");
-        if deliveries.iter().any(|d| d["channel"] == "webhook")
-            && hooks.clone().all(|d| d["status"] == "sent")
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    // Two rounds of what the worker `keel serve` runs beside the HTTP
+    // server does every `deliver_every`: the receiver refuses each first
+    // attempt, and with no backoff the retry is due at once.
+    let now = common::clock()();
+    let first = keel_delivery::deliver_due(s.store.as_ref(), &delivery, now, now).await.unwrap();
+    assert!(first.sent == 0 && first.retrying >= 8, "every webhook refused once: {first:?}");
+    let second = keel_delivery::deliver_due(s.store.as_ref(), &delivery, now, now).await.unwrap();
+    assert_eq!(second.sent, 8, "each webhook on its second attempt: {second:?}");
+    let (_, list) = get(&s, "/api/v1/deliveries", &read).await;
+    let deliveries = list["deliveries"].as_array().unwrap().clone();
     let hooks: Vec<&Value> = deliveries.iter().filter(|d| d["channel"] == "webhook").collect();
     assert_eq!(hooks.len(), 8, "one per account: {deliveries:?}");
     for d in &hooks {
