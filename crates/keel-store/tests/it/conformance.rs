@@ -1,0 +1,432 @@
+//! The store conformance suite: behaviour every backend of the `Store`
+//! trait must have, written against the trait only. Each test takes a
+//! fresh, empty store; `backend!` runs them all for one backend (SQLite
+//! now; the PostgreSQL backend will be one more call). Each test names the
+//! trait methods it covers in its doc comment.
+
+use keel_core::{Account, EntityKind, Event, EventName, ExternalId, MessageId, UserId};
+use keel_demo::{AccountHistory, DemoConfig};
+use keel_store::{
+    Accounts, ApiKey, RecordKinds, SessionRow, Store, TaskQuery, TaskRow, UserRow, WorkspaceId,
+};
+
+/// Runs every conformance test against the stores `$open` makes (an async
+/// expression giving a fresh, empty `Box<dyn Store>`).
+#[macro_export]
+macro_rules! backend {
+    ($name:ident, $open:expr) => {
+        mod $name {
+            $crate::backend!(@tests $open;
+                workspaces_are_found_or_created_once,
+                records_round_trip_and_unchanged_rows_are_counted,
+                a_rollback_leaves_no_trace,
+                deduplication_is_exact_within_and_across_transactions,
+                usage_rollups_keep_when_each_event_was_known,
+                memberships_attribute_users_to_accounts_over_time,
+                api_keys_are_found_by_prefix_and_revoked_in_their_workspace_only,
+                users_and_sessions_round_trip_and_expire,
+                tasks_are_stored_updated_listed_and_counted,
+            );
+        }
+    };
+    (@tests $open:expr; $($test:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                let store = $open.await;
+                $crate::conformance::$test(store.as_ref()).await;
+            }
+        )+
+    };
+}
+
+fn ts(s: &str) -> keel_core::Timestamp {
+    keel_core::parse_timestamp(s).unwrap()
+}
+
+fn id(s: &str) -> ExternalId {
+    ExternalId::parse(s).unwrap()
+}
+
+/// A small demo world: every record kind, deterministic.
+fn world(accounts: usize) -> Vec<AccountHistory> {
+    let config = DemoConfig {
+        accounts,
+        months: 6,
+        seed: 7,
+        end: keel_core::parse_date("2026-03-01").unwrap(),
+        plays_from: None,
+    };
+    keel_demo::generate(&config).collect()
+}
+
+async fn store_world(store: &dyn Store, ws: WorkspaceId, world: &[AccountHistory]) {
+    let mut tx = store.begin(ws).await.unwrap();
+    for h in world {
+        tx.upsert_accounts(std::slice::from_ref(&h.account)).await.unwrap();
+        tx.upsert_contracts(&h.contracts).await.unwrap();
+        tx.upsert_contacts(&h.contacts).await.unwrap();
+        tx.upsert_tickets(&h.tickets).await.unwrap();
+        tx.upsert_surveys(&h.surveys).await.unwrap();
+        tx.upsert_touchpoints(&h.touchpoints).await.unwrap();
+        tx.upsert_opportunities(&h.opportunities).await.unwrap();
+        tx.append_events(&h.events).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+fn account(name: &str) -> Account {
+    Account {
+        id: id(name),
+        name: name.to_owned(),
+        attributes: Default::default(),
+        owner: Some("csm@vendor.example".into()),
+        parent: None,
+        created: keel_core::parse_date("2025-01-01").unwrap(),
+    }
+}
+
+fn event(account: &str, message: &str, user: &str, at: &str, received: &str) -> Event {
+    Event {
+        message_id: MessageId::parse(message).unwrap(),
+        account: id(account),
+        user: UserId::parse(user).unwrap(),
+        name: EventName::parse("report_viewed").unwrap(),
+        timestamp: ts(at),
+        received_at: ts(received),
+        properties: serde_json::Map::new(),
+    }
+}
+
+fn count(status: &keel_store::Status, kind: EntityKind) -> u64 {
+    status.counts.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n)
+}
+
+/// Covers `workspace`, `workspaces`.
+pub async fn workspaces_are_found_or_created_once(store: &dyn Store) {
+    let a = store.workspace("a").await.unwrap();
+    let b = store.workspace("b").await.unwrap();
+    assert_ne!(a, b);
+    assert_eq!(store.workspace("a").await.unwrap(), a, "the same name is the same workspace");
+    let names: Vec<String> = store.workspaces().await.unwrap().into_iter().map(|(_, n)| n).collect();
+    assert!(names.contains(&"a".to_owned()) && names.contains(&"b".to_owned()), "{names:?}");
+}
+
+/// Covers `begin`, `WriteTx::upsert_*` (every kind), `append_events`,
+/// `commit`, `records` (all, one, a list, a range), `snapshot`, `status`,
+/// and workspace isolation of all of them.
+pub async fn records_round_trip_and_unchanged_rows_are_counted(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let other = store.workspace("b").await.unwrap();
+    let world = world(6);
+    store_world(store, ws, &world).await;
+
+    let snapshot = store.snapshot(ws).await.unwrap();
+    let mut accounts: Vec<Account> = world.iter().map(|h| h.account.clone()).collect();
+    accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(snapshot.accounts, accounts);
+    let contracts: usize = world.iter().map(|h| h.contracts.len()).sum();
+    let events: usize = world.iter().map(|h| h.events.len()).sum();
+    assert_eq!((snapshot.contracts.len(), snapshot.events.len()), (contracts, events));
+    let status = store.status(ws).await.unwrap();
+    assert_eq!(count(&status, EntityKind::Accounts), 6);
+    assert_eq!(count(&status, EntityKind::Events), events as u64);
+    assert_eq!(count(&store.status(other).await.unwrap(), EntityKind::Accounts), 0, "isolated");
+    assert!(store.snapshot(other).await.unwrap().accounts.is_empty());
+
+    let all = RecordKinds {
+        contracts: true,
+        contacts: true,
+        tickets: true,
+        surveys: true,
+        touchpoints: true,
+        opportunities: true,
+    };
+    let first = &world[0].account.id;
+    let one = store.records(ws, Accounts::One(first), all).await.unwrap();
+    assert_eq!(one.accounts.len(), 1);
+    assert_eq!(one.contracts.len(), world[0].contracts.len());
+    assert_eq!(one.contacts.len(), world[0].contacts.len());
+    let ids: Vec<ExternalId> = world[..3].iter().map(|h| h.account.id.clone()).collect();
+    let listed = store.records(ws, Accounts::List(&ids), all).await.unwrap();
+    assert_eq!(listed.accounts.len(), 3);
+    let (lo, hi) = (&accounts[1].id, &accounts[3].id);
+    assert_eq!(store.records(ws, Accounts::Between(lo, hi), all).await.unwrap().accounts.len(), 3);
+    let none = RecordKinds::default();
+    assert!(store.records(ws, Accounts::All, none).await.unwrap().contracts.is_empty(), "only what is asked");
+
+    // Writing the same records again changes nothing, and says so.
+    let mut tx = store.begin(ws).await.unwrap();
+    let again = tx.upsert_accounts(&accounts).await.unwrap();
+    let contracts_again = tx.upsert_contracts(&world[0].contracts).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 6));
+    assert_eq!(contracts_again.unchanged, world[0].contracts.len() as u64);
+    let mut renamed = accounts[0].clone();
+    renamed.name = "Renamed".into();
+    let mut tx = store.begin(ws).await.unwrap();
+    let changed = tx.upsert_accounts(&[renamed]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((changed.inserted, changed.updated), (0, 1));
+    assert_eq!(store.snapshot(ws).await.unwrap().accounts[0].name, "Renamed");
+}
+
+/// Covers `rollback`, `record_import`, `WriteTx::account_ids`: nothing of a
+/// rolled-back transaction is visible, not even its deduplication keys.
+pub async fn a_rollback_leaves_no_trace(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let before = store.snapshot(ws).await.unwrap();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    assert!(tx.account_ids().await.unwrap().contains(&id("acme")), "visible inside the transaction");
+    tx.append_events(&[event("acme", "m-1", "u1", "2026-02-01T10:00:00Z", "2026-02-01T10:00:00Z")])
+        .await
+        .unwrap();
+    tx.record_import(&keel_store::ImportLog {
+        kind: EntityKind::Accounts,
+        source: "accounts.csv".into(),
+        finished_at: ts("2026-02-01T10:00:00Z"),
+        counts: keel_store::WriteCounts { inserted: 1, updated: 0, unchanged: 0 },
+        rejected: 0,
+    })
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(store.snapshot(ws).await.unwrap(), before);
+    assert!(store.status(ws).await.unwrap().last_import.is_none());
+
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    let outcome = tx
+        .append_events(&[event("acme", "m-1", "u1", "2026-02-01T10:00:00Z", "2026-02-01T10:00:00Z")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((outcome.counts.inserted, outcome.duplicates.len()), (1, 0), "the key went with the rollback");
+}
+
+/// Covers `WriteTx::append_events` (outcomes and duplicate positions).
+pub async fn deduplication_is_exact_within_and_across_transactions(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let other = store.workspace("b").await.unwrap();
+    for w in [ws, other] {
+        let mut tx = store.begin(w).await.unwrap();
+        tx.upsert_accounts(&[account("acme")]).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let at = "2026-02-01T10:00:00Z";
+    let mut tx = store.begin(ws).await.unwrap();
+    let first = tx
+        .append_events(&[
+            event("acme", "m-1", "u1", at, at),
+            event("acme", "m-2", "u1", at, at),
+            event("acme", "m-1", "u2", at, at),
+        ])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((first.counts.inserted, first.duplicates.clone()), (2, vec![2]), "a repeat within one batch");
+    let mut tx = store.begin(ws).await.unwrap();
+    let second = tx
+        .append_events(&[event("acme", "m-3", "u1", at, at), event("acme", "m-2", "u1", at, at)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        (second.counts.inserted, second.duplicates.clone()),
+        (1, vec![1]),
+        "a repeat of a committed one"
+    );
+    let mut tx = store.begin(other).await.unwrap();
+    let elsewhere = tx.append_events(&[event("acme", "m-1", "u1", at, at)]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(elsewhere.counts.inserted, 1, "message ids are per workspace");
+    assert_eq!(count(&store.status(ws).await.unwrap(), EntityKind::Events), 3);
+}
+
+/// Covers `usage`, `usage_days`, `account_users`, `event_names`: rollups by
+/// day and by the day each event was known (late data stays late).
+pub async fn usage_rollups_keep_when_each_event_was_known(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme"), account("beta")]).await.unwrap();
+    tx.append_events(&[
+        event("acme", "m-1", "u1", "2026-02-01T10:00:00Z", "2026-02-01T10:00:01Z"),
+        event("acme", "m-2", "u2", "2026-02-01T11:00:00Z", "2026-02-01T11:00:01Z"),
+        // Happened on the 1st, arrived on the 5th.
+        event("acme", "m-3", "u1", "2026-02-01T12:00:00Z", "2026-02-05T09:00:00Z"),
+        event("beta", "m-4", "u9", "2026-02-02T10:00:00Z", "2026-02-02T10:00:00Z"),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let rollup = store.usage(ws, &id("acme")).await.unwrap();
+    let total: i64 = rollup.events.iter().map(|e| e.events).sum();
+    assert_eq!(total, 3);
+    let late: i64 = rollup.events.iter().filter(|e| e.known_day > e.day).map(|e| e.events).sum();
+    assert_eq!(late, 1, "{rollup:?}");
+
+    let days = store.usage_days(ws, &[id("acme")], None).await.unwrap();
+    assert_eq!(days.len(), 1);
+    let (who, rows) = &days[0];
+    assert_eq!(who, &id("acme"));
+    let feb1 = keel_core::parse_date("2026-02-01").unwrap();
+    let on_time: u64 = rows.iter().filter(|d| d.day == feb1 && d.known == feb1).map(|d| d.events).sum();
+    let known_later: u64 = rows.iter().filter(|d| d.day == feb1 && d.known > feb1).map(|d| d.events).sum();
+    assert_eq!((on_time, known_later), (2, 1), "{rows:?}");
+    let since = store
+        .usage_days(ws, &[id("acme")], Some(keel_core::parse_date("2026-02-02").unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        since
+            .iter()
+            .all(|(_, rows)| rows.iter().all(|d| d.day >= keel_core::parse_date("2026-02-02").unwrap())),
+        "{since:?}"
+    );
+
+    let users = store.account_users(ws, &[id("acme"), id("beta")]).await.unwrap();
+    let acme_users: Vec<&str> =
+        users.iter().find(|(a, _)| a == &id("acme")).unwrap().1.iter().map(|(_, u)| u.as_str()).collect();
+    assert_eq!(acme_users.len(), 2, "{users:?}");
+    assert!(acme_users.contains(&"u1") && acme_users.contains(&"u2"));
+    let names: Vec<String> = store.event_names(ws).await.unwrap().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["report_viewed"]);
+}
+
+/// Covers `WriteTx::join_account`, `leave_account`, `account_of_users`,
+/// `missing_accounts`.
+pub async fn memberships_attribute_users_to_accounts_over_time(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme"), account("beta")]).await.unwrap();
+    assert_eq!(tx.missing_accounts(&[id("acme"), id("nobody")]).await.unwrap(), vec![id("nobody")]);
+    let u = UserId::parse("u1").unwrap();
+    assert!(tx.join_account(&u, &id("acme"), ts("2026-01-01T00:00:00Z")).await.unwrap(), "a new membership");
+    assert!(!tx.join_account(&u, &id("acme"), ts("2026-01-02T00:00:00Z")).await.unwrap(), "already a member");
+    assert!(tx.leave_account(&u, &id("acme"), ts("2026-02-01T00:00:00Z")).await.unwrap());
+    assert!(tx.join_account(&u, &id("beta"), ts("2026-02-01T00:00:00Z")).await.unwrap());
+    let asks = [
+        (u.clone(), ts("2025-12-31T00:00:00Z")),
+        (u.clone(), ts("2026-01-15T00:00:00Z")),
+        (u.clone(), ts("2026-02-15T00:00:00Z")),
+        (UserId::parse("stranger").unwrap(), ts("2026-02-15T00:00:00Z")),
+    ];
+    let answers = tx.account_of_users(&asks).await.unwrap();
+    tx.commit().await.unwrap();
+    // Before any membership held, the user's latest one (events sent before
+    // the `group` call are attributed to the account the user joined).
+    assert_eq!(answers, [Some(id("beta")), Some(id("acme")), Some(id("beta")), None]);
+}
+
+/// Covers `create_api_key`, `api_key`, `api_keys`, `revoke_api_key`.
+pub async fn api_keys_are_found_by_prefix_and_revoked_in_their_workspace_only(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let other = store.workspace("b").await.unwrap();
+    let key = ApiKey {
+        workspace: ws,
+        workspace_name: "a".into(),
+        name: "segment".into(),
+        prefix: "keel_abcdefg".into(),
+        secret_hash: vec![7; 32],
+        scopes: vec!["ingest".into(), "read".into()],
+        created_at: ts("2026-01-01T00:00:00Z"),
+        revoked_at: None,
+    };
+    store.create_api_key(&key).await.unwrap();
+    assert_eq!(store.api_key("keel_abcdefg").await.unwrap(), Some(key.clone()));
+    assert_eq!(store.api_key("keel_0000000").await.unwrap(), None);
+    assert_eq!(store.api_keys(ws).await.unwrap(), vec![key.clone()]);
+    assert!(store.api_keys(other).await.unwrap().is_empty());
+    let at = ts("2026-02-01T00:00:00Z");
+    assert!(!store.revoke_api_key(other, "keel_abcdefg", at).await.unwrap(), "not from another workspace");
+    assert!(store.revoke_api_key(ws, "keel_abcdefg", at).await.unwrap());
+    assert_eq!(store.api_key("keel_abcdefg").await.unwrap().and_then(|k| k.revoked_at), Some(at));
+}
+
+/// Covers `upsert_user`, `user_by_email`, `users`, `create_session`,
+/// `session`, `delete_session`.
+pub async fn users_and_sessions_round_trip_and_expire(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let user = UserRow {
+        id: 0,
+        workspace: ws,
+        email: "lee@vendor.example".into(),
+        name: "Lee".into(),
+        role: "leader".into(),
+        password_hash: "$argon2id$fake".into(),
+        created_at: ts("2026-01-01T00:00:00Z"),
+        disabled_at: None,
+    };
+    let stored = store.upsert_user(&user).await.unwrap();
+    assert!(stored.id > 0);
+    let again = store.upsert_user(&UserRow { role: "csm".into(), ..user.clone() }).await.unwrap();
+    assert_eq!((again.id, again.role.as_str()), (stored.id, "csm"), "the same email is the same user");
+    assert_eq!(store.user_by_email("lee@vendor.example").await.unwrap().map(|u| u.id), Some(stored.id));
+    assert_eq!(store.users(ws).await.unwrap().len(), 1);
+    let session = SessionRow {
+        token_hash: vec![1; 32],
+        user_id: stored.id,
+        csrf: "csrf".into(),
+        created_at: ts("2026-01-01T00:00:00Z"),
+        expires_at: ts("2026-01-15T00:00:00Z"),
+    };
+    store.create_session(&session).await.unwrap();
+    let (found, who) =
+        store.session(&[1; 32], ts("2026-01-02T00:00:00Z")).await.unwrap().expect("a live session");
+    assert_eq!((found, who.id), (session.clone(), stored.id));
+    assert!(store.session(&[1; 32], ts("2026-01-16T00:00:00Z")).await.unwrap().is_none(), "expired");
+    store.delete_session(&[1; 32], ts("2026-01-03T00:00:00Z")).await.unwrap();
+    assert!(store.session(&[1; 32], ts("2026-01-03T00:00:00Z")).await.unwrap().is_none(), "signed out");
+}
+
+/// Covers `WriteTx::insert_task`, `task`, `update_task`, `tasks`, `count_tasks`.
+pub async fn tasks_are_stored_updated_listed_and_counted(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let at = ts("2026-02-01T00:00:00Z");
+    let task = |account: &str, owner: &str, due: &str| TaskRow {
+        id: 0,
+        account: id(account),
+        run_key: None,
+        step: None,
+        kind: "risk".into(),
+        title: format!("Call {account}"),
+        description: String::new(),
+        role: "csm".into(),
+        owner: owner.into(),
+        due: keel_core::parse_date(due).unwrap(),
+        priority: "normal".into(),
+        status: "open".into(),
+        snoozed_until: None,
+        snooze_reason: None,
+        outcome: None,
+        touchpoint_kind: "call".into(),
+        evidence: "{}".into(),
+        created_at: at,
+        updated_at: at,
+    };
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme"), account("beta")]).await.unwrap();
+    let a = tx.insert_task(&task("acme", "ann", "2026-02-03")).await.unwrap().unwrap();
+    let b = tx.insert_task(&task("beta", "ann", "2026-02-20")).await.unwrap().unwrap();
+    let c = tx.insert_task(&task("beta", "bob", "2026-02-01")).await.unwrap().unwrap();
+    let mut done = tx.task(c).await.unwrap().expect("the task");
+    done.status = "done".into();
+    done.outcome = Some("called".into());
+    tx.update_task(&done).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let today = keel_core::parse_date("2026-02-10").unwrap();
+    let open = TaskQuery { statuses: vec!["open".into()], limit: 100, ..TaskQuery::default() };
+    let listed: Vec<i64> = store.tasks(ws, &open).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(listed, [a, b], "overdue first, then by due day");
+    let anns = TaskQuery { owner: Some("ann".into()), ..open.clone() };
+    assert_eq!(store.tasks(ws, &anns).await.unwrap().len(), 2);
+    let overdue = TaskQuery { overdue_on: Some(today), ..open.clone() };
+    assert_eq!(store.tasks(ws, &overdue).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>(), [a]);
+    let (total, late) = store.count_tasks(ws, &open, today).await.unwrap();
+    assert_eq!((total, late), (2, 1));
+    let other = store.workspace("b").await.unwrap();
+    assert!(store.tasks(other, &open).await.unwrap().is_empty(), "isolated");
+}
