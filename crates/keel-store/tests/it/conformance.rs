@@ -7,7 +7,8 @@
 use keel_core::{Account, EntityKind, Event, EventName, ExternalId, MessageId, UserId};
 use keel_demo::{AccountHistory, DemoConfig};
 use keel_store::{
-    Accounts, ApiKey, RecordKinds, SessionRow, Store, TaskQuery, TaskRow, UserRow, WorkspaceId,
+    AccountQuery, AccountSort, Accounts, ApiKey, RecordKinds, SessionRow, StateSummary, Store, StoredState,
+    TaskQuery, TaskRow, TimelineEntry, TransitionRecord, UserRow, WorkspaceId,
 };
 
 /// Runs every conformance test against the stores `$open` makes (an async
@@ -26,6 +27,11 @@ macro_rules! backend {
                 api_keys_are_found_by_prefix_and_revoked_in_their_workspace_only,
                 users_and_sessions_round_trip_and_expire,
                 tasks_are_stored_updated_listed_and_counted,
+                account_states_are_replaced_and_their_timeline_appended,
+                the_account_list_pages_by_keyset_without_gaps_or_repeats,
+                stage_transitions_are_recorded_once,
+                old_message_ids_are_forgotten_after_their_window,
+                maintenance_and_writability_answer_on_a_healthy_store,
             );
         }
     };
@@ -429,4 +435,214 @@ pub async fn tasks_are_stored_updated_listed_and_counted(store: &dyn Store) {
     assert_eq!((total, late), (2, 1));
     let other = store.workspace("b").await.unwrap();
     assert!(store.tasks(other, &open).await.unwrap().is_empty(), "isolated");
+}
+
+fn stored(band: &str, mrr: f64, at: &str) -> StoredState {
+    StoredState {
+        evaluated_at: ts(at),
+        as_of: ts(at).date_naive(),
+        journey_version: "v1".into(),
+        state: format!("{{\"band\": \"{band}\"}}"),
+        summary: StateSummary {
+            segment: Some("smb".into()),
+            band: Some(band.into()),
+            score: Some(0.5),
+            stages: vec![("core".into(), Some("adoption".into()))],
+            mrr: Some(mrr),
+            renewal: Some(keel_core::parse_date("2026-09-01").unwrap()),
+        },
+    }
+}
+
+/// Covers `WriteTx::put_account_states`, `account_state`, `timeline`.
+pub async fn account_states_are_replaced_and_their_timeline_appended(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let entry = |at: &str, kind: &str| TimelineEntry { at: ts(at), kind: kind.into(), detail: "{}".into() };
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    tx.put_account_states(&[(
+        id("acme"),
+        stored("green", 100.0, "2026-02-01T00:00:00Z"),
+        vec![entry("2026-02-01T00:00:00Z", "band_changed")],
+    )])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.put_account_states(&[(
+        id("acme"),
+        stored("red", 100.0, "2026-02-02T00:00:00Z"),
+        vec![entry("2026-02-02T00:00:00Z", "moment_started")],
+    )])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let state = store.account_state(ws, &id("acme")).await.unwrap().expect("a state");
+    assert_eq!(state, stored("red", 100.0, "2026-02-02T00:00:00Z"), "the newest replaces the older");
+    let kinds: Vec<String> =
+        store.timeline(ws, &id("acme"), 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["moment_started", "band_changed"], "newest first");
+    assert_eq!(store.timeline(ws, &id("acme"), 1).await.unwrap().len(), 1, "at most the limit");
+    assert!(store.account_state(ws, &id("nobody")).await.unwrap().is_none());
+    let other = store.workspace("b").await.unwrap();
+    assert!(store.account_state(other, &id("acme")).await.unwrap().is_none(), "isolated");
+    assert!(store.timeline(other, &id("acme"), 10).await.unwrap().is_empty(), "isolated");
+}
+
+/// Covers `list_accounts`: filters, sorts and keyset pages that together
+/// list every account once.
+pub async fn the_account_list_pages_by_keyset_without_gaps_or_repeats(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let names: Vec<String> = (0..23).map(|i| format!("acct-{i:03}")).collect();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&names.iter().map(|n| account(n)).collect::<Vec<_>>()).await.unwrap();
+    // Every third account is not evaluated; MRR repeats, so the sort needs its tie-break.
+    let states: Vec<_> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(i, n)| {
+            (
+                id(n),
+                stored(
+                    if i % 2 == 0 { "green" } else { "red" },
+                    (i % 4) as f64 * 100.0,
+                    "2026-02-01T00:00:00Z",
+                ),
+                vec![],
+            )
+        })
+        .collect();
+    tx.put_account_states(&states).await.unwrap();
+    tx.commit().await.unwrap();
+
+    for (sort, descending) in [
+        (AccountSort::Id, false),
+        (AccountSort::Mrr, true),
+        (AccountSort::Name, true),
+        (AccountSort::Renewal, false),
+    ] {
+        let mut seen = Vec::new();
+        let mut query = AccountQuery { sort, descending, limit: 5, ..AccountQuery::default() };
+        loop {
+            let page = store.list_accounts(ws, &query).await.unwrap();
+            assert_eq!(page.total, 23);
+            assert!(page.rows.len() <= 5);
+            seen.extend(page.rows.iter().map(|r| r.account.id.to_string()));
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, names, "{sort:?}: every account once");
+    }
+    let red = store
+        .list_accounts(ws, &AccountQuery { band: Some("red".into()), limit: 100, ..AccountQuery::default() })
+        .await
+        .unwrap();
+    assert!(
+        red.rows.iter().all(|r| r.evaluated.as_ref().is_some_and(|(_, s)| s.band.as_deref() == Some("red")))
+    );
+    assert_eq!(
+        red.total,
+        states.iter().filter(|(_, s, _)| s.summary.band.as_deref() == Some("red")).count() as u64
+    );
+    let found = store
+        .list_accounts(
+            ws,
+            &AccountQuery { search: Some("ACCT-01".into()), limit: 100, ..AccountQuery::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.total, 10, "acct-010 … acct-019, case-insensitive");
+}
+
+/// Covers `WriteTx::record_transitions`, `transitions`.
+pub async fn stage_transitions_are_recorded_once(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let change = |on: &str, to: &str| TransitionRecord {
+        account: id("acme"),
+        product_line: "core".into(),
+        on: keel_core::parse_date(on).unwrap(),
+        from: None,
+        to: Some(to.into()),
+        rule: "entry".into(),
+        inputs: "{}".into(),
+        journey_version: "v1".into(),
+        recorded_at: ts("2026-02-10T00:00:00Z"),
+    };
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    assert_eq!(
+        tx.record_transitions(&[change("2026-01-01", "onboarding"), change("2026-02-01", "adoption")])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        tx.record_transitions(&[change("2026-02-01", "adoption")]).await.unwrap(),
+        0,
+        "already recorded"
+    );
+    tx.commit().await.unwrap();
+    let recorded = store.transitions(ws, &id("acme")).await.unwrap();
+    assert_eq!(
+        recorded.iter().map(|t| t.to.clone().unwrap()).collect::<Vec<_>>(),
+        ["onboarding", "adoption"]
+    );
+}
+
+/// Covers `forget_message_ids`: a message id older than the window is
+/// accepted again; a recent one is still a duplicate; the events stay.
+pub async fn old_message_ids_are_forgotten_after_their_window(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let at = "2026-01-01T10:00:00Z";
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    tx.commit().await.unwrap();
+    // Each call marks its day's first event id: Jan 1's before the old event.
+    store.forget_message_ids(ts("2026-01-01T00:00:00Z"), 30, 0, 1).await.unwrap();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.append_events(&[event("acme", "old", "u1", at, at)]).await.unwrap();
+    tx.commit().await.unwrap();
+    // The hourly task marks each day's first event id; Jan 5's comes after the old event.
+    store.forget_message_ids(ts("2026-01-05T00:00:00Z"), 30, 0, 1).await.unwrap();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.append_events(&[event("acme", "recent", "u1", "2026-02-15T10:00:00Z", "2026-02-15T10:00:00Z")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut forgotten = 0;
+    for part in 0..4 {
+        forgotten += store.forget_message_ids(ts("2026-03-10T00:00:00Z"), 30, part, 4).await.unwrap();
+    }
+    assert_eq!(forgotten, 1, "only the id stored before the window's first mark");
+    let mut tx = store.begin(ws).await.unwrap();
+    let again = tx
+        .append_events(&[
+            event("acme", "old", "u1", at, at),
+            event("acme", "recent", "u1", "2026-02-15T10:00:00Z", "2026-02-15T10:00:00Z"),
+        ])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((again.counts.inserted, again.duplicates.clone()), (1, vec![1]));
+    assert_eq!(
+        count(&store.status(ws).await.unwrap(), EntityKind::Events),
+        3,
+        "forgetting an id keeps its event"
+    );
+}
+
+/// Covers `maintain`, `writable` on a store with room to write.
+pub async fn maintenance_and_writability_answer_on_a_healthy_store(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    tx.commit().await.unwrap();
+    store.maintain().await.unwrap();
+    store.writable(ts("2026-02-01T00:00:00Z")).await.unwrap();
 }
