@@ -2,13 +2,17 @@
 //! trait must have, written against the trait only. Each test takes a
 //! fresh, empty store; `backend!` runs them all for one backend (SQLite
 //! now; the PostgreSQL backend will be one more call). Each test names the
-//! trait methods it covers in its doc comment.
+//! trait methods it covers in its doc comment; together they cover every
+//! method of `Store` and `WriteTx`. What only one backend can stage — a
+//! forged hash collision in SQLite's `event_keys`, a disk that fills up —
+//! is tested beside that backend (`sqlite/tx.rs`, `disk_full.rs`).
 
 use keel_core::{Account, EntityKind, Event, EventName, ExternalId, MessageId, UserId};
 use keel_demo::{AccountHistory, DemoConfig};
 use keel_store::{
-    AccountQuery, AccountSort, Accounts, ApiKey, RecordKinds, SessionRow, StateSummary, Store, StoredState,
-    TaskQuery, TaskRow, TimelineEntry, TransitionRecord, UserRow, WorkspaceId,
+    AccountQuery, AccountSort, Accounts, ApiKey, DecisionRow, DeliveryRow, OutboxRow, PlayRunRow,
+    RecordKinds, SessionRow, StateSummary, Store, StoredState, TaskQuery, TaskRow, TimelineEntry,
+    TransitionRecord, UserRow, WorkspaceId,
 };
 
 /// Runs every conformance test against the stores `$open` makes (an async
@@ -32,6 +36,10 @@ macro_rules! backend {
                 stage_transitions_are_recorded_once,
                 old_message_ids_are_forgotten_after_their_window,
                 maintenance_and_writability_answer_on_a_healthy_store,
+                play_runs_start_once_per_key_and_once_open_per_play,
+                the_outbox_decides_once_and_deliveries_come_due,
+                the_book_counts_bands_renewals_and_former_customers,
+                contacts_are_found_by_id_and_the_last_import_is_kept,
             );
         }
     };
@@ -645,4 +653,229 @@ pub async fn maintenance_and_writability_answer_on_a_healthy_store(store: &dyn S
     tx.commit().await.unwrap();
     store.maintain().await.unwrap();
     store.writable(ts("2026-02-01T00:00:00Z")).await.unwrap();
+}
+
+fn run(key: &str, open: bool, started: &str) -> PlayRunRow {
+    PlayRunRow {
+        key: key.into(),
+        account: id("acme"),
+        play: key.split('/').nth(1).unwrap().into(),
+        status: if open { "active".into() } else { "done".into() },
+        open,
+        holdout: false,
+        started: keel_core::parse_date(started).unwrap(),
+        outcome: None,
+        run: "{}".into(),
+        updated_at: ts("2026-02-01T00:00:00Z"),
+    }
+}
+
+/// Covers `WriteTx::insert_play_run`, `update_play_run`, `play_run`,
+/// `play_state`, `put_play_memo`, `append_play_decisions`, and `play_runs`,
+/// `play_decisions`.
+pub async fn play_runs_start_once_per_key_and_once_open_per_play(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    let first = run("acme/rescue/moment/2026-02-01", true, "2026-02-01");
+    assert!(tx.insert_play_run(&first).await.unwrap());
+    assert!(!tx.insert_play_run(&first).await.unwrap(), "the same key starts nothing");
+    assert!(
+        !tx.insert_play_run(&run("acme/rescue/moment/2026-02-08", true, "2026-02-08")).await.unwrap(),
+        "one open run per account and play"
+    );
+    assert!(tx.insert_play_run(&run("acme/nudge/moment/2026-02-08", true, "2026-02-08")).await.unwrap());
+    let mut done = first.clone();
+    done.open = false;
+    done.status = "done".into();
+    done.outcome = Some("met".into());
+    tx.update_play_run(&done).await.unwrap();
+    assert_eq!(tx.play_run(&first.key).await.unwrap(), Some(done.clone()));
+    assert!(
+        tx.insert_play_run(&run("acme/rescue/moment/2026-02-15", true, "2026-02-15")).await.unwrap(),
+        "open again once done"
+    );
+    tx.put_play_memo(&id("acme"), keel_core::parse_date("2026-02-15").unwrap(), "[\"rescue\"]")
+        .await
+        .unwrap();
+    let decision = DecisionRow {
+        run_key: first.key.clone(),
+        account: id("acme"),
+        play: "rescue".into(),
+        at: ts("2026-02-01T00:00:00Z"),
+        decision: "started".into(),
+        step: None,
+        rule: None,
+        by: None,
+        detail: "moment fired".into(),
+        journey_version: "v1".into(),
+        inputs: "{}".into(),
+    };
+    tx.append_play_decisions(std::slice::from_ref(&decision)).await.unwrap();
+    let state = tx.play_state(&id("acme"), keel_core::parse_date("2026-01-01").unwrap()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(state.memo, Some((keel_core::parse_date("2026-02-15").unwrap(), "[\"rescue\"]".to_owned())));
+    let mut active: Vec<&str> = state.active_runs.iter().map(|r| r.key.as_str()).collect();
+    active.sort_unstable();
+    assert_eq!(active, ["acme/nudge/moment/2026-02-08", "acme/rescue/moment/2026-02-15"]);
+    assert!(
+        state.last_started.contains(&("rescue".to_owned(), keel_core::parse_date("2026-02-15").unwrap())),
+        "{:?}",
+        state.last_started
+    );
+
+    assert_eq!(store.play_runs(ws, Some("rescue"), None).await.unwrap().len(), 2);
+    assert_eq!(store.play_runs(ws, None, Some(&id("acme"))).await.unwrap().len(), 3);
+    assert_eq!(store.play_decisions(ws, None, Some(&first.key)).await.unwrap(), vec![decision]);
+    let other = store.workspace("b").await.unwrap();
+    assert!(store.play_runs(other, None, None).await.unwrap().is_empty(), "isolated");
+}
+
+/// Covers `WriteTx::insert_outbox`, `outbox_entry`, `decide_outbox`,
+/// `queue_delivery`, `update_delivery`, and `outbox`, `deliveries`,
+/// `due_deliveries`.
+pub async fn the_outbox_decides_once_and_deliveries_come_due(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let at = ts("2026-02-01T00:00:00Z");
+    let held = OutboxRow {
+        id: 0,
+        account: id("acme"),
+        run_key: "acme/rescue/moment/2026-02-01".into(),
+        step: 1,
+        approver: "lee@vendor.example".into(),
+        rule: "exec_sponsor".into(),
+        payload: "{}".into(),
+        status: "pending".into(),
+        decided_by: None,
+        decided_at: None,
+        note: None,
+        created_at: at,
+    };
+    let delivery = |step: i64, due: &str| DeliveryRow {
+        id: 0,
+        account: id("acme"),
+        run_key: "acme/rescue/moment/2026-02-01".into(),
+        step,
+        channel: "webhook".into(),
+        customer_facing: false,
+        payload: "{}".into(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: ts(due),
+        last_error: None,
+        created_on: keel_core::parse_date("2026-02-01").unwrap(),
+        created_at: at,
+        sent_at: None,
+    };
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    let entry = tx.insert_outbox(&held).await.unwrap().expect("held");
+    assert_eq!(tx.insert_outbox(&held).await.unwrap(), None, "the step is held once");
+    let mut approved = tx.outbox_entry(entry).await.unwrap().expect("the entry");
+    approved.status = "approved".into();
+    approved.decided_by = Some("lee@vendor.example".into());
+    approved.decided_at = Some(at);
+    assert!(tx.decide_outbox(&approved).await.unwrap());
+    let mut rejected = approved.clone();
+    rejected.status = "rejected".into();
+    assert!(!tx.decide_outbox(&rejected).await.unwrap(), "decided already");
+    let now_due = tx.queue_delivery(&delivery(2, "2026-02-01T00:00:00Z")).await.unwrap().expect("queued");
+    assert_eq!(
+        tx.queue_delivery(&delivery(2, "2026-02-01T00:00:00Z")).await.unwrap(),
+        None,
+        "the step is queued once"
+    );
+    tx.queue_delivery(&delivery(3, "2026-03-01T00:00:00Z")).await.unwrap().expect("queued");
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        store.outbox(ws, Some("approved")).await.unwrap().iter().map(|o| o.id).collect::<Vec<_>>(),
+        [entry]
+    );
+    assert!(store.outbox(ws, Some("pending")).await.unwrap().is_empty());
+    let due = store.due_deliveries(ts("2026-02-02T00:00:00Z"), 10).await.unwrap();
+    assert_eq!(due.iter().map(|(w, d)| (*w, d.id)).collect::<Vec<_>>(), [(ws, now_due)], "only what is due");
+    let mut sent = due[0].1.clone();
+    sent.status = "sent".into();
+    sent.attempts = 1;
+    sent.sent_at = Some(ts("2026-02-02T00:00:00Z"));
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.update_delivery(&sent).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        store.due_deliveries(ts("2026-02-02T00:00:00Z"), 10).await.unwrap().is_empty(),
+        "sent is not due"
+    );
+    assert_eq!(store.deliveries(ws, Some("sent")).await.unwrap(), vec![sent]);
+    assert_eq!(store.deliveries(ws, None).await.unwrap().len(), 2);
+}
+
+/// Covers `book`: accounts by stored band (MRR > 0), former customers (MRR
+/// 0), accounts not evaluated, renewals within 90 and 180 days, per owner.
+pub async fn the_book_counts_bands_renewals_and_former_customers(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let with_owner = |name: &str, owner: &str| {
+        let mut a = account(name);
+        a.owner = Some(owner.into());
+        a
+    };
+    let accounts = [
+        with_owner("a1", "ann"),
+        with_owner("a2", "ann"),
+        with_owner("a3", "bob"),
+        with_owner("a4", "bob"),
+        with_owner("a5", "bob"),
+    ];
+    let renewing = |mut state: StoredState, on: &str| {
+        state.summary.renewal = Some(keel_core::parse_date(on).unwrap());
+        state
+    };
+    let at = "2026-02-01T00:00:00Z";
+    let mut tx = store.begin(ws).await.unwrap();
+    tx.upsert_accounts(&accounts).await.unwrap();
+    tx.put_account_states(&[
+        (id("a1"), renewing(stored("green", 100.0, at), "2026-03-01"), vec![]),
+        (id("a2"), renewing(stored("red", 50.0, at), "2026-07-01"), vec![]),
+        (id("a3"), renewing(stored("red", 25.0, at), "2027-01-01"), vec![]),
+        (id("a4"), renewing(stored("red", 0.0, at), "2026-03-01"), vec![]),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let today = keel_core::parse_date("2026-02-10").unwrap();
+    let book = store.book(ws, None, today).await.unwrap();
+    assert_eq!((book.not_evaluated, book.former), (1, 1), "a5 not evaluated, a4 without MRR");
+    let band = |b: &str| book.bands.iter().find(|x| x.band.as_deref() == Some(b)).cloned().unwrap();
+    let (green, red) = (band("green"), band("red"));
+    assert_eq!(
+        (green.accounts, green.mrr, green.renewing_90, green.renewing_180),
+        (1, 100.0, (1, 100.0), (1, 100.0))
+    );
+    assert_eq!((red.accounts, red.mrr, red.renewing_90, red.renewing_180), (2, 75.0, (0, 0.0), (1, 50.0)));
+    let bobs = store.book(ws, Some("bob"), today).await.unwrap();
+    assert_eq!(
+        (bobs.not_evaluated, bobs.former, bobs.bands.iter().map(|b| b.accounts).sum::<u64>()),
+        (1, 1, 1)
+    );
+}
+
+/// Covers `WriteTx::contact`, `record_import` and `status`'s last import.
+pub async fn contacts_are_found_by_id_and_the_last_import_is_kept(store: &dyn Store) {
+    let ws = store.workspace("a").await.unwrap();
+    let world = world(2);
+    store_world(store, ws, &world).await;
+    let known = world.iter().flat_map(|h| &h.contacts).next().expect("a contact").clone();
+    let log = keel_store::ImportLog {
+        kind: EntityKind::Contacts,
+        source: "contacts.csv".into(),
+        finished_at: ts("2026-02-01T10:00:00Z"),
+        counts: keel_store::WriteCounts { inserted: 3, updated: 1, unchanged: 0 },
+        rejected: 2,
+    };
+    let mut tx = store.begin(ws).await.unwrap();
+    assert_eq!(tx.contact(&known.id).await.unwrap(), Some(known.clone()));
+    assert_eq!(tx.contact(&id("nobody")).await.unwrap(), None);
+    tx.record_import(&log).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.status(ws).await.unwrap().last_import, Some(log));
 }
