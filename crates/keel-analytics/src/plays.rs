@@ -196,7 +196,7 @@ pub fn report(
         match t.status.as_str() {
             "open" | "snoozed" => {
                 row.open += 1;
-                row.overdue += u64::from(t.due < as_of);
+                row.overdue += u64::from(keel_core::task_is_overdue(&t.status, t.due, as_of));
             }
             "done" => row.done += 1,
             _ => {}

@@ -283,13 +283,13 @@ impl<'a> Book<'a> {
 
 /// Whether any of `contracts` is in force on `d` (in whatever currency).
 pub fn active_on(contracts: &[Contract], d: Date) -> bool {
-    contracts.iter().any(|c| c.start <= d && c.end.is_none_or(|e| d < e))
+    contracts.iter().any(|c| c.is_in_force(d))
 }
 
 fn mrr_on(lines: &[&Contract], d: Date) -> Option<Decimal> {
     let mut total = None;
     for c in lines {
-        if c.start <= d && c.end.is_none_or(|e| d < e) {
+        if c.is_in_force(d) {
             *total.get_or_insert(Decimal::ZERO) += c.mrr.amount;
         }
     }

@@ -718,10 +718,7 @@ fn account_months(
                     feeds.push(kind);
                 }
             };
-            feed(
-                EntityKind::Contracts,
-                h.contracts.iter().any(|c| c.start < to && c.end.is_none_or(|e| e > from)),
-            );
+            feed(EntityKind::Contracts, h.contracts.iter().any(|c| c.is_in_force_during(from, to)));
             feed(
                 EntityKind::Events,
                 h.usage.iter().any(|u| within(u.day) && u.events > 0 && u.known <= as_of),

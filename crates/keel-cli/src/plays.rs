@@ -136,8 +136,7 @@ pub(crate) async fn tasks(ws: &Workspace, journey: &Path, args: TasksArgs) -> an
         say!("no tasks");
         return Ok(ExitCode::SUCCESS);
     }
-    let overdue =
-        list.iter().filter(|t| t.due < as_of && matches!(t.status.as_str(), "open" | "snoozed")).count();
+    let overdue = list.iter().filter(|t| keel_core::task_is_overdue(&t.status, t.due, as_of)).count();
     say!("{} task(s), {overdue} overdue as of {as_of}\n", list.len());
     let rows: Vec<Vec<String>> = list.iter().map(|t| task_cells(t, as_of)).collect();
     let header: Vec<String> =
@@ -147,7 +146,7 @@ pub(crate) async fn tasks(ws: &Workspace, journey: &Path, args: TasksArgs) -> an
 }
 
 fn task_cells(t: &TaskRow, as_of: Date) -> Vec<String> {
-    let late = t.due < as_of && matches!(t.status.as_str(), "open" | "snoozed");
+    let late = keel_core::task_is_overdue(&t.status, t.due, as_of);
     let status = match (&t.status[..], t.snoozed_until) {
         ("snoozed", Some(u)) => format!("snoozed to {u}"),
         (s, _) => s.to_owned(),

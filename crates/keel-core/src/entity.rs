@@ -153,6 +153,20 @@ pub struct Contract {
     pub billing_period: BillingPeriod,
 }
 
+impl Contract {
+    /// Whether the line is in force on `d`: `start ≤ d < end` (no end: from
+    /// its start on). The one definition every report, page and metric uses
+    /// (docs/metrics.md).
+    pub fn is_in_force(&self, d: Date) -> bool {
+        self.start <= d && self.end.is_none_or(|end| d < end)
+    }
+
+    /// Whether the line is in force on some day of `[from, to)`.
+    pub fn is_in_force_during(&self, from: Date, to: Date) -> bool {
+        self.start < to && self.end.is_none_or(|end| end > from)
+    }
+}
+
 /// A person at a customer, with a role held over a period. A champion who
 /// leaves gets an end date; the row is never deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,7 @@ mod entity;
 mod holdout;
 mod id;
 mod money;
+mod task;
 mod time;
 mod usage;
 
@@ -37,6 +38,7 @@ pub use entity::{
 pub use holdout::held_out;
 pub use id::{EventName, ExternalId, Label, MessageId, UserId};
 pub use money::{Currency, Money};
+pub use task::{TaskStatus, task_is_overdue};
 pub use time::{Date, Timestamp, parse_date, parse_timestamp};
 pub use usage::DayUsage;
 

@@ -267,7 +267,8 @@ impl<'a> Ctx<'a> {
     }
 
     fn active(&self, t: i32, line: Option<&str>) -> impl Iterator<Item = &keel_core::Contract> {
-        self.contracts(line).filter(move |c| dn(c.start) <= t && c.end.is_none_or(|e| t < dn(e)))
+        let day = Date::from_num_days_from_ce_opt(t);
+        self.contracts(line).filter(move |c| day.is_some_and(|d| c.is_in_force(d)))
     }
 
     pub fn mrr_at(&self, t: i32, line: Option<&str>) -> f64 {

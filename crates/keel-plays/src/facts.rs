@@ -104,8 +104,7 @@ impl Facts {
                 role: c.role.as_str().to_owned(),
             })
             .collect();
-        let customer =
-            history.contracts.iter().any(|c| c.start <= as_of && c.end.is_none_or(|end| end > as_of));
+        let customer = history.contracts.iter().any(|c| c.is_in_force(as_of));
         let currency = history
             .contracts
             .iter()

@@ -123,7 +123,7 @@ pub struct TaskDoc {
 
 impl TaskDoc {
     fn new(t: TaskRow, as_of: Date) -> Self {
-        let overdue = t.due < as_of && matches!(t.status.as_str(), "open" | "snoozed");
+        let overdue = keel_core::task_is_overdue(&t.status, t.due, as_of);
         TaskDoc {
             id: t.id,
             account: t.account.to_string(),

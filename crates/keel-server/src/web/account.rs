@@ -113,8 +113,7 @@ pub(super) async fn page(
 }
 
 fn header(h: &AccountHistory, s: &AccountState, as_of: Date, today: Date, bad: Option<&str>) -> Markup {
-    let active: Vec<&keel_core::Contract> =
-        h.contracts.iter().filter(|c| c.start <= as_of && c.end.is_none_or(|e| e > as_of)).collect();
+    let active: Vec<&keel_core::Contract> = h.contracts.iter().filter(|c| c.is_in_force(as_of)).collect();
     let mrr: f64 = active.iter().map(|c| c.mrr.amount.to_string().parse::<f64>().unwrap_or_default()).sum();
     let seats: u32 = active.iter().map(|c| c.seats).sum();
     let renewal = active.iter().filter_map(|c| c.end).min();
@@ -428,7 +427,7 @@ fn open_tasks(tasks: &[TaskRow], as_of: Date) -> Markup {
             @if tasks.is_empty() { p { "None." } }
             ul.tasks {
                 @for t in tasks {
-                    li class=[(t.due < as_of).then_some("late")] {
+                    li class=[keel_core::task_is_overdue(&t.status, t.due, as_of).then_some("late")] {
                         (t.title) div.note { (t.owner) " · due " (t.due) " · " (t.priority) }
                     }
                 }

@@ -114,7 +114,7 @@ async fn held_for(state: &AppState, viewer: &Viewer) -> Result<Vec<OutboxRow>, k
 }
 
 fn task(t: &TaskRow, viewer: &Viewer, today: keel_core::Date) -> Markup {
-    let late = t.due < today;
+    let late = keel_core::task_is_overdue(&t.status, t.due, today);
     html! {
         article.task id=(format!("task-{}", t.id)) class=[late.then_some("late")] {
             h3 { (t.title) }
