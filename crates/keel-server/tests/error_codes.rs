@@ -48,14 +48,8 @@ fn json_call(uri: &str, key: &str, body: &Value) -> Request<Body> {
 
 #[tokio::test]
 async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
-    let dir = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "this test mounts a small tmpfs to fill it up, which needs root");
-    let _unmount = common::Unmount(dir.path().to_owned());
+    let disk = common::SmallDisk::mount();
+    let dir = &disk.dir;
     let sqlite =
         SqliteStore::open(dir.path().join("k.db").to_str().unwrap(), SqliteOptions::default()).await.unwrap();
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
@@ -232,13 +226,7 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
     );
 
     // A full disk: the write is refused, and readiness says so.
-    let filler = dir.path().join("filler");
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&filler).unwrap();
-        while f.write_all(&[0u8; 16 << 10]).is_ok() {}
-        while f.write_all(&[0]).is_ok() {}
-    }
+    let filler = disk.fill();
     let mut refused = None;
     for round in 0..20 {
         let batch: Vec<Value> = (0..300)

@@ -469,16 +469,10 @@ async fn alias_puts_both_ids_on_one_account() {
 /// cannot write, and both recover by themselves once space is freed.
 #[tokio::test]
 async fn a_full_disk_answers_503_and_not_ready_and_ingest_recovers_once_space_is_freed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "this test mounts a small tmpfs to fill it up, which needs root");
-    let mount_point = dir.path().to_owned();
-    let _unmount = common::Unmount(mount_point.clone());
-    let s = common::start_in(dir, keel_server::Config::default()).await;
+    let disk = common::SmallDisk::mount();
+    let s =
+        common::start_in(tempfile::TempDir::new_in(disk.dir.path()).unwrap(), keel_server::Config::default())
+            .await;
     let (ws, ingest) = key(&s, "a", &[Scope::Ingest]).await;
     let batch = |from: usize, n: usize| {
         let messages: Vec<Value> = (from..from + n)
@@ -499,13 +493,7 @@ async fn a_full_disk_answers_503_and_not_ready_and_ingest_recovers_once_space_is
     assert_eq!(ready().await, (200, None));
 
     // Fill the disk, then send until a batch is refused.
-    let filler = mount_point.join("filler");
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&filler).unwrap();
-        while f.write_all(&[0u8; 16 << 10]).is_ok() {}
-        while f.write_all(&[0]).is_ok() {}
-    }
+    let filler = disk.fill();
     let mut refused = None;
     for round in 0..20 {
         let res = reqwest::Client::new()

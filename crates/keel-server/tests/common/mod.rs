@@ -174,11 +174,37 @@ pub async fn two_weeks_of_plays(s: &Server, ws: WorkspaceId) {
     }
 }
 
-/// Unmounts a tmpfs a test mounted when the test ends, however it ends.
-pub struct Unmount(pub std::path::PathBuf);
+/// A tmpfs of 16 MiB mounted on a fresh directory (unmounted on drop), to
+/// fill up: mounting needs root, which CI and the developers' machines have.
+pub struct SmallDisk {
+    pub dir: tempfile::TempDir,
+}
 
-impl Drop for Unmount {
+impl SmallDisk {
+    pub fn mount() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "this test mounts a small tmpfs to fill it up, which needs root");
+        Self { dir }
+    }
+
+    /// Fills the disk with a file, to the last byte; returns the file.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write as _;
+        let filler = self.dir.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 16 << 10]).is_ok() {}
+        while f.write_all(&[0]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
     }
 }
