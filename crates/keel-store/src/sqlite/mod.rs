@@ -1,6 +1,8 @@
 //! The embedded SQLite backend: WAL, full synchronous commits, a large page cache.
 
 mod accounts;
+mod dedup;
+mod intern;
 mod plays;
 mod raw;
 mod rows;
@@ -55,7 +57,7 @@ impl Default for SqliteOptions {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    ids: Arc<Mutex<tx::IdCache>>,
+    ids: Arc<Mutex<intern::IdCache>>,
     health: Arc<writer::WriteHealth>,
     turn: writer::WriteTurn,
 }
