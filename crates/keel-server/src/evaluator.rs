@@ -30,9 +30,7 @@ struct Pending {
     debounce: Duration,
     queue: Mutex<Dirty>,
     wake: Notify,
-    /// How many times accounts were marked (each [`Pending::add`] counts one).
-    marked: std::sync::atomic::AtomicU64,
-    /// The count of marks every account of which has been evaluated (or
+    /// The highest mark every account of which has been evaluated (or
     /// failed to be) and committed: what [`Evaluator::settled`] waits for.
     settled: watch::Sender<u64>,
 }
@@ -41,8 +39,20 @@ type Key = (WorkspaceId, ExternalId);
 
 #[derive(Default)]
 struct Dirty {
-    arrived: HashMap<Key, Option<Timestamp>>,
+    /// Per waiting account: the earliest arrival of its data, and the first
+    /// mark (see `marked`) that made it wait.
+    arrived: HashMap<Key, (Option<Timestamp>, u64)>,
     order: std::collections::VecDeque<(Instant, Key)>,
+    /// Marks so far: each [`Pending::add`] is one, numbered under the lock.
+    marked: u64,
+}
+
+impl Dirty {
+    /// Every mark below the first one still waiting is done (the caller
+    /// knows no round is in flight).
+    fn done_up_to(&self) -> u64 {
+        self.arrived.values().map(|(_, mark)| mark - 1).min().unwrap_or(self.marked)
+    }
 }
 
 /// What [`Pending::take`] found.
@@ -58,50 +68,57 @@ enum Take {
 
 impl Pending {
     fn new(debounce: Duration) -> Self {
-        Self {
-            debounce,
-            queue: Mutex::default(),
-            wake: Notify::new(),
-            marked: std::sync::atomic::AtomicU64::new(0),
-            settled: watch::Sender::new(0),
-        }
+        Self { debounce, queue: Mutex::default(), wake: Notify::new(), settled: watch::Sender::new(0) }
     }
 
     fn add(&self, ws: WorkspaceId, accounts: impl IntoIterator<Item = ExternalId>, at: Option<Timestamp>) {
         let now = Instant::now();
         let mut dirty = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let Dirty { arrived, order } = &mut *dirty;
+        dirty.marked += 1;
+        let Dirty { arrived, order, marked } = &mut *dirty;
         for account in accounts {
             match arrived.entry((ws, account)) {
                 std::collections::hash_map::Entry::Occupied(mut slot) => {
-                    let merged = match (*slot.get(), at) {
+                    let (first, mark) = *slot.get();
+                    let merged = match (first, at) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    slot.insert(merged);
+                    // Still waiting for its first mark: that one stays the oldest.
+                    slot.insert((merged, mark));
                 }
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     order.push_back((now, slot.key().clone()));
-                    slot.insert(at);
+                    slot.insert((at, *marked));
                 }
             }
         }
         drop(dirty);
-        self.marked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_one();
+    }
+
+    /// Tells [`Evaluator::settled`] how far the marks are done; called only
+    /// while no round is in flight.
+    fn publish_settled(&self) {
+        let done = self.queue.lock().unwrap_or_else(PoisonError::into_inner).done_up_to();
+        self.settled.send_if_modified(|settled| {
+            let advanced = done > *settled;
+            *settled = (*settled).max(done);
+            advanced
+        });
     }
 
     /// Up to `n` accounts whose debounce has passed, removed from the set.
     fn take(&self, n: usize) -> Take {
         let now = Instant::now();
         let mut dirty = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let Dirty { arrived, order } = &mut *dirty;
+        let Dirty { arrived, order, .. } = &mut *dirty;
         let mut ready = Vec::new();
         while ready.len() < n {
             match order.front() {
                 Some((since, _)) if *since + self.debounce <= now => {
                     let (_, key) = order.pop_front().expect("a front");
-                    let at = arrived.remove(&key).flatten();
+                    let at = arrived.remove(&key).and_then(|(at, _)| at);
                     ready.push((key, at));
                 }
                 Some((since, _)) if ready.is_empty() => return Take::WaitUntil(*since + self.debounce),
@@ -171,7 +188,7 @@ impl Evaluator {
     /// state committed (or its round failed and was logged). Tests await it
     /// instead of polling; it waits out the debounce like the data does.
     pub async fn settled(&self) {
-        let target = self.pending.marked.load(std::sync::atomic::Ordering::SeqCst);
+        let target = self.pending.queue.lock().unwrap_or_else(PoisonError::into_inner).marked;
         let mut done = self.pending.settled.subscribe();
         // The sender lives as long as the pending set, which this handle holds.
         let _ = done.wait_for(|settled| *settled >= target).await;
@@ -260,9 +277,8 @@ async fn run(task: Task, pending: Arc<Pending>) {
     let mut plans: HashMap<WorkspaceId, (usize, Arc<Plan>)> = HashMap::new();
     let mut digests = Digests::new();
     loop {
-        // Read before taking: when nothing is left, every mark up to this
-        // one has gone through a round that finished.
-        let marked = pending.marked.load(std::sync::atomic::Ordering::SeqCst);
+        // No round is in flight here: every mark older than what still waits is done.
+        pending.publish_settled();
         let dirty = match pending.take(ROUND) {
             Take::Ready(dirty) => dirty,
             // Accounts dirtied later become ready later: nothing to wake for.
@@ -271,13 +287,7 @@ async fn run(task: Task, pending: Arc<Pending>) {
                 continue;
             }
             Take::Idle => {
-                let wake = pending.wake.notified();
-                pending.settled.send_if_modified(|settled| {
-                    let advanced = marked > *settled;
-                    *settled = (*settled).max(marked);
-                    advanced
-                });
-                wake.await;
+                pending.wake.notified().await;
                 continue;
             }
         };
@@ -534,6 +544,27 @@ mod tests {
         );
         assert_eq!(p.take(10), Take::Ready(vec![((WorkspaceId(2), id("acme")), None)]));
         assert_eq!(p.take(10), Take::Idle);
+    }
+
+    /// `settled` moves past a mark only once every account it marked has
+    /// been taken (and, since the loop publishes between rounds, evaluated),
+    /// however often later marks touch the same accounts.
+    #[test]
+    fn settled_advances_past_a_mark_only_when_all_its_accounts_are_done() {
+        let p = Pending::new(Duration::ZERO);
+        let id = |s: &str| ExternalId::parse(s).unwrap();
+        let ws = WorkspaceId(1);
+        p.add(ws, [id("acme")], None);
+        p.add(ws, [id("initech")], None);
+        p.add(ws, [id("acme")], None);
+        p.publish_settled();
+        assert_eq!(*p.settled.borrow(), 0, "nothing taken yet");
+        assert!(matches!(p.take(1), Take::Ready(r) if r.len() == 1));
+        p.publish_settled();
+        assert_eq!(*p.settled.borrow(), 1, "mark 2 still waits for initech");
+        assert!(matches!(p.take(10), Take::Ready(r) if r.len() == 1));
+        p.publish_settled();
+        assert_eq!(*p.settled.borrow(), 3, "all done");
     }
 
     /// Each account waits out the debounce from its first change, however
