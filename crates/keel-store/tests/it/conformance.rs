@@ -148,14 +148,7 @@ pub async fn records_round_trip_and_unchanged_rows_are_counted(store: &dyn Store
     assert_eq!(count(&store.status(other).await.unwrap(), EntityKind::Accounts), 0, "isolated");
     assert!(store.snapshot(other).await.unwrap().accounts.is_empty());
 
-    let all = RecordKinds {
-        contracts: true,
-        contacts: true,
-        tickets: true,
-        surveys: true,
-        touchpoints: true,
-        opportunities: true,
-    };
+    let all = RecordKinds::ALL;
     let first = &world[0].account.id;
     let one = store.records(ws, Accounts::One(first), all).await.unwrap();
     assert_eq!(one.accounts.len(), 1);
