@@ -626,12 +626,12 @@ pub fn audit_cells(plan: &keel_engine::Plan) -> Vec<keel_analytics::audit::CellS
                 kind: LinkKind::Moment,
                 id: id.clone(),
                 feeds:
-                    j.moments.iter().find(|m| &m.id == id).map(keel_engine::moment_feeds).unwrap_or_default(),
+                    j.moments.iter().find(|m| &m.id == id).map(|m| plan.moment_feeds(m)).unwrap_or_default(),
             }));
             links.extend(c.links.metrics.iter().map(|id| Link {
                 kind: LinkKind::Metric,
                 id: id.clone(),
-                feeds: vec![keel_engine::metric_feed(id)],
+                feeds: plan.metric_feeds(id),
             }));
             links.extend(plain(LinkKind::Touchpoint, &c.links.touchpoints));
             links.extend(plain(LinkKind::Play, &c.links.plays));

@@ -11,7 +11,6 @@
 //! both their day and the day they were received are on or before `as_of`,
 //! and every other record is read through its own dates. No I/O, no clock.
 
-mod feeds;
 mod metrics;
 mod needs;
 
@@ -25,10 +24,10 @@ use keel_journey::{Detection, Entry, Expr, Journey, MetricDef, Touch};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
-pub use feeds::{metric_feed, moment_feeds};
+pub use keel_journey::catalog::History;
 use metrics::{Ctx, Metrics, dn};
 pub use metrics::{Val, account_value};
-pub use needs::{History, Needs, NeedsError};
+pub use needs::{Needs, NeedsError};
 
 /// One account's records, as the store holds them.
 #[derive(Debug, Clone)]

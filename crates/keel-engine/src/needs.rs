@@ -1,22 +1,14 @@
 //! What computing a metric reads — how far back usage must go and which kinds
-//! of records — so that a caller computing a few metrics loads only that.
+//! of records — so that a caller computing a few metrics loads only that, and
+//! the journey-map audit knows which feeds a metric or moment depends on.
+//! Both derive from the one declaration per built-in metric in
+//! [`keel_journey::catalog`]; journey metrics add what their definition reads.
 
-use keel_journey::{MetricDef, Window};
+use keel_core::EntityKind;
+use keel_journey::catalog::{self, History, Reads};
+use keel_journey::{Detection, MetricDef, Moment, Window};
 
 use crate::Plan;
-
-/// How much usage history a metric reads, counting back from the day it is
-/// computed for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub enum History {
-    /// No usage.
-    #[default]
-    None,
-    /// The last `n` days, the day itself included.
-    Days(u32),
-    /// Everything since the first event.
-    All,
-}
 
 /// What a set of metrics reads. Accounts (and their attributes) are always
 /// read.
@@ -40,34 +32,50 @@ impl Needs {
     /// Everything either reads.
     #[must_use]
     pub fn union(self, other: Self) -> Self {
+        Self::from(Reads::from(self).union(Reads::from(other)))
+    }
+
+    /// The kinds of records these needs read (usage: events), in
+    /// [`EntityKind::ALL`] order.
+    pub fn kinds(&self) -> Vec<EntityKind> {
+        let on = |k: EntityKind| match k {
+            EntityKind::Contracts => self.contracts,
+            EntityKind::Contacts => self.contacts,
+            EntityKind::Events => self.usage != History::None,
+            EntityKind::Tickets => self.tickets,
+            EntityKind::Surveys => self.surveys,
+            EntityKind::Touchpoints => self.touchpoints,
+            EntityKind::Accounts | EntityKind::Opportunities => false,
+        };
+        EntityKind::ALL.into_iter().filter(|k| on(*k)).collect()
+    }
+}
+
+impl From<Reads> for Needs {
+    fn from(r: Reads) -> Self {
         Self {
-            usage: self.usage.max(other.usage),
-            contracts: self.contracts || other.contracts,
-            contacts: self.contacts || other.contacts,
-            tickets: self.tickets || other.tickets,
-            surveys: self.surveys || other.surveys,
-            touchpoints: self.touchpoints || other.touchpoints,
+            usage: r.usage,
+            contracts: r.contracts,
+            contacts: r.contacts,
+            tickets: r.tickets,
+            surveys: r.surveys,
+            touchpoints: r.touchpoints,
         }
     }
+}
 
-    const NOTHING: Self = Self {
-        usage: History::None,
-        contracts: false,
-        contacts: false,
-        tickets: false,
-        surveys: false,
-        touchpoints: false,
-    };
-
-    const fn usage(days: u32) -> Self {
-        Self { usage: History::Days(days), ..Self::NOTHING }
+impl From<Needs> for Reads {
+    fn from(n: Needs) -> Self {
+        Self {
+            usage: n.usage,
+            contracts: n.contracts,
+            contacts: n.contacts,
+            tickets: n.tickets,
+            surveys: n.surveys,
+            touchpoints: n.touchpoints,
+            ..Reads::NOTHING
+        }
     }
-
-    const CONTRACTS: Self = Self { contracts: true, ..Self::NOTHING };
-    const TICKETS: Self = Self { tickets: true, ..Self::NOTHING };
-    const SURVEYS: Self = Self { surveys: true, ..Self::NOTHING };
-    const CONTACTS: Self = Self { contacts: true, ..Self::NOTHING };
-    const TOUCHPOINTS: Self = Self { touchpoints: true, ..Self::NOTHING };
 }
 
 /// Why a metric cannot be computed on its own.
@@ -96,63 +104,75 @@ impl Plan {
 
     /// What [`crate::value_facts`] reads: segments, time to value, tenure.
     pub fn value_needs(&self) -> Result<Needs, NeedsError> {
-        Ok(self.segment_needs()?.union(self.needs("ttv_days")?).union(Needs::CONTRACTS))
+        Ok(self.segment_needs()?.union(self.needs("ttv_days")?).union(self.needs("tenure_days")?))
     }
 
     /// What computing `metric` for an account reads.
     pub fn needs(&self, metric: &str) -> Result<Needs, NeedsError> {
-        self.needs_at_depth(metric, 0)
+        let reads = self.reads(metric, 0)?;
+        if reads.stage {
+            return Err(NeedsError::StageOnly(metric.to_owned()));
+        }
+        Ok(Needs::from(reads))
     }
 
-    fn needs_at_depth(&self, metric: &str, depth: u32) -> Result<Needs, NeedsError> {
+    /// The kinds of records `metric` is computed from (a metric known only
+    /// inside stage evaluation: what its declaration names). An unknown
+    /// metric reads nothing.
+    pub fn metric_feeds(&self, metric: &str) -> Vec<EntityKind> {
+        self.reads(metric, 0).map(|r| Needs::from(r).kinds()).unwrap_or_default()
+    }
+
+    /// The kinds of records a moment's detection reads, each once.
+    pub fn moment_feeds(&self, moment: &Moment) -> Vec<EntityKind> {
+        let reads = match &moment.detection {
+            Detection::Detector { name, .. } => {
+                catalog::DETECTORS.iter().find(|d| d.name == name).map_or(Reads::NOTHING, |d| d.feeds)
+            }
+            Detection::When(e) => e
+                .reads
+                .iter()
+                .filter(|r| r.as_str() != "account")
+                .filter_map(|r| self.reads(r, 0).ok())
+                .fold(Reads::NOTHING, Reads::union),
+        };
+        Needs::from(reads).kinds()
+    }
+
+    /// Everything `metric` reads, its dependencies' reads resolved.
+    fn reads(&self, metric: &str, depth: u32) -> Result<Reads, NeedsError> {
         let unknown = || NeedsError::Unknown(metric.to_owned());
         // `journey check` rejects cycles; this only guards against a journey
         // that skipped it.
         if depth > 32 {
             return Err(unknown());
         }
-        let all = Needs { usage: History::All, ..Needs::CONTRACTS };
-        Ok(match metric {
-            "account" => Needs::NOTHING,
-            "licensed_seats" | "tenure_days" | "days_to_renewal" | "mrr" | "mrr_change_90d" => {
-                Needs::CONTRACTS
+        let of_all = |names: &[String]| {
+            names
+                .iter()
+                .filter(|r| r.as_str() != "account")
+                .try_fold(Reads::NOTHING, |n, r| Ok(n.union(self.reads(r, depth + 1)?)))
+        };
+        if metric == "account" {
+            return Ok(Reads::NOTHING);
+        }
+        if let Some(b) = catalog::builtin_metric(metric) {
+            let mut reads = b.reads;
+            if reads.first_value {
+                reads = reads.union(of_all(&self.journey().first_value.reads)?);
+                reads.first_value = false;
             }
-            "active_users_7d" | "core_features_weekly" => Needs::usage(7),
-            "active_users_28d" | "feature_breadth" | "events_per_active_user" => Needs::usage(28),
-            "active_seat_ratio" => Needs { contracts: true, ..Needs::usage(28) },
-            "usage_change_pct" => Needs::usage(56),
-            "usage_trend" => Needs::usage(84),
-            "days_since_last_event" => Needs { usage: History::All, ..Needs::NOTHING },
-            "ttv_days" | "first_value_reached" => {
-                let reads = &self.journey().first_value.reads;
-                reads.iter().try_fold(all, |n, r| Ok(n.union(self.needs_at_depth(r, depth + 1)?)))?
-            }
-            "days_in_stage" => return Err(NeedsError::StageOnly(metric.to_owned())),
-            "open_tickets" | "open_tickets_sev1" | "open_tickets_sev2" | "open_tickets_sev3"
-            | "open_tickets_sev4" | "tickets_30d" | "tickets_30d_ratio" => Needs::TICKETS,
-            "nps_latest" | "nps_trend" => Needs::SURVEYS,
-            "champion_present" | "executive_sponsor_present" | "days_since_champion_change" => {
-                Needs::CONTACTS
-            }
-            "days_since_touchpoint" => Needs::TOUCHPOINTS,
-            other if other.starts_with("days_since_touchpoint_") => Needs::TOUCHPOINTS,
-            other if other.starts_with("touchpoints_") => Needs::TOUCHPOINTS.union(Needs::CONTRACTS),
-            other => {
-                let m = self.journey().metrics.iter().find(|m| m.name == other).ok_or_else(unknown)?;
-                let window = |w: &Window| match w {
-                    Window::Days(d) => Needs::usage(*d),
-                    Window::Contract => all,
-                };
-                match &m.def {
-                    MetricDef::Count { window: w, .. } | MetricDef::UniqueUsers { window: w, .. } => {
-                        window(w)
-                    }
-                    MetricDef::Expr(expr) => expr
-                        .reads
-                        .iter()
-                        .try_fold(Needs::NOTHING, |n, r| Ok(n.union(self.needs_at_depth(r, depth + 1)?)))?,
-                }
-            }
-        })
+            return Ok(reads);
+        }
+        let m = self.journey().metrics.iter().find(|m| m.name == metric).ok_or_else(unknown)?;
+        let window = |w: &Window| match w {
+            Window::Days(d) => Reads::usage(*d),
+            // Since the first contract started.
+            Window::Contract => Reads::ALL_USAGE.and_contracts(),
+        };
+        match &m.def {
+            MetricDef::Count { window: w, .. } | MetricDef::UniqueUsers { window: w, .. } => Ok(window(w)),
+            MetricDef::Expr(expr) => of_all(&expr.reads),
+        }
     }
 }

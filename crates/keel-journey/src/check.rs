@@ -7,8 +7,8 @@ use std::ops::Range;
 use toml::Spanned;
 
 use crate::catalog::{
-    BUILTIN_METRICS, DETECTORS, ENTRY_TRIGGERS, MAP_ROWS, MetricType, SETTINGS, SEVERITIES, TOUCH_MODELS,
-    TOUCHPOINT_KINDS,
+    BUILTIN_FAMILIES, BUILTIN_METRICS, DETECTORS, ENTRY_TRIGGERS, MAP_ROWS, MetricType, SETTINGS, SEVERITIES,
+    TOUCH_MODELS, TOUCHPOINT_KINDS,
 };
 use crate::diagnostic::{Diagnostic, SourceMap};
 use crate::expr::{Expr, Scope, suggest};
@@ -160,9 +160,10 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
     }
     let mut metric_types: BTreeMap<String, MetricType> =
         BUILTIN_METRICS.iter().map(|m| (m.name.to_owned(), m.ty)).collect();
-    for kind in &touchpoint_kinds {
-        metric_types.insert(format!("touchpoints_{kind}"), MetricType::Int);
-        metric_types.insert(format!("days_since_touchpoint_{kind}"), MetricType::Int);
+    for family in BUILTIN_FAMILIES {
+        for kind in &touchpoint_kinds {
+            metric_types.insert(format!("{}{kind}", family.name), family.ty);
+        }
     }
 
     // Settings.
@@ -341,7 +342,7 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
 
     // Moments.
     c.unique(raw.moments.iter().map(|m| &m.id), "moment");
-    let detector_names: Vec<&str> = DETECTORS.iter().map(|(d, _)| *d).collect();
+    let detector_names: Vec<&str> = DETECTORS.iter().map(|d| d.name).collect();
     let mut moments = Vec::new();
     for m in &raw.moments {
         c.check_id(&m.id, "moment");
