@@ -15,8 +15,7 @@ use serde_json::json;
 macro_rules! error_codes {
     ($($(#[doc = $doc:literal])+ $variant:ident = ($name:literal, $status:ident);)+) => {
         /// A stable code clients can match on; each has one HTTP status.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
-        #[schema(as = ErrorCode)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
         pub enum Code {
             $($(#[doc = $doc])+ #[serde(rename = $name)] $variant,)+
         }
@@ -72,6 +71,8 @@ error_codes! {
     NotFound = ("not_found", NOT_FOUND);
     /// The server runs without a journey, which the operation needs.
     NoJourney = ("no_journey", NOT_FOUND);
+    /// The route exists but not with this method (`Allow` lists the ones it takes).
+    MethodNotAllowed = ("method_not_allowed", METHOD_NOT_ALLOWED);
     /// The resource is not in a state that allows the action (e.g. a task already done).
     Conflict = ("conflict", CONFLICT);
     /// A single Segment call over its size limit (a batch item over it is rejected on its own).
@@ -94,6 +95,31 @@ error_codes! {
     StoreUnavailable = ("store_unavailable", SERVICE_UNAVAILABLE);
     /// `/readyz`: the database does not answer or cannot write; `Retry-After` says when to ask again.
     NotReady = ("not_ready", SERVICE_UNAVAILABLE);
+}
+
+/// The `ErrorCode` schema: the wire names, each with its status and line.
+impl utoipa::PartialSchema for Code {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let lines: Vec<String> = Code::ALL
+            .iter()
+            .map(|c| format!("- `{}` ({}): {}", c.as_str(), c.status().as_u16(), c.doc()))
+            .collect();
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
+            .description(Some(format!(
+                "A stable code to match on; each has one HTTP status.\n\n{}",
+                lines.join("\n")
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Code {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ErrorCode".into()
+    }
 }
 
 impl std::fmt::Display for Code {
@@ -229,5 +255,13 @@ mod tests {
                 "docs/api.md's error table is stale: run with KEEL_WRITE_DOCS=1"
             );
         }
+    }
+
+    #[test]
+    fn the_openapi_document_lists_every_code_by_its_wire_name() {
+        let doc = crate::openapi();
+        let listed = &doc["components"]["schemas"]["ErrorCode"]["enum"];
+        let wire: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, &serde_json::json!(wire));
     }
 }

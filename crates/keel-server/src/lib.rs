@@ -243,17 +243,22 @@ async fn forget_old_message_ids(store: Arc<dyn Store>, clock: Clock, window_days
 }
 
 /// The OpenAPI document of the whole HTTP API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub fn openapi() -> serde_json::Value {
     api::finish(api::routes().into_openapi())
 }
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> axum::Router {
     let (routes, openapi) = api::routes().split_for_parts();
-    let openapi = api::finish(openapi);
-    let json = openapi.to_pretty_json().unwrap_or_default();
-    let page = api::docs::page(&serde_json::from_str(&json).unwrap_or_default());
+    let mut doc = api::finish(openapi);
+    if let Some(journey) = &state.config.journey {
+        api::contract::with_journey(&mut doc, &journey.journey);
+    }
+    let declared = Arc::new(api::contract::DeclaredQuery::of(&doc));
+    let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    let page = api::docs::page(&doc);
     routes
+        .route_layer(axum::middleware::from_fn_with_state(declared, api::contract::refuse_unknown_query))
         .merge(web::routes())
         .route(
             "/api/v1/openapi.json",
@@ -261,6 +266,7 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/api/docs", get(move || async move { axum::response::Html(page) }))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
+        .layer(axum::middleware::from_fn(api::contract::one_error_format))
         .with_state(state)
 }
 
@@ -290,7 +296,7 @@ pub(crate) async fn healthz() -> &'static str {
 }
 
 /// Prometheus metrics: ingest counts, batch sizes, commit latency, evaluation latency, queue depth.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text", body = String)))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text")))]
 pub(crate) async fn prometheus(State(state): State<AppState>) -> Response {
     let body = state.metrics.render();
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)

@@ -792,6 +792,69 @@ async fn the_openapi_document_covers_every_route_and_renders_as_a_page() {
     assert!(page.contains("id=\"schema-AccountList\""));
 }
 
+/// The document states what the server enforces, and the server refuses
+/// what the document rules out, in the one error format.
+#[tokio::test]
+async fn the_document_states_what_the_server_enforces() {
+    let s = start_with(evaluating()).await;
+    let (_, read) = key(&s, "default", &[Scope::Read, Scope::Ingest]).await;
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", s.url)).await.unwrap().json().await.unwrap();
+    let param = |path: &str, name: &str| {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} declares {name}"))["schema"]
+            .clone()
+    };
+    // The journey's segments, dates, ranges and enumerations.
+    assert_eq!(param("/api/v1/accounts", "segment")["enum"], json!(["enterprise", "mid_market", "smb"]));
+    assert_eq!(param("/api/v1/reports/retention", "as_of")["format"], "date");
+    assert_eq!(param("/api/v1/accounts", "limit")["minimum"], 1);
+    assert_eq!(param("/api/v1/outbox", "status")["enum"], json!(["pending", "approved", "rejected", "all"]));
+    let ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "operation ids are unique");
+    let unauthorized = &doc["paths"]["/api/v1/accounts"]["get"]["responses"]["401"];
+    assert!(unauthorized["headers"]["WWW-Authenticate"].is_object(), "{unauthorized}");
+
+    // What it rules out is refused, each with its code.
+    for (path, code) in [
+        ("/api/v1/accounts?segment=nobody", "invalid_parameter"),
+        ("/api/v1/accounts?owner=", "invalid_parameter"),
+        ("/api/v1/accounts?colour=red", "invalid_parameter"),
+        ("/api/v1/journey?verbose=true", "invalid_parameter"),
+        ("/api/v1/accounts/acme/timeline?limit=0", "invalid_parameter"),
+        ("/api/v1/reports/cohorts?currency=usd", "invalid_parameter"),
+    ] {
+        let (status, body) = get(&s, path, &read).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{path}: {body}");
+    }
+    let empty = reqwest::Client::new()
+        .post(format!("{}/api/v1/records/accounts", s.url))
+        .bearer_auth(&read)
+        .header("content-type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status().as_u16(), 400);
+    let body: Value = empty.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_body");
+    assert!(body["message"].as_str().unwrap().contains("at least one record"), "{body}");
+    let (status, body) = post(&s, "/api/v1/records/accounts", Some(&read), &json!([[null]])).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_body")), "{body}");
+}
+
 /// Marks every record of workspace A: no answer to workspace B may hold it.
 const MARK: &str = "SECRET-OF-A";
 

@@ -200,6 +200,19 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
         Code::Conflict,
         answer(&router, json_call(&done, &ingest, &json!({"outcome": "something else"}))).await,
     );
+    expect(
+        Code::MethodNotAllowed,
+        answer(&router, call("DELETE", "/api/v1/accounts", Some(&admin), "text/plain", "")).await,
+    );
+    // The framework's own refusals answer in the same format: a body over
+    // the global limit, a query parameter the operation does not declare.
+    let over =
+        answer(&router, call("POST", "/api/v1/keys", Some(&admin), "application/json", "x".repeat(3 << 20)))
+            .await;
+    assert_eq!((over.0, over.1.as_deref()), (413, Some("body_too_large")), "{over:?}");
+    let unknown =
+        answer(&router, call("GET", "/api/v1/journey?verbose=1", Some(&read), "text/plain", "")).await;
+    assert_eq!((unknown.0, unknown.1.as_deref()), (400, Some("invalid_parameter")), "{unknown:?}");
     let big = json!({"type": "track", "userId": "u1", "event": "x", "properties": {"p": "x".repeat(40_000)}});
     expect(Code::MessageTooLarge, answer(&router, json_call("/v1/track", &ingest, &big)).await);
     let huge = json!({"batch": [{"p": "x".repeat(600_000)}]});

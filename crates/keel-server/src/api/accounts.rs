@@ -195,6 +195,15 @@ pub async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<Json<AccountList>, ApiError> {
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+    if let (Some(journey), Some(segment)) = (&state.config.journey, &params.segment)
+        && !journey.journey.segments.iter().any(|s| &s.id == segment)
+    {
+        let known: Vec<&str> = journey.journey.segments.iter().map(|s| s.id.as_str()).collect();
+        return Err(invalid(
+            "segment",
+            format!("{segment:?}: the journey has no such segment (it has {})", known.join(", ")),
+        ));
+    }
     let query = query_from(params)?;
     let page = state.store.list_accounts(principal.workspace, &query).await?;
     let next_cursor = page.next.map(|at| next_cursor(&query, at));
@@ -432,7 +441,10 @@ pub async fn timeline(
     Query(params): Query<TimelineParams>,
 ) -> Result<Json<Timeline>, ApiError> {
     let (principal, id) = read_account(&state, &headers, &id, Scope::Read).await?;
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(invalid("limit", format!("{limit} is not between 1 and 1000")));
+    }
     let entries = state.store.timeline(principal.workspace, &id, limit).await?;
     let entries = entries
         .into_iter()

@@ -205,6 +205,9 @@ pub async fn validate(
     let bytes = crate::read_body(&headers, body, 1 << 20, Code::BodyTooLarge, "a journey file").await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| ApiError::new(Code::InvalidBody, format!("the journey is not UTF-8: {e}")))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::new(Code::InvalidBody, "the body is empty: send a journey.toml"));
+    }
     Ok(Json(match keel_journey::check("journey.toml", text) {
         Ok(j) => JourneyCheck {
             valid: true,

@@ -46,7 +46,7 @@ pub struct KeyList {
 }
 
 /// The workspace's API keys (never their secrets).
-#[utoipa::path(get, path = "/api/v1/keys", tag = "keys", responses((status = 200, body = KeyList)))]
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys", responses((status = 200, description = "The workspace's keys, live and revoked", body = KeyList)))]
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<KeyList>, ApiError> {
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Admin).await?;
     let keys = state.store.api_keys(principal.workspace).await?;
@@ -58,9 +58,20 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// A name to recognise it by.
+    #[schema(pattern = r"\S")]
     pub name: String,
     /// Any of `ingest`, `read`, `admin`.
+    #[schema(schema_with = scopes_schema)]
     pub scopes: Vec<String>,
+}
+
+/// One or more of the scopes a key can hold.
+fn scopes_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let scope = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(keel_app::keys::Scope::ALL.iter().map(|s| s.as_str())));
+    ArrayBuilder::new().items(scope).min_items(Some(1)).build()
 }
 
 /// A created key: the only time its secret is shown.

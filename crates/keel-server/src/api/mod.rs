@@ -6,6 +6,7 @@
 //! with a human-readable page at `/api/docs`.
 
 pub mod accounts;
+pub mod contract;
 pub mod docs;
 pub mod journey;
 pub mod keys;
@@ -17,8 +18,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{OpenApi as _, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -45,6 +46,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let raw = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) = form_urlencoded::parse(raw.as_bytes()).find(|(_, v)| v.is_empty()) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                format!("{name}: empty; leave the parameter out instead"),
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
         serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
             let message = match e.path().to_string().as_str() {
@@ -144,43 +151,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke))
 }
 
-/// Adds what every authenticated operation shares: the security schemes,
-/// the 401 / 403 / 429 answers, and the record schemas.
-pub fn finish(mut api: OpenApi) -> OpenApi {
+/// Adds the security schemes and the record schemas, then what
+/// [`contract::tighten`] adds to every operation.
+pub fn finish(mut api: OpenApi) -> serde_json::Value {
     let components = api.components.get_or_insert_with(Default::default);
     components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
     components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     for (name, schema) in records::schemas() {
         components.schemas.insert(name, schema);
     }
-    let error = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
-            )
-            .build()
-    };
-    for (path, item) in api.paths.paths.iter_mut() {
-        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
-        for op in operations.into_iter().flatten() {
-            if !(path.starts_with("/api/v1") || path.starts_with("/v1")) {
-                continue;
-            }
-            op.security = Some(vec![
-                SecurityRequirement::new("basic", Vec::<String>::new()),
-                SecurityRequirement::new("bearer", Vec::<String>::new()),
-            ]);
-            let answers = &mut op.responses.responses;
-            answers
-                .entry("401".into())
-                .or_insert_with(|| error("No key, or a key that is unknown or revoked").into());
-            answers.entry("403".into()).or_insert_with(|| error("The key lacks the scope this needs").into());
-            answers.entry("429".into()).or_insert_with(|| {
-                error("The key is over its rate limit; the Retry-After header says when to retry").into()
-            });
-        }
-    }
-    api
+    let mut doc = serde_json::to_value(&api).expect("the OpenAPI document serialises");
+    contract::tighten(&mut doc);
+    doc
 }

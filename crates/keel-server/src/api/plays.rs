@@ -179,7 +179,12 @@ pub struct TaskList {
     pub tasks: Vec<TaskDoc>,
 }
 
-const TASK_STATUSES: [&str; 4] = ["open", "snoozed", "done", "cancelled"];
+/// The task statuses the `status` filter takes.
+pub(crate) const TASK_STATUSES: [&str; 4] = ["open", "snoozed", "done", "cancelled"];
+/// The outbox `status` filter's values (`all`: no filter).
+pub(crate) const OUTBOX_STATUSES: [&str; 4] = ["pending", "approved", "rejected", "all"];
+/// The deliveries `status` filter's values (`all`: no filter).
+pub(crate) const DELIVERY_STATUSES: [&str; 4] = ["pending", "sent", "dead", "all"];
 
 /// The task inbox: an owner's (or everyone's) tasks, overdue first.
 #[utoipa::path(
@@ -241,6 +246,7 @@ pub async fn tasks(
 #[serde(deny_unknown_fields)]
 pub struct TaskDone {
     /// What came of it.
+    #[schema(pattern = r"\S")]
     pub outcome: String,
     /// Who did it (default: the task's owner).
     pub by: Option<String>,
@@ -294,8 +300,10 @@ pub async fn task_done(
 #[serde(deny_unknown_fields)]
 pub struct TaskSnooze {
     /// The day it comes back (YYYY-MM-DD), at most the journey's `snooze_max_days` ahead.
+    #[schema(format = Date, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub until: String,
     /// Why.
+    #[schema(pattern = r"\S")]
     pub reason: String,
 }
 
@@ -426,7 +434,7 @@ pub async fn outbox(
     Query(params): Query<OutboxParams>,
 ) -> Result<Json<OutboxList>, ApiError> {
     let principal = caller(&state, &headers, Scope::Read).await?;
-    let status = status_filter(params.status, "pending", &["pending", "approved", "rejected"])?;
+    let status = status_filter(params.status, "pending", &OUTBOX_STATUSES[..3])?;
     let entries = state.store.outbox(principal.workspace, status.as_deref()).await?;
     Ok(Json(OutboxList { entries: entries.into_iter().map(OutboxDoc::from).collect() }))
 }
@@ -436,6 +444,7 @@ pub async fn outbox(
 #[serde(deny_unknown_fields)]
 pub struct OutboxDecision {
     /// Who decides (kept in the audit log).
+    #[schema(pattern = r"\S")]
     pub by: String,
     /// Why (required to reject).
     pub reason: Option<String>,
@@ -601,7 +610,7 @@ pub async fn deliveries(
     Query(params): Query<DeliveryParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let principal = caller(&state, &headers, Scope::Read).await?;
-    let status = status_filter(params.status, "all", &["pending", "sent", "dead"])?;
+    let status = status_filter(params.status, "all", &DELIVERY_STATUSES[..3])?;
     let list = state.store.deliveries(principal.workspace, status.as_deref()).await?;
     Ok(Json(DeliveryList { deliveries: list.into_iter().map(DeliveryDoc::from).collect() }))
 }
@@ -611,6 +620,7 @@ pub async fn deliveries(
 #[serde(deny_unknown_fields)]
 pub struct Replay {
     /// Who (kept in the audit log).
+    #[schema(pattern = r"\S")]
     pub by: String,
 }
 

@@ -239,6 +239,9 @@ pub async fn write(
     let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Ingest).await?;
     let limit = state.config.records_bytes;
     let bytes = crate::read_body(&headers, body, limit, Code::BodyTooLarge, "the body").await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(Code::InvalidBody, "the body is empty: send at least one record"));
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -252,7 +255,27 @@ pub async fn write(
     let report = match content_type.as_str() {
         "application/json" => {
             let value = crate::parse_json(&bytes)?;
-            let Value::Array(rows) = value else {
+            let rows = match value {
+                Value::Array(rows) if rows.is_empty() => {
+                    return Err(ApiError::new(
+                        Code::InvalidBody,
+                        "the body is an empty array: send at least one record",
+                    ));
+                }
+                other => other,
+            };
+            if let Value::Array(rows) = &rows
+                && let Some(at) = rows.iter().position(|r| !r.is_object())
+            {
+                return Err(ApiError::new(
+                    Code::InvalidBody,
+                    format!(
+                        "item {} of the array is not an object: each record is an object of columns",
+                        at + 1
+                    ),
+                ));
+            }
+            let Value::Array(rows) = rows else {
                 return Err(ApiError::new(
                     Code::InvalidBody,
                     "the body must be a JSON array of objects (or send JSON lines as application/x-ndjson)",

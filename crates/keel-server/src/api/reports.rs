@@ -17,6 +17,20 @@ use crate::{AppState, authenticate, presented_key};
 use keel_app::keys::Scope;
 use keel_app::load::MetricTableError;
 
+/// A `currency` parameter: an ISO 4217 code (three capital letters).
+fn currency(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(c) if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())) => Err(ApiError::new(
+            Code::InvalidParameter,
+            format!("currency: {c:?} is not a currency code (three capital letters, e.g. USD)"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The breakdowns of the retention report (`by`).
+pub(crate) const RETENTION_BY: [&str; 4] = ["month", "segment", "product", "cohort"];
+
 /// Which metrics, as of when.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -189,7 +203,7 @@ pub async fn retention(
         Some(other) => {
             return Err(ApiError::new(
                 Code::InvalidParameter,
-                format!("by: {other:?} is not one of month, segment, product, cohort"),
+                format!("by: {other:?} is not one of {}", RETENTION_BY.join(", ")),
             ));
         }
     };
@@ -199,7 +213,7 @@ pub async fn retention(
         as_of: date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive()),
         segment: params.segment,
         product: params.product,
-        currency: params.currency,
+        currency: currency(params.currency)?,
         by,
         explain: params.explain.unwrap_or(false),
     };
@@ -374,7 +388,7 @@ pub async fn expansion(
         principal.workspace,
         plan.as_ref(),
         period,
-        params.currency.as_deref(),
+        currency(params.currency)?.as_deref(),
         params.segment.as_deref(),
     )
     .await
@@ -626,7 +640,7 @@ pub async fn cohorts(
         as_of,
         months,
         params.product.as_deref(),
-        params.currency.as_deref(),
+        currency(params.currency)?.as_deref(),
         params.segment.as_deref(),
     )
     .await
