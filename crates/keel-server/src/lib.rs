@@ -6,6 +6,7 @@
 //! takes a workspace from the request itself.
 
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod evaluator;
@@ -24,15 +25,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
 use keel_core::Timestamp;
 use keel_store::Store;
 use serde_json::{Value, json};
 
+use crate::auth::{authenticate, presented_key};
 use crate::error::{ApiError, Code};
 use crate::ingest::{Ingestor, Outcome};
 use crate::segment::{Envelope, Limits};
-use keel_app::keys::{self, Principal, Scope};
+use keel_app::keys::{Principal, Scope};
 
 /// The clock the server reads (injected: the library never reads the wall clock itself).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -326,68 +327,6 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
             error.into_response()
         }
     }
-}
-
-/// The key a request presents: HTTP Basic (key as user name), Bearer, or
-/// the body's `writeKey`.
-pub(crate) fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Result<Option<String>, ApiError> {
-    if let Some(raw) = headers.get(header::AUTHORIZATION) {
-        let raw = raw.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-        if let Some(token) = raw.strip_prefix("Bearer ") {
-            return Ok(Some(token.trim().to_owned()));
-        }
-        if let Some(encoded) = raw.strip_prefix("Basic ") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .map_err(|_| ApiError::unauthorized("the Basic credentials are not base64"))?;
-            let text = String::from_utf8(decoded)
-                .map_err(|_| ApiError::unauthorized("the Basic credentials are not UTF-8"))?;
-            let user = text.split(':').next().unwrap_or_default();
-            return Ok(Some(user.to_owned()));
-        }
-        return Err(ApiError::unauthorized("the Authorization header must be Basic or Bearer"));
-    }
-    Ok(body.and_then(|b| b.get("writeKey")).and_then(Value::as_str).map(str::to_owned))
-}
-
-pub(crate) async fn authenticate(
-    state: &AppState,
-    key: Option<String>,
-    scope: Scope,
-) -> Result<Principal, ApiError> {
-    let key = key.ok_or_else(|| {
-        ApiError::unauthorized("no API key: send it as HTTP Basic user name, a Bearer token, or writeKey")
-    })?;
-    let now = (state.clock)();
-    let digest = keys::digest(&key);
-    let cached = {
-        let checked = state.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        checked.get(&digest).filter(|(_, at)| now - *at < state.config.key_cache).map(|(p, _)| p.clone())
-    };
-    let principal = match cached {
-        Some(p) => p,
-        None => {
-            let p = keys::check(state.store.as_ref(), &key)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
-            let mut checked = state.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if checked.len() > 10_000 {
-                checked.clear();
-            }
-            checked.insert(digest, (p.clone(), now));
-            p
-        }
-    };
-    if !keys::allows(&principal.scopes, scope) {
-        return Err(ApiError::forbidden(format!("this key lacks the {scope} scope")));
-    }
-    if let Err(wait) = state.limiter.take(&principal.prefix, now) {
-        let mut e =
-            ApiError::new(Code::RateLimited, format!("this key is over its rate limit; retry in {wait} s"));
-        e.retry_after = Some(wait);
-        return Err(e);
-    }
-    Ok(principal)
 }
 
 /// Reads the body (gunzipped when `Content-Encoding: gzip`, as Segment's

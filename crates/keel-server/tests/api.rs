@@ -798,7 +798,8 @@ async fn the_openapi_document_covers_every_route_and_renders_as_a_page() {
 async fn the_document_states_what_the_server_enforces() {
     let s = start_with(evaluating()).await;
     let (_, read) = key(&s, "default", &[Scope::Read, Scope::Ingest]).await;
-    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", s.url)).await.unwrap().json().await.unwrap();
+    let doc: Value =
+        reqwest::get(format!("{}/api/v1/openapi.json", s.url)).await.unwrap().json().await.unwrap();
     let param = |path: &str, name: &str| {
         doc["paths"][path]["get"]["parameters"]
             .as_array()

@@ -16,9 +16,10 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param};
+use crate::AppState;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
-use crate::{AppState, authenticate, presented_key};
-use keel_app::keys::{Principal, Scope};
+use keel_app::keys::Principal;
 
 fn account_ref() -> Ref {
     Ref::from_schema_name("Account")
@@ -191,10 +192,9 @@ pub(crate) fn next_cursor(query: &AccountQuery, at: keel_store::AccountCursor) -
 )]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<AccountList>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     if let (Some(journey), Some(segment)) = (&state.config.journey, &params.segment)
         && !journey.journey.segments.iter().any(|s| &s.id == segment)
     {
@@ -236,16 +236,9 @@ pub async fn list(
     Ok(Json(AccountList { accounts, total: page.total, next_cursor }))
 }
 
-/// A read route's key (with the `read` scope) and account id.
-pub(crate) async fn read_account(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    scope: Scope,
-) -> Result<(Principal, ExternalId), ApiError> {
-    let principal = authenticate(state, presented_key(headers, None)?, scope).await?;
-    let id = ExternalId::parse(id).map_err(|e| invalid("id", e))?;
-    Ok((principal, id))
+/// The account id of a route's path.
+pub(crate) fn account_id(id: &str) -> Result<ExternalId, ApiError> {
+    ExternalId::parse(id).map_err(|e| invalid("id", e))
 }
 
 fn no_account(id: &ExternalId) -> ApiError {
@@ -328,10 +321,10 @@ async fn stored_state(
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Read>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<AccountDetail>, ApiError> {
-    let (principal, id) = read_account(&state, &headers, &id, Scope::Read).await?;
+    let id = account_id(&id)?;
     let kinds = RecordKinds { contracts: true, contacts: true, ..RecordKinds::default() };
     let snapshot = account_records(&state, &principal, &id, kinds).await?;
     Ok(Json(AccountDetail {
@@ -365,11 +358,11 @@ pub struct StateParams {
 )]
 pub async fn state(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Read>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     Query(params): Query<StateParams>,
 ) -> Result<Json<StateDoc>, ApiError> {
-    let (principal, id) = read_account(&state, &headers, &id, Scope::Read).await?;
+    let id = account_id(&id)?;
     let ws = principal.workspace;
     if let Some(raw) = params.as_of {
         let as_of = keel_core::parse_date(&raw).map_err(|e| invalid("as_of", format!("{raw:?}: {e}")))?;
@@ -436,11 +429,11 @@ pub struct Timeline {
 )]
 pub async fn timeline(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Read>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     Query(params): Query<TimelineParams>,
 ) -> Result<Json<Timeline>, ApiError> {
-    let (principal, id) = read_account(&state, &headers, &id, Scope::Read).await?;
+    let id = account_id(&id)?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit", format!("{limit} is not between 1 and 1000")));
@@ -504,10 +497,10 @@ pub enum AccountRecordKind {
 )]
 pub async fn records(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Read>,
     Path((id, kind)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<RecordList>, ApiError> {
-    let (principal, id) = read_account(&state, &headers, &id, Scope::Read).await?;
+    let id = account_id(&id)?;
     let kind: AccountRecordKind = serde_json::from_value(Value::String(kind.clone())).map_err(|_| {
         ApiError::new(
             Code::NotFound,
@@ -598,11 +591,12 @@ fn touchpoint_ref() -> Ref {
 )]
 pub async fn log_touchpoint(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Ingest>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let (principal, id) = read_account(&state, &headers, &id, Scope::Ingest).await?;
+    let id = account_id(&id)?;
     let input: NewTouchpoint = super::json_body(&body, "a touchpoint")?;
     account_records(&state, &principal, &id, RecordKinds::default()).await?;
     let occurred_at = input.occurred_at.clone().unwrap_or_else(|| (state.clock)().to_rfc3339());

@@ -7,9 +7,9 @@ use keel_journey::{Detection, Entry};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::AppState;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
-use crate::{AppState, authenticate, presented_key};
-use keel_app::keys::Scope;
 
 /// A stage, in brief.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,8 +85,10 @@ pub struct JourneyDoc {
         (status = 404, description = "The server runs without a journey", body = super::ErrorBody),
     )
 )]
-pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<JourneyDoc>, ApiError> {
-    authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller<auth::Read>,
+) -> Result<Json<JourneyDoc>, ApiError> {
     let Some(config) = &state.config.journey else {
         return Err(ApiError::new(Code::NoJourney, "the server runs without a journey"));
     };
@@ -197,11 +199,10 @@ pub struct JourneyCounts {
     )
 )]
 pub async fn validate(
-    State(state): State<AppState>,
+    _caller: Caller<auth::Read>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<JourneyCheck>, ApiError> {
-    authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let bytes = crate::read_body(&headers, body, 1 << 20, Code::BodyTooLarge, "a journey file").await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| ApiError::new(Code::InvalidBody, format!("the journey is not UTF-8: {e}")))?;

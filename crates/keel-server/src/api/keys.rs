@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::AppState;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
-use crate::{AppState, authenticate, presented_key};
 use keel_app::keys::Scope;
 
 /// A key, without its secret.
@@ -47,8 +48,10 @@ pub struct KeyList {
 
 /// The workspace's API keys (never their secrets).
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys", responses((status = 200, description = "The workspace's keys, live and revoked", body = KeyList)))]
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<KeyList>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Admin).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Admin>,
+) -> Result<Json<KeyList>, ApiError> {
     let keys = state.store.api_keys(principal.workspace).await?;
     Ok(Json(KeyList { keys: keys.into_iter().map(KeyDoc::from).collect() }))
 }
@@ -96,10 +99,9 @@ pub struct CreatedKey {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Admin>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Admin).await?;
     let input: NewKey = super::json_body(&body, "a key")?;
     if input.name.trim().is_empty() {
         return Err(ApiError::new(Code::InvalidField, "name: empty"));
@@ -147,10 +149,9 @@ pub async fn create(
 )]
 pub async fn revoke(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Admin>,
     Path(prefix): Path<String>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Admin).await?;
     if state.store.revoke_api_key(principal.workspace, &prefix, (state.clock)()).await? {
         // This server forgets every checked key at once; others within the key cache's time.
         state.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();

@@ -9,7 +9,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use keel_core::{Date, ExternalId};
 use keel_store::{DecisionRow, DeliveryRow, OutboxRow, PlayRunRow, TaskQuery, TaskRow};
 use serde::{Deserialize, Serialize};
@@ -17,9 +16,10 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param, json_body};
+use crate::AppState;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
-use crate::{AppState, authenticate, presented_key};
-use keel_app::keys::{Principal, Scope};
+use keel_app::keys::Principal;
 use keel_app::runner::ActionError;
 
 /// The play of a run key (`account/play/trigger/day`).
@@ -68,10 +68,6 @@ fn journey(state: &AppState) -> Result<&keel_journey::Journey, ApiError> {
         .as_ref()
         .map(|j| &j.journey)
         .ok_or_else(|| ApiError::new(Code::NoJourney, "the server runs without a journey"))
-}
-
-async fn caller(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Principal, ApiError> {
-    authenticate(state, presented_key(headers, None)?, scope).await
 }
 
 /// A task: a call to action for its owner.
@@ -199,10 +195,9 @@ pub(crate) const DELIVERY_STATUSES: [&str; 4] = ["pending", "sent", "dead", "all
 )]
 pub async fn tasks(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<TaskParams>,
 ) -> Result<Json<TaskList>, ApiError> {
-    let principal = caller(&state, &headers, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let overdue = params.overdue.unwrap_or(false);
     let statuses: Vec<String> = match params.status {
@@ -269,11 +264,10 @@ pub struct TaskDone {
 )]
 pub async fn task_done(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Ingest>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<TaskDoc>, ApiError> {
-    let principal = caller(&state, &headers, Scope::Ingest).await?;
     let id = numeric_id(&id, "task")?;
     let input: TaskDone = json_body(&body, "a task outcome")?;
     let now = (state.clock)();
@@ -323,11 +317,10 @@ pub struct TaskSnooze {
 )]
 pub async fn task_snooze(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Ingest>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<TaskDoc>, ApiError> {
-    let principal = caller(&state, &headers, Scope::Ingest).await?;
     let id = numeric_id(&id, "task")?;
     let input: TaskSnooze = json_body(&body, "a snooze")?;
     let until = keel_core::parse_date(&input.until)
@@ -430,10 +423,9 @@ pub struct OutboxList {
 )]
 pub async fn outbox(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<OutboxParams>,
 ) -> Result<Json<OutboxList>, ApiError> {
-    let principal = caller(&state, &headers, Scope::Read).await?;
     let status = status_filter(params.status, "pending", &OUTBOX_STATUSES[..3])?;
     let entries = state.store.outbox(principal.workspace, status.as_deref()).await?;
     Ok(Json(OutboxList { entries: entries.into_iter().map(OutboxDoc::from).collect() }))
@@ -453,12 +445,11 @@ pub struct OutboxDecision {
 /// Approve or reject, then answer with the entry as it now stands.
 async fn decide(
     state: &AppState,
-    headers: &HeaderMap,
+    principal: &Principal,
     id: &str,
     body: &[u8],
     approve: bool,
 ) -> Result<Json<OutboxDoc>, ApiError> {
-    let principal = caller(state, headers, Scope::Admin).await?;
     let id = numeric_id(id, "outbox entry")?;
     let input: OutboxDecision = json_body(body, "a decision")?;
     let journey = journey(state)?;
@@ -497,11 +488,11 @@ async fn decide(
 )]
 pub async fn approve(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Admin>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<OutboxDoc>, ApiError> {
-    decide(&state, &headers, &id, &body, true).await
+    decide(&state, &principal, &id, &body, true).await
 }
 
 /// Rejects a held send, with a reason: its play run is cancelled.
@@ -520,11 +511,11 @@ pub async fn approve(
 )]
 pub async fn reject(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Admin>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<OutboxDoc>, ApiError> {
-    decide(&state, &headers, &id, &body, false).await
+    decide(&state, &principal, &id, &body, false).await
 }
 
 /// An outgoing email or webhook.
@@ -606,10 +597,9 @@ pub struct DeliveryList {
 )]
 pub async fn deliveries(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<DeliveryParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let principal = caller(&state, &headers, Scope::Read).await?;
     let status = status_filter(params.status, "all", &DELIVERY_STATUSES[..3])?;
     let list = state.store.deliveries(principal.workspace, status.as_deref()).await?;
     Ok(Json(DeliveryList { deliveries: list.into_iter().map(DeliveryDoc::from).collect() }))
@@ -640,11 +630,10 @@ pub struct Replay {
 )]
 pub async fn replay(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Admin>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<DeliveryDoc>, ApiError> {
-    let principal = caller(&state, &headers, Scope::Admin).await?;
     let id = numeric_id(&id, "delivery")?;
     let input: Replay = json_body(&body, "a replay")?;
     if input.by.trim().is_empty() {
@@ -765,10 +754,10 @@ pub struct AccountPlays {
 )]
 pub async fn account_plays(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Read>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<AccountPlays>, ApiError> {
-    let (principal, id) = super::accounts::read_account(&state, &headers, &id, Scope::Read).await?;
+    let id = super::accounts::account_id(&id)?;
     super::accounts::account_records(&state, &principal, &id, keel_store::RecordKinds::default()).await?;
     let ws = principal.workspace;
     let mut runs = state.store.play_runs(ws, None, Some(&id)).await?;
@@ -806,10 +795,9 @@ pub struct PlaysReportParams {
 )]
 pub async fn report(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<PlaysReportParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&state, &headers, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let journey = journey(&state)?;
     let report = keel_app::reports::plays(state.store.as_ref(), principal.workspace, journey, as_of)

@@ -19,9 +19,9 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, 
 use utoipa::{IntoParams, ToSchema};
 
 use super::Query;
+use crate::AppState;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
-use crate::{AppState, authenticate, presented_key};
-use keel_app::keys::Scope;
 
 /// The kinds of record the API writes.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -230,13 +230,13 @@ async fn import(
 )]
 pub async fn write(
     State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Ingest>,
     Path(kind): Path<String>,
     headers: HeaderMap,
     Query(params): Query<WriteParams>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let kind = entity_kind(&kind)?;
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Ingest).await?;
     let limit = state.config.records_bytes;
     let bytes = crate::read_body(&headers, body, limit, Code::BodyTooLarge, "the body").await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -5,16 +5,15 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keel_store::{AccountQuery, AccountSort};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Query, date_param};
+use crate::AppState;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
-use crate::{AppState, authenticate, presented_key};
-use keel_app::keys::Scope;
 use keel_app::load::MetricTableError;
 
 /// A `currency` parameter: an ISO 4217 code (three capital letters).
@@ -99,10 +98,9 @@ fn no_journey() -> ApiError {
 )]
 pub async fn metrics(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<MetricsParams>,
 ) -> Result<Json<MetricsReport>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = match params.as_of {
         Some(raw) => keel_core::parse_date(&raw)
             .map_err(|e| ApiError::new(Code::InvalidParameter, format!("as_of: {raw:?}: {e}")))?,
@@ -188,12 +186,11 @@ pub struct RetentionParams {
 )]
 pub async fn retention(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<RetentionParams>,
 ) -> Result<Json<Value>, ApiError> {
     use keel_analytics::retention::By;
     use keel_app::reports::{ReportError, RetentionQuery};
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let by = match params.by.as_deref() {
         None => None,
         Some("month") => Some(By::Month),
@@ -263,10 +260,9 @@ pub struct PatternParams {
 )]
 pub async fn patterns(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<PatternParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
     let report = keel_app::reports::patterns(
@@ -313,10 +309,9 @@ pub struct AuditParams {
 )]
 pub async fn audit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
     let plan = journey_plan(&state, principal.workspace).await?;
@@ -366,10 +361,9 @@ pub struct ExpansionParams {
 )]
 pub async fn expansion(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<ExpansionParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let query = keel_app::reports::RetentionQuery {
         from: date_param("from", params.from)?,
@@ -435,10 +429,9 @@ pub struct GateParams {
 )]
 pub async fn gates(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<GateParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let lead_days = params.lead_days.unwrap_or(180);
     if lead_days > 3650 {
@@ -509,10 +502,9 @@ pub struct HealthParams {
 )]
 pub async fn health(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<HealthParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) = keel_app::reports::health_window(
         date_param("from", params.from)?,
@@ -570,10 +562,9 @@ pub struct FunnelParams {
 )]
 pub async fn funnel(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<FunnelParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
     let report = keel_app::reports::funnel(
@@ -620,10 +611,9 @@ pub struct CohortParams {
 )]
 pub async fn cohorts(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<CohortParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let months = params.months.unwrap_or(24);
     if months > 240 {
@@ -681,10 +671,9 @@ pub struct TtvParams {
 )]
 pub async fn ttv(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<TtvParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
     if let (Some(from), Some(to)) = (from, to)
@@ -755,9 +744,8 @@ pub struct Portfolio {
 )]
 pub async fn portfolio(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(principal, _): Caller<auth::Read>,
 ) -> Result<Json<Portfolio>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
     let today = (state.clock)().date_naive();
     let mut out = Portfolio { as_of: today.to_string(), ..Portfolio::default() };
     let mut query = AccountQuery { sort: AccountSort::Id, limit: 1000, ..AccountQuery::default() };
@@ -804,8 +792,10 @@ pub async fn portfolio(
     tag = "reports",
     responses((status = 200, description = "The status (what `keel status` prints)", body = Object))
 )]
-pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&state, presented_key(&headers, None)?, Scope::Read).await?;
+pub async fn status(
+    State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Read>,
+) -> Result<Json<Value>, ApiError> {
     let status = state.store.status(principal.workspace).await?;
     let counts: BTreeMap<String, u64> = status.counts.iter().map(|(k, n)| (k.to_string(), *n)).collect();
     Ok(Json(serde_json::json!({
