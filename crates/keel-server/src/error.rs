@@ -148,12 +148,21 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait before retrying (429, 503).
     pub retry_after: Option<u64>,
+    /// Machine-readable specifics (e.g. a Segment rejection's code).
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
     /// An error with this code (and so its status) and message.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { status: code.status(), code, message: message.into(), retry_after: None }
+        Self { status: code.status(), code, message: message.into(), retry_after: None, details: None }
+    }
+
+    /// The same error with machine-readable specifics in `details`.
+    #[must_use]
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     /// 401: no credentials, or credentials that are not a valid key.
@@ -206,8 +215,11 @@ impl From<crate::ingest::WriteError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, Json(json!({"code": self.code, "message": self.message}))).into_response();
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(details) = self.details {
+            body["details"] = details;
+        }
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(v) = self.retry_after.and_then(|secs| HeaderValue::from_str(&secs.to_string()).ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }

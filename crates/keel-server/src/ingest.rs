@@ -9,6 +9,8 @@ use std::sync::Arc;
 use keel_core::{Account, Event, EventName, ExternalId, Timestamp};
 use keel_store::{Store, StoreError, WorkspaceId, WriteTx};
 use serde::Serialize;
+
+use crate::segment::RejectionCode;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::evaluator::Evaluator;
@@ -25,7 +27,9 @@ pub enum Outcome {
     Duplicate,
     /// Refused; nothing of it was stored.
     Rejected {
-        /// Why.
+        /// Why, for clients to match on.
+        code: crate::segment::RejectionCode,
+        /// Why, for a person.
         reason: String,
     },
 }
@@ -247,6 +251,7 @@ async fn commit_group(
                     Some(changed) => changed,
                     None => {
                         outcomes[j][i] = Outcome::Rejected {
+                            code: RejectionCode::UnknownAccount,
                             reason: format!(
                                 "neither {:?} nor {:?} belongs to an account yet: send a group call first, \
                                  or context.groupId",
@@ -306,7 +311,10 @@ async fn commit_group(
             let name = match EventName::parse(name) {
                 Ok(n) => n,
                 Err(e) => {
-                    outcomes[j][i] = Outcome::Rejected { reason: format!("event: {e}") };
+                    outcomes[j][i] = Outcome::Rejected {
+                        code: RejectionCode::InvalidEventName,
+                        reason: format!("event: {e}"),
+                    };
                     continue;
                 }
             };
@@ -379,6 +387,7 @@ async fn alias(
 /// The answer to a message whose user belongs to no account yet.
 fn no_account(user: &keel_core::UserId) -> Outcome {
     Outcome::Rejected {
+        code: RejectionCode::UnknownAccount,
         reason: format!(
             "no account for user {:?}: send a group call for the user first, or context.groupId",
             user.as_str()
@@ -401,10 +410,10 @@ async fn identify(
     account: &ExternalId,
     traits: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Outcome, StoreError> {
-    let reject = |reason: String| Ok(Outcome::Rejected { reason });
+    let reject = |code: RejectionCode, reason: String| Ok(Outcome::Rejected { code, reason });
     let id = match ExternalId::parse(m.user.as_str()) {
         Ok(id) => id,
-        Err(e) => return reject(format!("userId: {e}")),
+        Err(e) => return reject(RejectionCode::InvalidUserId, format!("userId: {e}")),
     };
     let existing = tx.contact(&id).await?;
     let flag = |key: &str| traits.get(key).and_then(serde_json::Value::as_bool) == Some(true);
@@ -416,7 +425,7 @@ async fn identify(
     };
     let role = match keel_core::Label::parse(&role) {
         Ok(r) => r,
-        Err(e) => return reject(format!("traits.role: {e}")),
+        Err(e) => return reject(RejectionCode::InvalidRole, format!("traits.role: {e}")),
     };
     let full_name = match (trait_text(traits, "firstName"), trait_text(traits, "lastName")) {
         (Some(f), Some(l)) => Some(format!("{f} {l}")),
@@ -453,7 +462,7 @@ async fn identify(
         Some(c) if c.active_to.is_none() => {
             let closed_id = match ExternalId::parse(&format!("{}~{}", c.id, c.active_from)) {
                 Ok(id) => id,
-                Err(e) => return reject(format!("userId: {e}")),
+                Err(e) => return reject(RejectionCode::InvalidUserId, format!("userId: {e}")),
             };
             let closed = keel_core::Contact { id: closed_id, active_to: Some(day.max(c.active_from)), ..c };
             vec![closed, fresh]

@@ -462,8 +462,9 @@ async fn single_call(
         account_property: state.config.account_property.clone(),
         ..Envelope::default()
     };
-    let message =
-        segment::parse(&value, Some(&call), &env).map_err(|e| ApiError::new(Code::InvalidMessage, e))?;
+    let message = segment::parse(&value, Some(&call), &env).map_err(|r| {
+        ApiError::new(Code::InvalidMessage, r.reason).with_details(json!({"rejection": r.code}))
+    })?;
     let outcome = state
         .ingestor
         .write(principal.workspace, vec![message], received_at)
@@ -471,7 +472,9 @@ async fn single_call(
         .pop()
         .unwrap_or(Outcome::Accepted);
     match outcome {
-        Outcome::Rejected { reason } => Err(ApiError::new(Code::Rejected, reason)),
+        Outcome::Rejected { code, reason } => {
+            Err(ApiError::new(Code::Rejected, reason).with_details(json!({"rejection": code})))
+        }
         other => Ok(Json(json!({"success": true, "result": other})).into_response()),
     }
 }
@@ -534,10 +537,15 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
     for (i, item) in items.iter().enumerate() {
         let size = item.get().len();
         let parsed = if size > limits.message_bytes {
-            Err(format!("message_too_large: {size} bytes; the limit is {}", limits.message_bytes))
+            Err(segment::Rejection::new(
+                segment::RejectionCode::MessageTooLarge,
+                format!("{size} bytes; the limit is {}", limits.message_bytes),
+            ))
         } else {
             serde_json::from_str::<Value>(item.get())
-                .map_err(|e| format!("not JSON: {e}"))
+                .map_err(|e| {
+                    segment::Rejection::new(segment::RejectionCode::InvalidMessage, format!("not JSON: {e}"))
+                })
                 .and_then(|item| segment::parse(&item, None, &env))
         };
         match parsed {
@@ -546,9 +554,9 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
                 slots.push(i);
                 results.push(Outcome::Accepted);
             }
-            Err(reason) => {
+            Err(segment::Rejection { code, reason }) => {
                 state.metrics.outcome("rejected");
-                results.push(Outcome::Rejected { reason });
+                results.push(Outcome::Rejected { code, reason });
             }
         }
     }

@@ -77,6 +77,54 @@ pub struct Message {
     pub call: Call,
 }
 
+/// Why a message was rejected, for clients to match on: each rejected item
+/// of a batch carries one, and a rejected single call carries it in the
+/// error's `details`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    /// Not a JSON object, or a required field is missing or of the wrong type.
+    InvalidMessage,
+    /// A `type` Keel does not take.
+    UnknownType,
+    /// `userId`, `anonymousId` or `previousId` does not check.
+    InvalidUserId,
+    /// `timestamp`, `originalTimestamp` or `sentAt` is not an ISO-8601 date-time.
+    InvalidTimestamp,
+    /// `groupId` (or the configured account property) does not check.
+    InvalidAccountId,
+    /// `messageId` does not check.
+    InvalidMessageId,
+    /// A track call's `event` is not a valid event name.
+    InvalidEventName,
+    /// An identify call's role is not a valid label.
+    InvalidRole,
+    /// The user belongs to no account yet (send a group call, or `context.groupId`).
+    UnknownAccount,
+    /// The message is over the per-message size limit.
+    MessageTooLarge,
+}
+
+/// A rejected message: its code and what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The code.
+    pub code: RejectionCode,
+    /// For a person.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// A rejection with this code.
+    pub fn new(code: RejectionCode, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> Rejection {
+    Rejection::new(RejectionCode::InvalidMessage, reason)
+}
+
 /// The call types, as the `type` field and the endpoints name them.
 pub const TYPES: &[&str] = &["track", "page", "screen", "identify", "group", "alias", "ungroup"];
 
@@ -84,21 +132,22 @@ fn text<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     m.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-fn object(m: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, String> {
+fn object(m: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, Rejection> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(o)) => Ok(o.clone()),
-        Some(_) => Err(format!("{key} must be an object")),
+        Some(_) => Err(invalid(format!("{key} must be an object"))),
     }
 }
 
-fn time(m: &Map<String, Value>, key: &str) -> Result<Option<Timestamp>, String> {
+fn time(m: &Map<String, Value>, key: &str) -> Result<Option<Timestamp>, Rejection> {
+    let bad = |reason: String| Rejection::new(RejectionCode::InvalidTimestamp, reason);
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| Some(t.with_timezone(&chrono::Utc)))
-            .map_err(|e| format!("{key} {s:?} is not an ISO-8601 date-time: {e}")),
-        Some(_) => Err(format!("{key} must be an ISO-8601 string")),
+            .map_err(|e| bad(format!("{key} {s:?} is not an ISO-8601 date-time: {e}"))),
+        Some(_) => Err(bad(format!("{key} must be an ISO-8601 string"))),
     }
 }
 
@@ -126,20 +175,21 @@ pub struct Envelope {
 
 /// Checks one message; `kind` is the endpoint's call type, or `None` in a
 /// batch (then the message's own `type` says).
-pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Message, String> {
-    let Value::Object(m) = value else { return Err("a message must be a JSON object".into()) };
+pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Message, Rejection> {
+    use RejectionCode::{InvalidAccountId, InvalidMessageId, InvalidUserId, UnknownType};
+    let Value::Object(m) = value else { return Err(invalid("a message must be a JSON object")) };
     let kind = match (kind, text(m, "type")) {
         (Some(k), _) => k.to_owned(),
         (None, Some(t)) => t.to_ascii_lowercase(),
-        (None, None) => return Err("type is missing".into()),
+        (None, None) => return Err(invalid("type is missing")),
     };
     if !TYPES.contains(&kind.as_str()) {
-        return Err(format!("type {kind:?} is not one of {}", TYPES.join(", ")));
+        return Err(Rejection::new(UnknownType, format!("type {kind:?} is not one of {}", TYPES.join(", "))));
     }
     let user = id_field(m, "userId")
         .or_else(|| id_field(m, "anonymousId"))
-        .ok_or("userId or anonymousId is required")?;
-    let user = UserId::parse(&user).map_err(|e| format!("userId: {e}"))?;
+        .ok_or_else(|| invalid("userId or anonymousId is required"))?;
+    let user = UserId::parse(&user).map_err(|e| Rejection::new(InvalidUserId, format!("userId: {e}")))?;
 
     let stamp = match time(m, "timestamp")? {
         Some(t) => Some(t),
@@ -158,7 +208,8 @@ pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Messag
     let mut account = id_field(&context, "groupId").or_else(|| env.group_id.clone());
     let call = match kind.as_str() {
         "track" => {
-            let name = text(m, "event").ok_or("event is required in a track call")?.to_owned();
+            let name =
+                text(m, "event").ok_or_else(|| invalid("event is required in a track call"))?.to_owned();
             let properties = object(m, "properties")?;
             if let Some(a) = env.account_property.as_ref().and_then(|key| id_field(&properties, key)) {
                 account = Some(a);
@@ -176,8 +227,10 @@ pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Messag
         }
         "identify" => Call::Identify { traits: object(m, "traits")? },
         "group" | "ungroup" => {
-            let id = id_field(m, "groupId").ok_or_else(|| format!("groupId is required in a {kind} call"))?;
-            let group = ExternalId::parse(&id).map_err(|e| format!("groupId: {e}"))?;
+            let id = id_field(m, "groupId")
+                .ok_or_else(|| invalid(format!("groupId is required in a {kind} call")))?;
+            let group = ExternalId::parse(&id)
+                .map_err(|e| Rejection::new(InvalidAccountId, format!("groupId: {e}")))?;
             account = Some(id);
             if kind == "group" {
                 Call::Group { account: group, traits: object(m, "traits")? }
@@ -186,13 +239,20 @@ pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Messag
             }
         }
         _ => {
-            let previous = id_field(m, "previousId").ok_or("previousId is required in an alias call")?;
-            Call::Alias { previous: UserId::parse(&previous).map_err(|e| format!("previousId: {e}"))? }
+            let previous = id_field(m, "previousId")
+                .ok_or_else(|| invalid("previousId is required in an alias call"))?;
+            let previous = UserId::parse(&previous)
+                .map_err(|e| Rejection::new(InvalidUserId, format!("previousId: {e}")))?;
+            Call::Alias { previous }
         }
     };
-    let account = account.map(|a| ExternalId::parse(&a).map_err(|e| format!("groupId: {e}"))).transpose()?;
+    let account = account
+        .map(|a| ExternalId::parse(&a).map_err(|e| Rejection::new(InvalidAccountId, format!("groupId: {e}"))))
+        .transpose()?;
     let message_id = match id_field(m, "messageId") {
-        Some(id) => MessageId::parse(&id).map_err(|e| format!("messageId: {e}"))?,
+        Some(id) => {
+            MessageId::parse(&id).map_err(|e| Rejection::new(InvalidMessageId, format!("messageId: {e}")))?
+        }
         None => derived_id(m, &kind),
     };
     Ok(Message { message_id, user, timestamp, account, call })
@@ -237,33 +297,40 @@ mod tests {
     }
 
     #[test]
-    fn bad_messages_say_what_is_wrong() {
+    fn bad_messages_say_what_is_wrong_with_a_code() {
+        use RejectionCode::{InvalidMessage, InvalidTimestamp, InvalidUserId, UnknownType};
         let e = env();
         let cases = [
-            (json!({"event": "x"}), "userId or anonymousId is required"),
-            (json!({"userId": "u"}), "event is required in a track call"),
+            (json!({"event": "x"}), InvalidMessage, "userId or anonymousId is required"),
+            (json!({"userId": "u"}), InvalidMessage, "event is required in a track call"),
             (
                 json!({"userId": "u", "event": "x", "timestamp": "yesterday"}),
+                InvalidTimestamp,
                 "timestamp \"yesterday\" is not",
             ),
-            (json!({"userId": "u", "event": "x", "properties": [1]}), "properties must be an object"),
+            (
+                json!({"userId": "u", "event": "x", "properties": [1]}),
+                InvalidMessage,
+                "properties must be an object",
+            ),
             (
                 json!({"userId": " u", "event": "x"}),
+                InvalidUserId,
                 "userId: user id \" u\" has leading or trailing whitespace",
             ),
-            (json!([1, 2]), "a message must be a JSON object"),
+            (json!([1, 2]), InvalidMessage, "a message must be a JSON object"),
         ];
-        for (m, want) in cases {
+        for (m, code, want) in cases {
             let err = parse(&m, Some("track"), &e).unwrap_err();
-            assert!(err.contains(want), "{m}: {err}");
+            assert_eq!(err.code, code, "{m}: {err:?}");
+            assert!(err.reason.contains(want), "{m}: {err:?}");
         }
-        assert!(parse(&json!({"userId": "u"}), None, &e).unwrap_err().contains("type is missing"));
-        assert!(
-            parse(&json!({"userId": "u", "type": "jump"}), None, &e).unwrap_err().contains("\"jump\" is not")
-        );
-        assert!(
-            parse(&json!({"userId": "u"}), Some("group"), &e).unwrap_err().contains("groupId is required")
-        );
+        let rejection = |m: Value, kind: Option<&str>| parse(&m, kind, &e).unwrap_err();
+        assert!(rejection(json!({"userId": "u"}), None).reason.contains("type is missing"));
+        let jump = rejection(json!({"userId": "u", "type": "jump"}), None);
+        assert_eq!(jump.code, UnknownType);
+        assert!(jump.reason.contains("\"jump\" is not"));
+        assert!(rejection(json!({"userId": "u"}), Some("group")).reason.contains("groupId is required"));
     }
 
     #[test]

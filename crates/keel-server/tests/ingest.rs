@@ -140,6 +140,8 @@ async fn a_batch_answers_per_item_and_a_resend_is_all_duplicates() {
         {"type": "track", "messageId": "m-3", "userId": "u1"},
         track("m-5", "nobody-knows-me", None),
         oversized,
+        {"type": "track", "messageId": "m-6", "userId": "u1", "event": "  ", "context": {"groupId": "acme"}},
+        {"type": "jump", "messageId": "m-7", "userId": "u1"},
     ]});
     let (status, body) = post(&s, "/v1/batch", Some(&k), &batch).await;
     assert_eq!(status, 200, "{body}");
@@ -147,16 +149,34 @@ async fn a_batch_answers_per_item_and_a_resend_is_all_duplicates() {
         body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(
         statuses,
-        ["accepted", "accepted", "accepted", "duplicate", "rejected", "rejected", "rejected"]
+        [
+            "accepted",
+            "accepted",
+            "accepted",
+            "duplicate",
+            "rejected",
+            "rejected",
+            "rejected",
+            "rejected",
+            "rejected"
+        ]
+    );
+    // Each rejection carries a code to match on, and a reason to read.
+    let codes: Vec<&str> =
+        body["results"].as_array().unwrap()[4..].iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        ["invalid_message", "unknown_account", "message_too_large", "invalid_event_name", "unknown_type"],
+        "{body}"
     );
     assert!(body["results"][4]["reason"].as_str().unwrap().contains("event is required"));
     assert!(
         body["results"][5]["reason"].as_str().unwrap().contains("no account for user \"nobody-knows-me\"")
     );
-    assert!(body["results"][6]["reason"].as_str().unwrap().contains("message_too_large"));
+    assert!(body["results"][6]["reason"].as_str().unwrap().contains("the limit is"));
     assert_eq!(
         (body["accepted"].as_u64(), body["duplicate"].as_u64(), body["rejected"].as_u64()),
-        (Some(3), Some(1), Some(3))
+        (Some(3), Some(1), Some(5))
     );
     assert_eq!(events(&s, ws).await, 2);
 
@@ -179,7 +199,7 @@ async fn a_batch_answers_per_item_and_a_resend_is_all_duplicates() {
     for line in [
         "keel_ingest_messages_total{outcome=\"accepted\"} 3",
         "keel_ingest_messages_total{outcome=\"duplicate\"} 5",
-        "keel_ingest_messages_total{outcome=\"rejected\"} 6",
+        "keel_ingest_messages_total{outcome=\"rejected\"} 10",
         "keel_ingest_requests_total{kind=\"batch\",status=\"200\"} 2",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
@@ -431,6 +451,7 @@ async fn alias_puts_both_ids_on_one_account() {
     let link = call("alias", "a1", json!({"userId": "ann", "previousId": "anon-7"}));
     let (status, body) = post(&s, "/v1/alias", Some(&k), &link).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("rejected")), "{body}");
+    assert_eq!(body["details"]["rejection"], "unknown_account", "{body}");
     assert!(body["message"].as_str().unwrap().contains("neither \"anon-7\" nor \"ann\""), "{body}");
 
     let joined = call("group", "g1", json!({"userId": "ann", "groupId": "acme"}));

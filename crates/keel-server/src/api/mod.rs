@@ -34,6 +34,10 @@ pub struct ErrorBody {
     pub code: Code,
     /// What went wrong and what to change, for a person.
     pub message: String,
+    /// Machine-readable specifics, when there are any: a rejected Segment
+    /// call's `{"rejection": <RejectionCode>}`.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 /// Query parameters, with a JSON error naming the bad one instead of axum's
@@ -92,7 +96,7 @@ token, or — for Segment calls — as `writeKey` in the body. Every request act
 Errors are JSON objects with a stable `code` and a `message`.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(ErrorBody, Code, accounts::AccountRecordKind, records::RecordKind)),
+    components(schemas(ErrorBody, Code, crate::segment::RejectionCode, accounts::AccountRecordKind, records::RecordKind)),
     tags(
         (name = "ingest", description = "Segment HTTP Tracking API (needs the ingest scope)"),
         (name = "accounts", description = "Accounts, their state, timeline and records (read scope)"),
