@@ -123,11 +123,49 @@ pub async fn history(
 /// Accounts read and evaluated at a time: bounds memory on large workspaces.
 pub const CHUNK: usize = 500;
 
-/// `f` over every history, split across the machine's cores.
-pub fn on_every_core<T: Send>(
+/// One CPU-heavy computation at a time: each already spreads over every
+/// core, so a second one would only make both slower, and a burst of report
+/// requests queues here instead of multiplying threads.
+static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// `f` over every history, split across the machine's cores, off the async
+/// workers: it waits for its turn ([`HEAVY`]), then runs where blocking is
+/// allowed (`block_in_place` on a multi-threaded runtime), so the server's
+/// other requests keep being served while a report computes.
+pub async fn on_every_core<T: Send>(
     histories: &[AccountHistory],
     f: impl Fn(&AccountHistory) -> T + Sync,
 ) -> Vec<T> {
+    let _turn = HEAVY.acquire().await.unwrap_or_else(|_| unreachable!("HEAVY is never closed"));
+    let multi_threaded = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_threaded {
+        tokio::task::block_in_place(|| spread(histories, f))
+    } else {
+        spread(histories, f)
+    }
+}
+
+/// [`on_every_core`] for synchronous callers inside async code (a chunk
+/// callback): the same turn and the same move off the async workers.
+pub fn on_every_core_in_turn<T: Send>(
+    histories: &[AccountHistory],
+    f: impl Fn(&AccountHistory) -> T + Sync,
+) -> Vec<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| {
+                let _turn = h.block_on(HEAVY.acquire());
+                spread(histories, f)
+            })
+        }
+        _ => spread(histories, f),
+    }
+}
+
+/// `f` over every history, split across the machine's cores, on the calling
+/// thread (for callers already off the async workers).
+pub fn spread<T: Send>(histories: &[AccountHistory], f: impl Fn(&AccountHistory) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(histories.len().max(1));
     let per = histories.len().div_ceil(threads).max(1);
     let f = &f;
@@ -213,7 +251,7 @@ pub async fn segments(
         .map_err(|source| MetricTableError::Metric { name: "segments.when".to_owned(), source })?;
     let mut out = std::collections::BTreeMap::new();
     each_chunk(store, ws, needs, as_of, |histories| {
-        let found = on_every_core(&histories, |h| keel_engine::segment(plan, h, as_of));
+        let found = on_every_core_in_turn(&histories, |h| keel_engine::segment(plan, h, as_of));
         for (h, segment) in histories.iter().zip(found) {
             if let Some(segment) = segment {
                 out.insert(h.account.id.clone(), segment);
@@ -242,7 +280,7 @@ pub async fn metric_table(
         needs = needs.union(more);
     }
     each_chunk(store, ws, needs, as_of, |histories| {
-        let rows = on_every_core(&histories, |h| keel_engine::metric_values(plan, h, as_of, names));
+        let rows = on_every_core_in_turn(&histories, |h| keel_engine::metric_values(plan, h, as_of, names));
         each(&histories, rows);
     })
     .await?;

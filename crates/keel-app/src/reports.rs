@@ -163,7 +163,7 @@ async fn early_pointers(
                 gates_open,
                 moments,
             })
-        });
+        }).await;
         observed.extend(found.into_iter().flatten());
     }
     Ok(retention::early_pointers(&observed, POINTERS))
@@ -255,7 +255,7 @@ pub async fn ttv(
         .map_err(|source| MetricTableError::Metric { name: "first_value".to_owned(), source })?;
     let mut rows = Vec::new();
     crate::load::each_chunk(store, ws, needs, as_of, |histories| {
-        let facts = crate::load::on_every_core(&histories, |h| keel_engine::value_facts(plan, h, as_of));
+        let facts = crate::load::on_every_core_in_turn(&histories, |h| keel_engine::value_facts(plan, h, as_of));
         for (h, f) in histories.iter().zip(facts) {
             let (Some(start), Some(tenure_days)) = (f.start, f.tenure_days) else { continue };
             if started.0.is_some_and(|from| start < from)
@@ -293,7 +293,7 @@ pub async fn funnel(
     let mut lines = Vec::new();
     let mut chunks = FullChunks::new(store, ws).await?;
     while let Some(histories) = chunks.next().await? {
-        let states = crate::load::on_every_core(&histories, |h| keel_engine::evaluate(plan, h, as_of));
+        let states = crate::load::on_every_core(&histories, |h| keel_engine::evaluate(plan, h, as_of)).await;
         for (h, state) in histories.iter().zip(states) {
             if !in_segment(state.segment.as_deref(), segment) {
                 continue;
@@ -370,7 +370,7 @@ pub async fn health_backtest(
                 });
             }
             out
-        });
+        }).await;
         snapshots.extend(found.into_iter().flatten());
     }
     Ok(keel_analytics::backtest::report(&snapshots))
@@ -481,7 +481,7 @@ pub async fn gates(
                 });
             }
             out
-        });
+        }).await;
         observations.extend(found.into_iter().flatten());
     }
     let gates: Vec<(String, String)> =
@@ -572,7 +572,7 @@ pub async fn patterns(
         .union(keel_engine::Needs { touchpoints: true, ..keel_engine::Needs::default() });
     let mut terms = Vec::new();
     crate::load::each_chunk(store, ws, needs, as_of, |histories| {
-        let found = crate::load::on_every_core(&histories, |h| {
+        let found = crate::load::on_every_core_in_turn(&histories, |h| {
             let start = h.contracts.iter().map(|c| c.start).min()?;
             let decided_on = h.contracts.iter().filter(|c| c.start == start).filter_map(|c| c.end).min()?;
             if decided_on > as_of {
@@ -774,7 +774,7 @@ pub async fn audit(
             }
             let ran = runs.get(&h.account.id).map_or(&[][..], Vec::as_slice);
             account_months(plan, h, ran, as_of).map(|a| keel_analytics::audit::observe(&cells, &a))
-        });
+        }).await;
         accounts.extend(found.into_iter().flatten());
     }
     Ok(keel_analytics::audit::report(&cells, keel_journey::catalog::MAP_ROWS, &accounts, segment))
@@ -870,7 +870,7 @@ pub async fn band_movements(
                 after,
                 score,
             })
-        });
+        }).await;
         out.extend(found.into_iter().flatten());
     }
     Ok(out)

@@ -354,7 +354,7 @@ pub async fn run_day(
             store.records(ws, keel_store::Accounts::List(chunk), keel_store::RecordKinds::ALL).await?;
         let mut histories = crate::load::group(snapshot);
         crate::load::fill_usage(store, ws, &mut histories, None, true).await?;
-        let states = crate::load::on_every_core(&histories, |h| keel_engine::evaluate(&plan, h, day));
+        let states = crate::load::on_every_core(&histories, |h| keel_engine::evaluate(&plan, h, day)).await;
         let mut tx = store.begin(ws).await?;
         counts.add(&run_accounts(tx.as_mut(), journey, histories.iter().zip(states).collect(), now).await?);
         tx.commit().await?;

@@ -110,7 +110,7 @@ pub(crate) async fn run(
             load_chunk(ws.store.as_ref(), ws.id, chunk, RecordKinds::ALL, Usage::Since(None, true)).await?;
         total += histories.len();
         let t1 = std::time::Instant::now();
-        let states = on_every_core(&histories, |h| keel_engine::evaluate(&plan, h, as_of));
+        let states = on_every_core(&histories, |h| keel_engine::evaluate(&plan, h, as_of)).await;
         loading += t1 - t0;
         evaluating += t1.elapsed();
         if !args.no_record {

@@ -350,7 +350,7 @@ async fn round(
     let evaluated = {
         let (plan, histories) = (plan.clone(), histories.clone());
         tokio::task::spawn_blocking(move || {
-            keel_app::load::on_every_core(&histories, |h| {
+            keel_app::load::spread(&histories, |h| {
                 let state = keel_engine::evaluate(&plan, h, as_of);
                 let json = serde_json::to_string(&state);
                 (state, json)
