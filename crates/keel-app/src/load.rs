@@ -139,11 +139,7 @@ pub async fn on_every_core<T: Send>(
     let _turn = HEAVY.acquire().await.unwrap_or_else(|_| unreachable!("HEAVY is never closed"));
     let multi_threaded = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi_threaded {
-        tokio::task::block_in_place(|| spread(histories, f))
-    } else {
-        spread(histories, f)
-    }
+    if multi_threaded { tokio::task::block_in_place(|| spread(histories, f)) } else { spread(histories, f) }
 }
 
 /// [`on_every_core`] for synchronous callers inside async code (a chunk

@@ -163,7 +163,8 @@ async fn early_pointers(
                 gates_open,
                 moments,
             })
-        }).await;
+        })
+        .await;
         observed.extend(found.into_iter().flatten());
     }
     Ok(retention::early_pointers(&observed, POINTERS))
@@ -255,7 +256,8 @@ pub async fn ttv(
         .map_err(|source| MetricTableError::Metric { name: "first_value".to_owned(), source })?;
     let mut rows = Vec::new();
     crate::load::each_chunk(store, ws, needs, as_of, |histories| {
-        let facts = crate::load::on_every_core_in_turn(&histories, |h| keel_engine::value_facts(plan, h, as_of));
+        let facts =
+            crate::load::on_every_core_in_turn(&histories, |h| keel_engine::value_facts(plan, h, as_of));
         for (h, f) in histories.iter().zip(facts) {
             let (Some(start), Some(tenure_days)) = (f.start, f.tenure_days) else { continue };
             if started.0.is_some_and(|from| start < from)
@@ -370,7 +372,8 @@ pub async fn health_backtest(
                 });
             }
             out
-        }).await;
+        })
+        .await;
         snapshots.extend(found.into_iter().flatten());
     }
     Ok(keel_analytics::backtest::report(&snapshots))
@@ -481,7 +484,8 @@ pub async fn gates(
                 });
             }
             out
-        }).await;
+        })
+        .await;
         observations.extend(found.into_iter().flatten());
     }
     let gates: Vec<(String, String)> =
@@ -774,7 +778,8 @@ pub async fn audit(
             }
             let ran = runs.get(&h.account.id).map_or(&[][..], Vec::as_slice);
             account_months(plan, h, ran, as_of).map(|a| keel_analytics::audit::observe(&cells, &a))
-        }).await;
+        })
+        .await;
         accounts.extend(found.into_iter().flatten());
     }
     Ok(keel_analytics::audit::report(&cells, keel_journey::catalog::MAP_ROWS, &accounts, segment))
@@ -870,7 +875,8 @@ pub async fn band_movements(
                 after,
                 score,
             })
-        }).await;
+        })
+        .await;
         out.extend(found.into_iter().flatten());
     }
     Ok(out)

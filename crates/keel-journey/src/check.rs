@@ -147,7 +147,82 @@ pub fn check(file: &str, src: &str) -> Result<Journey, Vec<Diagnostic>> {
     }
 }
 
+/// The names a journey's expressions, links and settings may use.
+struct Names<'a> {
+    /// Every metric (built-in, family member, the journey's own), by name.
+    metrics: &'a [&'a str],
+    /// The settings (and detector parameters).
+    settings: &'a [&'a str],
+    /// Touchpoint kinds, Keel's and the journey's.
+    touchpoints: &'a [&'a str],
+    /// Ids the journey declares.
+    segments: &'a [&'a str],
+    stages: &'a [&'a str],
+    moments: &'a [&'a str],
+}
+
 fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
+    let (touchpoint_kinds, mut metric_types) = touchpoint_vocabulary(c, &raw);
+    let settings = settings(c, &raw);
+    let metrics = user_metrics(c, &raw, &mut metric_types);
+    let scope = Scope::new(&metric_types);
+    let metric_names: Vec<String> = metric_types.keys().cloned().collect();
+    let names: Vec<&str> = metric_names.iter().map(String::as_str).collect();
+    let setting_names: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).collect();
+    let tp_names: Vec<&str> = touchpoint_kinds.iter().map(String::as_str).collect();
+    let segment_ids: Vec<&str> = raw.segments.iter().map(|s| s.id.get_ref().as_str()).collect();
+    let stage_ids: Vec<&str> = raw.stages.iter().map(|s| s.id.get_ref().as_str()).collect();
+    let moment_ids: Vec<&str> = raw.moments.iter().map(|m| m.id.get_ref().as_str()).collect();
+    let known = Names {
+        metrics: &names,
+        settings: &setting_names,
+        touchpoints: &tp_names,
+        segments: &segment_ids,
+        stages: &stage_ids,
+        moments: &moment_ids,
+    };
+
+    let first_value = c
+        .compile(&scope, &names, &raw.first_value.when, Some(MetricType::Bool), "first_value.when")
+        .map(|(e, _)| e);
+    let segments = segments(c, &raw, &scope, &known);
+    let stages = stages(c, &raw, &scope, &known);
+    let moments = moments(c, &raw, &scope, &known);
+    let health = health(c, &raw, &known);
+    let map = map(c, &raw, &known);
+    let checked = owners_and_plays(c, &raw, &metric_types, &known);
+
+    if raw.journey.core_features.is_empty() {
+        c.error(0..0, "name the product's core features: [journey] core_features = [\"event_name\", …]");
+    }
+    let renewal_window_days = c.days(&raw.journey.renewal_window_days, "renewal_window_days").unwrap_or(90);
+    Some(Journey {
+        name: raw.journey.name,
+        renewal_window_days,
+        first_value: first_value?,
+        settings,
+        segments,
+        metrics,
+        metric_types,
+        stages,
+        moments,
+        health,
+        map,
+        touchpoint_kinds,
+        core_features: raw.journey.core_features.iter().map(|f| f.get_ref().clone()).collect(),
+        owners: checked.owners,
+        governance: checked.governance,
+        plays: checked.plays,
+        version: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(c.map.src().as_bytes())),
+    })
+}
+
+/// Keel's touchpoint kinds and the journey's, and the metric types they
+/// bring (with the built-in metrics').
+fn touchpoint_vocabulary(
+    c: &mut Checker<'_>,
+    raw: &RawJourney,
+) -> (Vec<String>, BTreeMap<String, MetricType>) {
     // Touchpoint kinds and the metric names they bring.
     let mut touchpoint_kinds: Vec<String> = TOUCHPOINT_KINDS.iter().map(|k| (*k).to_owned()).collect();
     for kind in &raw.journey.touchpoint_kinds {
@@ -166,6 +241,11 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         }
     }
 
+    (touchpoint_kinds, metric_types)
+}
+
+/// The settings, defaults overridden by `[settings]`.
+fn settings(c: &mut Checker<'_>, raw: &RawJourney) -> BTreeMap<String, f64> {
     // Settings.
     let mut settings: BTreeMap<String, f64> = SETTINGS.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
     let setting_names: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).collect();
@@ -181,6 +261,15 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         }
     }
 
+    settings
+}
+
+/// The journey's own metrics; each adds its type to `metric_types`.
+fn user_metrics(
+    c: &mut Checker<'_>,
+    raw: &RawJourney,
+    metric_types: &mut BTreeMap<String, MetricType>,
+) -> Vec<UserMetric> {
     // User metrics: counting ones first (expressions may use them), then expressions.
     let mut metrics = Vec::new();
     for (name, m) in &raw.metrics {
@@ -230,7 +319,7 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         }
     }
     {
-        let scope = Scope::new(&metric_types);
+        let scope = Scope::new(metric_types);
         let names: Vec<String> = metric_types.keys().cloned().collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut typed = Vec::new();
@@ -258,20 +347,17 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
             metric_types.insert(name.get_ref().clone(), ty);
         }
     }
-    let scope = Scope::new(&metric_types);
-    let metric_names: Vec<String> = metric_types.keys().cloned().collect();
-    let names: Vec<&str> = metric_names.iter().map(String::as_str).collect();
-    let bool_ty = Some(MetricType::Bool);
+    metrics
+}
 
-    let first_value =
-        c.compile(&scope, &names, &raw.first_value.when, bool_ty, "first_value.when").map(|(e, _)| e);
-
+fn segments(c: &mut Checker<'_>, raw: &RawJourney, scope: &Scope, known: &Names<'_>) -> Vec<Segment> {
+    let (names, setting_names, bool_ty) = (known.metrics, known.settings, Some(MetricType::Bool));
     // Segments.
     c.unique(raw.segments.iter().map(|s| &s.id), "segment");
     let mut segments = Vec::new();
     for s in &raw.segments {
         c.check_id(&s.id, "segment");
-        let when = c.compile(&scope, &names, &s.when, bool_ty, &format!("segment `{}`", s.id.get_ref()));
+        let when = c.compile(scope, names, &s.when, bool_ty, &format!("segment `{}`", s.id.get_ref()));
         let touch = match s.touch.get_ref().as_str() {
             "high_touch" => Some(Touch::HighTouch),
             "tech_touch" => Some(Touch::TechTouch),
@@ -283,7 +369,7 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         };
         let mut overrides = BTreeMap::new();
         for (k, v) in &s.overrides {
-            if c.known(k, &setting_names, "setting") {
+            if c.known(k, setting_names, "setting") {
                 overrides.insert(k.get_ref().clone(), *v.get_ref());
             }
         }
@@ -294,8 +380,12 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
     if raw.segments.is_empty() {
         c.error(0..0, "define at least one segment (the last one may be `when = \"true\"`)");
     }
-    let segment_ids: Vec<&str> = raw.segments.iter().map(|s| s.id.get_ref().as_str()).collect();
 
+    segments
+}
+
+fn stages(c: &mut Checker<'_>, raw: &RawJourney, scope: &Scope, known: &Names<'_>) -> Vec<Stage> {
+    let (names, bool_ty) = (known.metrics, Some(MetricType::Bool));
     // Stages.
     c.unique(raw.stages.iter().map(|s| &s.id), "stage");
     if raw.stages.is_empty() {
@@ -318,11 +408,11 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
                 None
             }
             _ => c
-                .compile(&scope, &names, &s.entry, bool_ty, &format!("{what} entry"))
+                .compile(scope, names, &s.entry, bool_ty, &format!("{what} entry"))
                 .map(|(e, _)| Entry::When(e)),
         };
-        let exit = c.compile(&scope, &names, &s.exit, bool_ty, &format!("{what} exit"));
-        let watch_ok = c.known(&s.watch, &names, "metric");
+        let exit = c.compile(scope, names, &s.exit, bool_ty, &format!("{what} exit"));
+        let watch_ok = c.known(&s.watch, names, "metric");
         let min_dwell = c.days(&s.min_dwell_days, "min_dwell_days").unwrap_or(0);
         let target = c.days(&s.target_days, "target_days");
         if let (Some(entry), Some((exit, _)), true) = (entry, exit, watch_ok) {
@@ -338,8 +428,12 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
             });
         }
     }
-    let stage_ids: Vec<&str> = raw.stages.iter().map(|s| s.id.get_ref().as_str()).collect();
 
+    stages
+}
+
+fn moments(c: &mut Checker<'_>, raw: &RawJourney, scope: &Scope, known: &Names<'_>) -> Vec<Moment> {
+    let (names, setting_names, bool_ty) = (known.metrics, known.settings, Some(MetricType::Bool));
     // Moments.
     c.unique(raw.moments.iter().map(|m| &m.id), "moment");
     let detector_names: Vec<&str> = DETECTORS.iter().map(|d| d.name).collect();
@@ -351,14 +445,14 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
             (Some(d), None) => {
                 let mut params = BTreeMap::new();
                 for (k, v) in &m.params {
-                    if c.known(k, &setting_names, "detector parameter") {
+                    if c.known(k, setting_names, "detector parameter") {
                         params.insert(k.get_ref().clone(), *v.get_ref());
                     }
                 }
                 c.known(d, &detector_names, "detector")
                     .then(|| Detection::Detector { name: d.get_ref().clone(), params })
             }
-            (None, Some(w)) => c.compile(&scope, &names, w, bool_ty, &what).map(|(e, _)| Detection::When(e)),
+            (None, Some(w)) => c.compile(scope, names, w, bool_ty, &what).map(|(e, _)| Detection::When(e)),
             _ => {
                 c.error(m.id.span(), format!("{what} needs exactly one of `detector` and `when`"));
                 None
@@ -396,8 +490,12 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
             });
         }
     }
-    let moment_ids: Vec<&str> = raw.moments.iter().map(|m| m.id.get_ref().as_str()).collect();
 
+    moments
+}
+
+fn health(c: &mut Checker<'_>, raw: &RawJourney, known: &Names<'_>) -> HealthModel {
+    let (names, segment_ids) = (known.metrics, known.segments);
     // Health.
     let h = &raw.health;
     let bands = h.bands.get_ref();
@@ -420,7 +518,7 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
     let mut components = Vec::new();
     for k in &h.components {
         c.check_id(&k.id, "health component");
-        let metric_ok = c.known(&k.metric, &names, "metric");
+        let metric_ok = c.known(&k.metric, names, "metric");
         if *k.weight.get_ref() < 0.0 {
             c.error(k.weight.span(), "weights are 0 or more");
         }
@@ -447,7 +545,7 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
     let component_ids: Vec<&str> = h.components.iter().map(|k| k.id.get_ref().as_str()).collect();
     let mut segment_weights = BTreeMap::new();
     for (segment, weights) in &h.segment_weights {
-        c.known(segment, &segment_ids, "segment");
+        c.known(segment, segment_ids, "segment");
         let mut w = BTreeMap::new();
         for (component, weight) in weights {
             if c.known(component, &component_ids, "health component") {
@@ -457,6 +555,12 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         segment_weights.insert(segment.get_ref().clone(), w);
     }
 
+    HealthModel { red: bands.red, yellow: bands.yellow, min_coverage, components, segment_weights }
+}
+
+fn map(c: &mut Checker<'_>, raw: &RawJourney, known: &Names<'_>) -> JourneyMap {
+    let (names, tp_names, stage_ids, moment_ids) =
+        (known.metrics, known.touchpoints, known.stages, known.moments);
     // Map.
     c.unique(raw.map.phases.iter().map(|p| &p.id), "phase");
     let mut phases: Vec<Phase> = Vec::new();
@@ -480,7 +584,6 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
             }
         }
     }
-    let tp_names: Vec<&str> = touchpoint_kinds.iter().map(String::as_str).collect();
     let mut cells = Vec::new();
     let mut covered: BTreeMap<&str, BTreeSet<u8>> = BTreeMap::new();
     for cell in &raw.map.cells {
@@ -488,16 +591,16 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         let months = c.months(&cell.months);
         let l = &cell.links;
         for s in &l.stages {
-            c.known(s, &stage_ids, "stage");
+            c.known(s, stage_ids, "stage");
         }
         for m in &l.moments {
-            c.known(m, &moment_ids, "moment");
+            c.known(m, moment_ids, "moment");
         }
         for t in &l.touchpoints {
-            c.known(t, &tp_names, "touchpoint kind");
+            c.known(t, tp_names, "touchpoint kind");
         }
         for m in &l.metrics {
-            c.known(m, &names, "metric");
+            c.known(m, names, "metric");
         }
         if let (true, Some(months)) = (row_ok, months) {
             let seen = covered.entry(cell.row.get_ref().as_str()).or_default();
@@ -526,6 +629,17 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         }
     }
 
+    JourneyMap { phases, cells }
+}
+
+/// Owners, plays and governance; then the moments' and the map's play names.
+fn owners_and_plays(
+    c: &mut Checker<'_>,
+    raw: &RawJourney,
+    metric_types: &BTreeMap<String, MetricType>,
+    known: &Names<'_>,
+) -> plays::Checked {
+    let (names, segment_ids, tp_names) = (known.metrics, known.segments, known.touchpoints);
     // Owners, plays and governance.
     let roles = plays::roles(&raw.owners);
     let role_names: Vec<&str> = roles.iter().map(String::as_str).collect();
@@ -533,17 +647,17 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         plays::role_known(c, owner, &role_names);
     }
     let known = plays::Known {
-        metrics: &names,
+        metrics: names,
         stages: raw
             .stages
             .iter()
             .map(|s| (s.id.get_ref().as_str(), s.target_days.is_some(), s.owner.get_ref().as_str()))
             .collect(),
         moments: raw.moments.iter().map(|m| (m.id.get_ref().as_str(), m.owner.get_ref().as_str())).collect(),
-        segments: &segment_ids,
-        touchpoints: &tp_names,
+        segments: segment_ids,
+        touchpoints: tp_names,
     };
-    let checked = plays::check(c, &raw.owners, raw.governance.as_ref(), &raw.plays, &metric_types, &known);
+    let checked = plays::check(c, &raw.owners, raw.governance.as_ref(), &raw.plays, metric_types, &known);
     let play_ids: Vec<&str> = raw.plays.iter().map(|p| p.id.get_ref().as_str()).collect();
     // A journey without plays (written before Keel ran them) keeps its
     // moments' `play` names (and its map's play links) as labels; once it defines plays, every name must resolve.
@@ -575,33 +689,5 @@ fn check_raw(c: &mut Checker<'_>, raw: RawJourney) -> Option<Journey> {
         }
     }
 
-    if raw.journey.core_features.is_empty() {
-        c.error(0..0, "name the product's core features: [journey] core_features = [\"event_name\", …]");
-    }
-    let renewal_window_days = c.days(&raw.journey.renewal_window_days, "renewal_window_days").unwrap_or(90);
-    Some(Journey {
-        name: raw.journey.name,
-        renewal_window_days,
-        first_value: first_value?,
-        settings,
-        segments,
-        metrics,
-        metric_types,
-        stages,
-        moments,
-        health: HealthModel {
-            red: bands.red,
-            yellow: bands.yellow,
-            min_coverage,
-            components,
-            segment_weights,
-        },
-        map: JourneyMap { phases, cells },
-        touchpoint_kinds,
-        core_features: raw.journey.core_features.iter().map(|f| f.get_ref().clone()).collect(),
-        owners: checked.owners,
-        governance: checked.governance,
-        plays: checked.plays,
-        version: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(c.map.src().as_bytes())),
-    })
+    checked
 }
