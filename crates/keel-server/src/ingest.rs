@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::segment::{Call, Message};
 
 /// What became of one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     /// Stored now.

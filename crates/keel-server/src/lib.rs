@@ -389,7 +389,7 @@ fn counted(state: &AppState, kind: &str, result: Result<Response, ApiError>) -> 
     params(("call" = String, Path, description = "track, identify, group, page, screen, alias or ungroup")),
     request_body(content = Object, description = "A Segment message (at most 32 KB)"),
     responses(
-        (status = 200, description = "Accepted or a duplicate: `{\"success\": true, \"result\": …}`", body = Object),
+        (status = 200, description = "Accepted or a duplicate", body = SingleAnswer),
         (status = 400, description = "invalid_json (with line and column), invalid_message, rejected, invalid_gzip", body = api::ErrorBody),
         (status = 404, description = "No such call", body = api::ErrorBody),
         (status = 413, description = "message_too_large", body = api::ErrorBody),
@@ -414,7 +414,7 @@ pub(crate) async fn single(
     tag = "ingest",
     request_body(content = Object, description = "`{\"batch\": [messages…], \"sentAt\": …, \"context\": …}`"),
     responses(
-        (status = 200, description = "`{success, accepted, duplicate, rejected, results: [accepted | duplicate | {rejected: reason}]}`", body = Object),
+        (status = 200, description = "A result per message, in order", body = BatchAnswer),
         (status = 400, description = "invalid_json, invalid_batch, invalid_gzip", body = api::ErrorBody),
         (status = 413, description = "batch_too_large, too_many_messages", body = api::ErrorBody),
         (status = 415, description = "unsupported_encoding", body = api::ErrorBody),
@@ -431,7 +431,7 @@ pub(crate) async fn batch(State(state): State<AppState>, headers: HeaderMap, bod
     path = "/v1/import",
     tag = "ingest",
     request_body(content = Object, description = "As /v1/batch"),
-    responses((status = 200, description = "As /v1/batch", body = Object))
+    responses((status = 200, description = "As /v1/batch", body = BatchAnswer))
 )]
 pub(crate) async fn import(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = batch_call(&state, headers, body).await;
@@ -475,7 +475,7 @@ async fn single_call(
         Outcome::Rejected { code, reason } => {
             Err(ApiError::new(Code::Rejected, reason).with_details(json!({"rejection": code})))
         }
-        other => Ok(Json(json!({"success": true, "result": other})).into_response()),
+        other => Ok(Json(SingleAnswer { success: true, result: other }).into_response()),
     }
 }
 
@@ -565,12 +565,36 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
         results[slot] = outcome;
     }
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|o| f(o)).count();
-    let body = json!({
-        "success": true,
-        "accepted": count(|o| matches!(o, Outcome::Accepted)),
-        "duplicate": count(|o| matches!(o, Outcome::Duplicate)),
-        "rejected": count(|o| matches!(o, Outcome::Rejected { .. })),
-        "results": results,
-    });
+    let body = BatchAnswer {
+        success: true,
+        accepted: count(|o| matches!(o, Outcome::Accepted)),
+        duplicate: count(|o| matches!(o, Outcome::Duplicate)),
+        rejected: count(|o| matches!(o, Outcome::Rejected { .. })),
+        results,
+    };
     Ok(Json(body).into_response())
+}
+
+/// A single Segment call's answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SingleAnswer {
+    /// Always true (a failure is an error answer).
+    pub success: bool,
+    /// Accepted, or a duplicate of a message stored before.
+    pub result: Outcome,
+}
+
+/// A batch's answer: counts, and one result per message in order.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchAnswer {
+    /// Always true (a batch that cannot be read is an error answer).
+    pub success: bool,
+    /// Messages stored now.
+    pub accepted: usize,
+    /// Messages stored before (same message id).
+    pub duplicate: usize,
+    /// Messages refused, each with its code and reason.
+    pub rejected: usize,
+    /// One per message, in the batch's order.
+    pub results: Vec<Outcome>,
 }
