@@ -117,8 +117,30 @@ pub struct AppState {
     logins: Arc<web::auth::Throttle>,
 }
 
+/// Starts the server's work over a store, in one place: the state every
+/// handler shares (with its ingest writer and, given a journey, its
+/// streaming evaluator) and the background tasks the configuration asks
+/// for — WAL maintenance, forgetting message ids past the deduplication
+/// window, keeping the dashboard's reports warm. Needs a Tokio runtime.
+/// `keel serve` calls it; so does the test harness.
+pub fn startup(store: Arc<dyn Store>, config: Config, clock: Clock) -> AppState {
+    if config.checkpoint_every > std::time::Duration::ZERO {
+        tokio::spawn(maintenance(store.clone(), config.checkpoint_every));
+    }
+    if config.dedup_window_days > 0 {
+        tokio::spawn(forget_old_message_ids(store.clone(), clock.clone(), config.dedup_window_days));
+    }
+    let state = AppState::new(store, config, clock);
+    if state.config.warm_reports {
+        tokio::spawn(web::figures::keep_warm(state.clone()));
+    }
+    state
+}
+
 impl AppState {
-    /// State over a store; starts the ingest writer (needs a Tokio runtime).
+    /// The state handlers share over a store, with the ingest writer and
+    /// the streaming evaluator it cannot work without (needs a Tokio
+    /// runtime); no other background task: [`startup`] starts those.
     pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
         let metrics = Arc::new(metrics::Metrics::default());
@@ -132,13 +154,7 @@ impl AppState {
                 evaluator::Timing { debounce: config.debounce, tick: config.tick },
             )
         });
-        if config.checkpoint_every > std::time::Duration::ZERO {
-            tokio::spawn(maintenance(store.clone(), config.checkpoint_every));
-        }
-        if config.dedup_window_days > 0 {
-            tokio::spawn(forget_old_message_ids(store.clone(), clock.clone(), config.dedup_window_days));
-        }
-        let state = Self {
+        Self {
             ingestor: Ingestor::start(store.clone(), metrics.clone(), evaluator.clone()),
             evaluator,
             store,
@@ -149,11 +165,7 @@ impl AppState {
             metrics,
             reports: Arc::new(cache::ReportCache::new(report_ttl)),
             logins: Arc::default(),
-        };
-        if state.config.warm_reports {
-            tokio::spawn(web::figures::keep_warm(state.clone()));
         }
-        state
     }
 }
 

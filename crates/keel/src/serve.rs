@@ -46,7 +46,7 @@ pub(crate) async fn serve(call: keel_cli::ServeCall) -> anyhow::Result<ExitCode>
     };
     let clock: keel_server::Clock = Arc::new(keel_cli::now);
     let store: Arc<dyn keel_store::Store> = Arc::from(ws.store);
-    let state = keel_server::AppState::new(store.clone(), config, clock);
+    let state = keel_server::startup(store.clone(), config, clock);
     // The delivery worker runs beside the HTTP server (the server itself
     // sends nothing: delivery is its own edge crate).
     if let Some(delivery) = delivery {

@@ -35,7 +35,7 @@ pub async fn start_in(dir: tempfile::TempDir, config: keel_server::Config) -> Se
     let path = dir.path().join("k.db");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
-    let state = keel_server::AppState::new(store.clone(), config, clock());
+    let state = keel_server::startup(store.clone(), config, clock());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(keel_server::serve_on(listener, state.clone(), std::future::pending()));
