@@ -129,7 +129,7 @@ pub const CHUNK: usize = 500;
 static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// `f` over every history, split across the machine's cores, off the async
-/// workers: it waits for its turn ([`HEAVY`]), then runs where blocking is
+/// workers: it waits for its turn (`HEAVY`), then runs where blocking is
 /// allowed (`block_in_place` on a multi-threaded runtime), so the server's
 /// other requests keep being served while a report computes.
 pub async fn on_every_core<T: Send>(

@@ -5,7 +5,7 @@
 //! Handlers take a [`Caller<S>`] — an extractor that answers 401, 403 or 429
 //! before the handler runs — instead of checking the key themselves. Only
 //! the Segment routes, whose key may ride in the body, call
-//! [`authenticate`] directly once they have read it.
+//! `authenticate` directly once they have read it.
 
 use std::marker::PhantomData;
 
