@@ -152,6 +152,10 @@ async fn a_leader_signs_in_reads_the_portfolio_and_signs_out_in_chromium() {
     c.goto(&format!("{}/accounts", s.url)).await.unwrap();
     c.find(Locator::Css("select[name=band] option[value=red]")).await.unwrap().click().await.unwrap();
     c.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+    // The fact to wait for: the page the server rendered for the filter (the
+    // old page has a p.note too, and its option is selected only as a
+    // property, never as the attribute the server writes).
+    c.wait().for_element(Locator::Css("select[name=band] option[value=red][selected]")).await.unwrap();
     c.wait().for_element(Locator::Css("p.note")).await.unwrap();
     assert!(c.current_url().await.unwrap().as_str().contains("band=red"));
     let health = c.find_all(Locator::Css("table.accounts tbody tr td:nth-child(4)")).await.unwrap();
