@@ -34,6 +34,7 @@ pub const BUILDERS_ROW: &str = "loyalty_builders";
 
 /// What a cell of the map is, as the data shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// A link is live for most accounts in the cell's months.
@@ -61,6 +62,7 @@ impl Status {
 
 /// What a link points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LinkKind {
     /// A stage id.
@@ -217,6 +219,7 @@ pub fn observe(cells: &[CellSpec], account: &AccountMonths) -> AccountCells {
 
 /// One link of a cell, as the data shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkAudit {
     /// What it points at.
     pub kind: LinkKind,
@@ -234,6 +237,7 @@ pub struct LinkAudit {
 
 /// One cell of the map, classified.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CellAudit {
     /// The row.
     pub row: String,
@@ -251,6 +255,7 @@ pub struct CellAudit {
 
 /// A cell that depends on heroics, and what it is worth.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RiskRow {
     /// The row.
     pub row: String,
@@ -269,6 +274,7 @@ pub struct RiskRow {
 
 /// The blockers against the builders over some months.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GapRow {
     /// First and last month.
     pub months: (u8, u8),
@@ -291,6 +297,7 @@ pub struct GapRow {
 
 /// `keel report audit`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditReport {
     /// Accounts audited (after the segment filter: in at least one cell).
     pub accounts: u64,

@@ -6,9 +6,10 @@
 //! snapshots), the top-decile lift, the churn rate per band with Wilson
 //! intervals (calibration), and the accounts that were green and churned.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
-use keel_core::{Date, ExternalId};
+use keel_core::{Band, Date, ExternalId};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
@@ -16,6 +17,7 @@ use crate::ratio;
 
 /// One account on one snapshot date.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// The account.
     pub account: ExternalId,
@@ -23,8 +25,8 @@ pub struct Snapshot {
     pub on: Date,
     /// Health score then (None: no component had data).
     pub score: Option<f64>,
-    /// Band then.
-    pub band: Option<String>,
+    /// Band then (None: no component had data).
+    pub band: Option<Band>,
     /// The first day within the next 90 days the account had no line in
     /// force (None: it stayed active).
     pub churned_on: Option<Date>,
@@ -32,6 +34,7 @@ pub struct Snapshot {
 
 /// A rate with its 95% Wilson interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rate {
     /// Events.
     pub k: u64,
@@ -66,6 +69,7 @@ impl Rate {
 
 /// One band's calibration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BandRow {
     /// green, yellow, red, or `no data`.
     pub band: String,
@@ -75,6 +79,7 @@ pub struct BandRow {
 
 /// A snapshot that was green and churned within 90 days.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GreenButChurned {
     /// The account.
     pub account: ExternalId,
@@ -88,6 +93,7 @@ pub struct GreenButChurned {
 
 /// `keel report health`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthBacktest {
     /// The snapshot dates.
     pub dates: Vec<Date>,
@@ -120,6 +126,7 @@ pub struct HealthBacktest {
 /// One point of the ROC curve: flag every snapshot scoring at or below
 /// `threshold` as at risk.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RocPoint {
     /// The score flagged at or below (None for the origin: nothing flagged).
     pub threshold: Option<f64>,
@@ -251,22 +258,26 @@ pub fn report(snapshots: &[Snapshot]) -> HealthBacktest {
     let top_decile = Rate::wilson(churned_in(&by_score[..tenth]), tenth as u64);
     let base = Rate::wilson(churned_in(&by_score), by_score.len() as u64);
 
-    let mut bands: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    // Keyed by band, healthiest first; no band ("no data") last.
+    let mut bands: BTreeMap<Reverse<Option<Band>>, (u64, u64)> = BTreeMap::new();
     for s in snapshots {
-        let slot = bands.entry(s.band.clone().unwrap_or_else(|| "no data".into())).or_default();
+        let slot = bands.entry(Reverse(s.band)).or_default();
         slot.1 += 1;
         if s.churned_on.is_some() {
             slot.0 += 1;
         }
     }
-    let order = |b: &str| ["green", "yellow", "red", "no data"].iter().position(|x| *x == b).unwrap_or(4);
-    let mut by_band: Vec<BandRow> =
-        bands.into_iter().map(|(band, (k, n))| BandRow { band, churn: Rate::wilson(k, n) }).collect();
-    by_band.sort_by_key(|b| order(&b.band));
+    let by_band: Vec<BandRow> = bands
+        .into_iter()
+        .map(|(Reverse(band), (k, n))| BandRow {
+            band: band.map_or_else(|| "no data".to_owned(), |b| b.as_str().to_owned()),
+            churn: Rate::wilson(k, n),
+        })
+        .collect();
 
     let mut green_but_churned: Vec<GreenButChurned> = snapshots
         .iter()
-        .filter(|s| s.band.as_deref() == Some("green"))
+        .filter(|s| s.band == Some(Band::Green))
         .filter_map(|s| {
             Some(GreenButChurned {
                 account: s.account.clone(),
@@ -369,7 +380,7 @@ mod tests {
             account: ExternalId::parse(account).unwrap(),
             on: on.parse().unwrap(),
             score: Some(score),
-            band: Some(band.into()),
+            band: Some(band.parse().unwrap()),
             churned_on: churned.map(|c| c.parse().unwrap()),
         }
     }

@@ -19,6 +19,7 @@ use crate::retention::Book;
 
 /// One cohort × month cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Cell {
     /// Months since start.
     pub month: u32,
@@ -38,6 +39,7 @@ pub struct Cell {
 
 /// One start month.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Cohort {
     /// `YYYY-MM`.
     pub cohort: String,
@@ -49,6 +51,7 @@ pub struct Cohort {
 
 /// `keel report cohorts`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CohortReport {
     /// The last day observed.
     pub as_of: Date,

@@ -20,6 +20,7 @@ pub const ASK_KINDS: [&str; 5] =
 
 /// Expansion opportunities of one source.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceRow {
     /// cs, sales, marketing or partner.
     pub source: String,
@@ -43,6 +44,7 @@ pub struct SourceRow {
 
 /// A promoter.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Candidate {
     /// The account.
     pub account: ExternalId,
@@ -56,6 +58,7 @@ pub struct Candidate {
 
 /// `keel report expansion`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExpansionReport {
     /// The period.
     pub period: Period,

@@ -25,6 +25,7 @@ use crate::ttv::quantile;
 
 /// One stage change of a line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     /// The day.
     pub on: Date,
@@ -34,6 +35,7 @@ pub struct Change {
 
 /// One product line of one account, with its stage history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LineHistory {
     /// The account.
     pub account: ExternalId,
@@ -49,6 +51,7 @@ pub struct LineHistory {
 
 /// One stage of one funnel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageStats {
     /// The stage.
     pub stage: String,
@@ -78,6 +81,7 @@ pub struct StageStats {
 
 /// The funnel of one product line, overall and broken down.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LineFunnel {
     /// The product line.
     pub product_line: String,
@@ -93,6 +97,7 @@ pub struct LineFunnel {
 
 /// `keel report funnel`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FunnelReport {
     /// The date the history was rebuilt as of.
     pub as_of: Date,

@@ -15,6 +15,7 @@ use crate::ratio;
 
 /// One renewal decision, with the line's stage history `lead` days before it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateObservation {
     /// The account.
     pub account: ExternalId,
@@ -38,6 +39,7 @@ pub struct GateObservation {
 
 /// What a comparison says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Passing goes with more renewals: the interval lies above zero.
@@ -55,6 +57,7 @@ pub const MIN_GROUP: u64 = 20;
 
 /// Renewal among those that passed vs those that failed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Split {
     /// Renewals among decisions that passed.
     pub passed: Rate,
@@ -106,6 +109,7 @@ impl Split {
 
 /// One stage's exit gate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateRow {
     /// The stage.
     pub stage: String,
@@ -121,6 +125,7 @@ pub struct GateRow {
 
 /// `keel report gates`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateReport {
     /// Days before each decision the stage history was read.
     pub lead_days: u64,
@@ -142,6 +147,7 @@ pub struct GateReport {
 
 /// One decision in the explanation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Observed {
     /// The account.
     pub account: ExternalId,

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 /// A half-open span of days, `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Period {
     /// First day in the period.
     pub from: Date,

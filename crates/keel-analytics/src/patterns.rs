@@ -12,6 +12,7 @@ use crate::gates::Split;
 
 /// One account through its first term.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FirstTerm {
     /// The account.
     pub account: ExternalId,
@@ -29,6 +30,7 @@ pub struct FirstTerm {
 
 /// A pattern and what went with it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatternRow {
     /// Short id.
     pub id: &'static str,
@@ -47,6 +49,7 @@ pub struct PatternRow {
 
 /// `keel report patterns`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatternReport {
     /// Accounts whose first renewal decision is known.
     pub accounts: u64,

@@ -51,6 +51,7 @@ pub struct TaskObs {
 
 /// What the outcome comparison says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
     /// Treated runs reach the outcome more often: the interval lies above zero.
@@ -65,6 +66,7 @@ pub enum Effect {
 
 /// One play.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlayRow {
     /// Play id.
     pub play: String,
@@ -99,6 +101,7 @@ pub struct PlayRow {
 
 /// One owner's tasks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OwnerRow {
     /// Who.
     pub owner: String,
@@ -112,6 +115,7 @@ pub struct OwnerRow {
 
 /// The plays report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlaysReport {
     /// The day overdue is judged on.
     pub as_of: Date,

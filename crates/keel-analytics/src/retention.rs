@@ -25,6 +25,7 @@ use crate::{AnalyticsError, Period, ratio};
 
 /// What happened to one starting account's MRR over the period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     /// Not active on `to`.
@@ -51,6 +52,7 @@ impl Class {
 
 /// One starting account in the explanation of a headline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RetentionAccountRow))]
 pub struct AccountRow {
     /// The account.
     pub account: ExternalId,
@@ -64,6 +66,7 @@ pub struct AccountRow {
 
 /// One line due for renewal in the period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenewalRow {
     /// The line.
     pub line: ExternalId,
@@ -79,6 +82,7 @@ pub struct RenewalRow {
 
 /// Revenue retention of one set of lines over one period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Retention {
     /// The period.
     pub period: Period,
@@ -300,6 +304,7 @@ fn mrr_on(lines: &[&Contract], d: Date) -> Option<Decimal> {
 /// months 7 and later. Starting accounts are split by their tenure month on
 /// `from` (counted from their first line's start).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenureSplit {
     /// Accounts in months 1–6 of tenure on `from`.
     pub early: Retention,
@@ -328,6 +333,7 @@ pub struct EarlyObs {
 
 /// What a pointer points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PointerKind {
     /// A stage's exit gate, not passed by the end of month 3.
@@ -338,6 +344,7 @@ pub enum PointerKind {
 
 /// A gate or moment that the early losses show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EarlyPointer {
     /// Gate or moment.
     pub kind: PointerKind,
@@ -424,6 +431,7 @@ pub fn tenure_split(book: &Book<'_>, period: Period) -> TenureSplit {
 
 /// How a retention report breaks its headline down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum By {
     /// Each calendar month of the period.
@@ -438,6 +446,7 @@ pub enum By {
 
 /// One row of a breakdown.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
     /// The month (`YYYY-MM`), segment, product line or cohort month.
     pub key: String,
@@ -448,6 +457,7 @@ pub struct Group {
 /// `keel report retention`: the headline, an optional breakdown, and the
 /// tenure split.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetentionReport {
     /// The currency of every amount (none when there are no lines).
     pub currency: Option<String>,

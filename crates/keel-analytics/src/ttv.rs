@@ -21,6 +21,7 @@ use crate::ratio;
 
 /// One account as the engine saw it on `as_of`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TtvRow {
     /// The account.
     pub account: ExternalId,
@@ -38,6 +39,7 @@ pub struct TtvRow {
 
 /// The distribution over one group of accounts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TtvStats {
     /// Accounts whose first contract started by `as_of`.
     pub accounts: u64,
@@ -68,6 +70,7 @@ pub struct TtvStats {
 
 /// An account that has not reached first value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotReached {
     /// The account.
     pub account: ExternalId,
@@ -85,6 +88,7 @@ pub struct NotReached {
 
 /// `keel report ttv`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TtvReport {
     /// The date the accounts were evaluated as of.
     pub as_of: Date,
@@ -102,6 +106,7 @@ pub struct TtvReport {
 
 /// Accounts that reached first value in `[from_days, to_days)` days.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TtvBin {
     /// First day of the bin.
     pub from_days: i64,

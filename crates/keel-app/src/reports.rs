@@ -367,7 +367,7 @@ pub async fn health_backtest(
                     account: h.account.id.clone(),
                     on,
                     score: state.health.score,
-                    band: state.health.band.map(|b| b.as_str().to_owned()),
+                    band: state.health.band,
                     churned_on,
                 });
             }
@@ -878,6 +878,91 @@ pub async fn band_movements(
         })
         .await;
         out.extend(found.into_iter().flatten());
+    }
+    Ok(out)
+}
+
+/// Accounts and MRR in one group.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Tally {
+    /// Accounts.
+    pub accounts: u64,
+    /// Their MRR.
+    pub mrr: f64,
+}
+
+impl Tally {
+    fn add(&mut self, accounts: u64, mrr: f64) {
+        self.accounts += accounts;
+        self.mrr += mrr;
+    }
+}
+
+/// The portfolio in brief, from each account's latest evaluation: the same
+/// book ([`Store::book`]) the dashboard's portfolio page reads, so the two
+/// never disagree on bands or renewals.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Portfolio {
+    /// The date renewals are counted from.
+    pub as_of: Date,
+    /// Every account.
+    pub accounts: u64,
+    /// Accounts not evaluated yet.
+    pub not_evaluated: u64,
+    /// Evaluated accounts without MRR in force (churned, or not started).
+    pub former: u64,
+    /// Accounts with MRR in force, by health band (`none`: no data).
+    pub by_band: std::collections::BTreeMap<String, Tally>,
+    /// Accounts with MRR in force, by segment (`none`: no segment matched).
+    pub by_segment: std::collections::BTreeMap<String, Tally>,
+    /// Accounts with MRR in force, by `line:stage`.
+    pub by_stage: std::collections::BTreeMap<String, Tally>,
+    /// Accounts with MRR in force renewing in the next 90 days.
+    pub renewing_90d: Tally,
+    /// The same within 180 days.
+    pub renewing_180d: Tally,
+}
+
+/// The portfolio as of `today`: bands and renewals from [`Store::book`],
+/// segments and stages from the stored states of the same accounts.
+pub async fn portfolio(store: &dyn Store, ws: WorkspaceId, today: Date) -> Result<Portfolio, StoreError> {
+    let book = store.book(ws, None, today).await?;
+    let mut out = Portfolio {
+        as_of: today,
+        not_evaluated: book.not_evaluated,
+        former: book.former,
+        accounts: book.not_evaluated + book.former,
+        ..Portfolio::default()
+    };
+    for b in &book.bands {
+        out.accounts += b.accounts;
+        out.by_band
+            .entry(b.band.clone().unwrap_or_else(|| "none".into()))
+            .or_default()
+            .add(b.accounts, b.mrr);
+        out.renewing_90d.add(b.renewing_90.0, b.renewing_90.1);
+        out.renewing_180d.add(b.renewing_180.0, b.renewing_180.1);
+    }
+    let mut query =
+        keel_store::AccountQuery { sort: keel_store::AccountSort::Id, limit: 1000, ..Default::default() };
+    loop {
+        let page = store.list_accounts(ws, &query).await?;
+        for row in &page.rows {
+            let Some((_, s)) = &row.evaluated else { continue };
+            let Some(mrr) = s.mrr.filter(|m| *m > 0.0) else { continue };
+            out.by_segment.entry(s.segment.clone().unwrap_or_else(|| "none".into())).or_default().add(1, mrr);
+            for (line, stage) in &s.stages {
+                if let Some(stage) = stage {
+                    out.by_stage.entry(format!("{line}:{stage}")).or_default().add(1, mrr);
+                }
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
     }
     Ok(out)
 }

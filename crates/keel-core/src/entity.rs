@@ -14,6 +14,7 @@ pub type Attributes = BTreeMap<String, serde_json::Value>;
 /// The kinds of record Keel imports, in the order a first load should take
 /// them (accounts first: everything else refers to an account).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
     /// [`Account`] rows.

@@ -22,6 +22,7 @@
 //! by its external id, the id the customer's own systems (CRM, billing, help
 //! desk) use; storage maps it to an internal key.
 
+mod band;
 mod entity;
 mod holdout;
 mod id;
@@ -30,6 +31,7 @@ mod task;
 mod time;
 mod usage;
 
+pub use band::{Band, UnknownBand};
 pub use entity::{
     Account, Attributes, BillingPeriod, Contact, Contract, EntityKind, Event, Opportunity, OpportunityKind,
     OpportunitySource, OpportunityStatus, Severity, SurveyKind, SurveyResponse, Ticket, TicketStatus,

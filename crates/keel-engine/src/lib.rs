@@ -170,28 +170,7 @@ pub struct ComponentScore {
     pub weight: f64,
 }
 
-/// Health band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Band {
-    /// At risk.
-    Red,
-    /// Watch.
-    Yellow,
-    /// Healthy.
-    Green,
-}
-
-impl Band {
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Red => "red",
-            Self::Yellow => "yellow",
-            Self::Green => "green",
-        }
-    }
-}
+pub use keel_core::Band;
 
 /// The health score with its reasons.
 #[derive(Debug, Clone, PartialEq, Serialize)]

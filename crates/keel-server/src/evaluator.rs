@@ -45,13 +45,16 @@ struct Dirty {
     order: std::collections::VecDeque<(Instant, Key)>,
     /// Marks so far: each [`Pending::add`] is one, numbered under the lock.
     marked: u64,
+    /// How many waiting accounts each first mark has (so the oldest mark
+    /// still waiting is found without a scan).
+    first_marks: std::collections::BTreeMap<u64, usize>,
 }
 
 impl Dirty {
     /// Every mark below the first one still waiting is done (the caller
     /// knows no round is in flight).
     fn done_up_to(&self) -> u64 {
-        self.arrived.values().map(|(_, mark)| mark - 1).min().unwrap_or(self.marked)
+        self.first_marks.keys().next().map_or(self.marked, |mark| mark - 1)
     }
 }
 
@@ -75,7 +78,7 @@ impl Pending {
         let now = Instant::now();
         let mut dirty = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         dirty.marked += 1;
-        let Dirty { arrived, order, marked } = &mut *dirty;
+        let Dirty { arrived, order, marked, first_marks } = &mut *dirty;
         for account in accounts {
             match arrived.entry((ws, account)) {
                 std::collections::hash_map::Entry::Occupied(mut slot) => {
@@ -90,6 +93,7 @@ impl Pending {
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     order.push_back((now, slot.key().clone()));
                     slot.insert((at, *marked));
+                    *first_marks.entry(*marked).or_default() += 1;
                 }
             }
         }
@@ -112,13 +116,19 @@ impl Pending {
     fn take(&self, n: usize) -> Take {
         let now = Instant::now();
         let mut dirty = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let Dirty { arrived, order, .. } = &mut *dirty;
+        let Dirty { arrived, order, first_marks, .. } = &mut *dirty;
         let mut ready = Vec::new();
         while ready.len() < n {
             match order.front() {
                 Some((since, _)) if *since + self.debounce <= now => {
                     let (_, key) = order.pop_front().expect("a front");
-                    let at = arrived.remove(&key).and_then(|(at, _)| at);
+                    let Some((at, mark)) = arrived.remove(&key) else { continue };
+                    if let std::collections::btree_map::Entry::Occupied(mut n) = first_marks.entry(mark) {
+                        *n.get_mut() -= 1;
+                        if *n.get() == 0 {
+                            n.remove();
+                        }
+                    }
                     ready.push((key, at));
                 }
                 Some((since, _)) if ready.is_empty() => return Take::WaitUntil(*since + self.debounce),

@@ -435,13 +435,16 @@ async fn reports_give_metrics_per_account_and_the_portfolio() {
     assert_eq!((p["accounts"].clone(), p["not_evaluated"].clone()), (json!(5), json!(0)));
     let band_total: u64 =
         p["by_band"].as_object().unwrap().values().map(|t| t["accounts"].as_u64().unwrap()).sum();
-    assert_eq!(band_total, 5);
+    // Bands count the accounts with a line in force, as the dashboard's
+    // book does; umbrella has none and is counted apart.
+    assert_eq!((band_total, p["former"].clone()), (4, json!(1)));
     let mrr_total: f64 = p["by_band"].as_object().unwrap().values().map(|t| t["mrr"].as_f64().unwrap()).sum();
     assert_eq!(mrr_total, 6500.0);
     // Renewals: globex (2026-05-01) within 90 days; hooli (2026-08-01) within 180.
     assert_eq!(p["renewing_90d"], json!({"accounts": 1, "mrr": 3000.0}));
     assert_eq!(p["renewing_180d"], json!({"accounts": 2, "mrr": 5000.0}));
-    let expected_red = all.iter().filter(|r| r["band"] == "red").count() as u64;
+    let in_force = |r: &&Value| r["mrr"].as_f64().is_some_and(|m| m > 0.0);
+    let expected_red = all.iter().filter(in_force).filter(|r| r["band"] == "red").count() as u64;
     assert_eq!(p["by_band"]["red"]["accounts"].as_u64().unwrap_or(0), expected_red);
 
     // Retention over the first half of 2026, worked out by hand: globex (3000)
@@ -790,6 +793,36 @@ async fn the_openapi_document_covers_every_route_and_renders_as_a_page() {
         assert!(page.contains(&format!("<code>{path}</code>")), "the page documents {path}");
     }
     assert!(page.contains("id=\"schema-AccountList\""));
+}
+
+/// Every JSON answer the document declares has a typed body: a named
+/// schema, or one whose properties or items are spelled out — no bare
+/// `object` a client cannot generate code from.
+#[test]
+fn every_json_answer_has_a_typed_body() {
+    let doc = keel_server::openapi();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                let Some(schema) = response.pointer("/content/application~1json/schema") else { continue };
+                checked += 1;
+                let bare = schema.get("$ref").is_none()
+                    && schema["type"] == "object"
+                    && schema.get("properties").is_none()
+                    && schema.get("additionalProperties").is_none();
+                assert!(!bare, "{method} {path} {status}: a bare object body: {schema}");
+            }
+        }
+    }
+    assert!(checked > 60, "{checked} JSON answers checked");
+    // The reports name their types.
+    let report = |path: &str| {
+        doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].clone()
+    };
+    assert_eq!(report("/api/v1/reports/retention"), "#/components/schemas/RetentionReport");
+    assert_eq!(report("/api/v1/reports/portfolio"), "#/components/schemas/Portfolio");
+    assert_eq!(report("/api/v1/status"), "#/components/schemas/WorkspaceStatus");
 }
 
 /// The document states what the server enforces, and the server refuses

@@ -94,15 +94,59 @@ pub enum StoreError {
         /// What did not encode.
         reason: String,
     },
-    /// Applying the schema failed.
-    #[error("migrating the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The database refused an operation.
+    /// The database backend failed (an I/O error, a full disk, a refused
+    /// statement, a schema that would not apply). Opaque: callers ask
+    /// [`StoreError::is_unavailable`] rather than look at the backend's error.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The database refused a bulk write.
-    #[error("database: {0}")]
-    Bulk(#[from] rusqlite::Error),
+    Backend(BackendError),
+}
+
+/// A failure of the database backend, whatever the backend is. Its text is
+/// the backend's message; whether it is the database's condition (rather
+/// than the request's) is decided when it is made.
+#[derive(Debug)]
+pub struct BackendError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+    unavailable: bool,
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let unavailable = sqlite::is_unavailable(&e);
+        Self::Backend(BackendError { source: Box::new(e), unavailable })
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        let unavailable = match &e {
+            sqlx::migrate::MigrateError::Execute(inner) => sqlite::is_unavailable(inner),
+            _ => false,
+        };
+        Self::Backend(BackendError { source: Box::new(e), unavailable })
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        let unavailable = match &e {
+            rusqlite::Error::SqliteFailure(code, _) => sqlite::unavailable_code(code.extended_code & 0xff),
+            _ => false,
+        };
+        Self::Backend(BackendError { source: Box::new(e), unavailable })
+    }
 }
 
 impl StoreError {
@@ -110,13 +154,7 @@ impl StoreError {
     /// error, a lock held too long, no connection) rather than the
     /// request's: the same request may succeed later.
     pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Database(e) => sqlite::is_unavailable(e),
-            Self::Bulk(rusqlite::Error::SqliteFailure(e, _)) => {
-                sqlite::unavailable_code(e.extended_code & 0xff)
-            }
-            _ => false,
-        }
+        matches!(self, Self::Backend(BackendError { unavailable: true, .. }))
     }
 }
 
@@ -176,6 +214,7 @@ pub async fn open_with(url: &DbUrl, auto_checkpoint: bool) -> Result<Box<dyn Sto
 
 /// How a batch of upserts or appends went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WriteCounts {
     /// Records that were new.
     pub inserted: u64,
@@ -206,12 +245,14 @@ pub struct AppendOutcome {
 
 /// One finished import, as `keel status` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportLog {
     /// What was imported.
     pub kind: EntityKind,
     /// The file (or other source) it came from.
     pub source: String,
     /// When it finished.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub finished_at: Timestamp,
     /// Counts of the written rows.
     pub counts: WriteCounts,

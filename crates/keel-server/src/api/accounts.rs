@@ -135,10 +135,8 @@ pub(crate) fn query_from(params: ListParams) -> Result<AccountQuery, ApiError> {
             format!("{raw_sort:?} is not one of id, name, owner, mrr, renewal, score (- for descending)"),
         )
     })?;
-    if let Some(band) = &params.band
-        && !["red", "yellow", "green"].contains(&band.as_str())
-    {
-        return Err(invalid("band", format!("{band:?} is not one of red, yellow, green")));
+    if let Some(band) = &params.band {
+        band.parse::<keel_core::Band>().map_err(|e| invalid("band", e.to_string()))?;
     }
     let limit = params.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {

@@ -89,7 +89,7 @@ fn query_schema(path: &str, name: &str) -> Option<Value> {
             all.extend(names.iter().map(|n| format!("-{n}")));
             json!({"type": "string", "enum": all})
         }
-        ("/api/v1/accounts", "band") => one_of(&["red", "yellow", "green"]),
+        ("/api/v1/accounts", "band") => one_of(&keel_core::Band::names()),
         ("/api/v1/accounts", "limit") => int_range(1, 1000),
         ("/api/v1/accounts/{id}/timeline", "limit") => int_range(1, 1000),
         ("/api/v1/tasks", "status") => list_of(&super::plays::TASK_STATUSES),

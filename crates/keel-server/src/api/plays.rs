@@ -788,7 +788,7 @@ pub struct PlaysReportParams {
     tag = "reports",
     params(PlaysReportParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::plays::PlaysReport),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
         (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
@@ -797,7 +797,7 @@ pub async fn report(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<PlaysReportParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::plays::PlaysReport>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let journey = journey(&state)?;
     let report = keel_app::reports::plays(state.store.as_ref(), principal.workspace, journey, as_of)
@@ -806,5 +806,5 @@ pub async fn report(
             keel_app::reports::ReportError::Store(e) => e.into(),
             other => ApiError::new(Code::InvalidParameter, other.to_string()),
         })?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use keel_store::{AccountQuery, AccountSort};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -179,7 +178,7 @@ pub struct RetentionParams {
     tag = "reports",
     params(RetentionParams),
     responses(
-        (status = 200, description = "The report; amounts are decimal strings, ratios fractions (null: undefined)", body = Object),
+        (status = 200, description = "The report; amounts are decimal strings, ratios fractions (null: undefined)", body = keel_analytics::retention::RetentionReport),
         (status = 400, description = "A parameter is invalid, or lines carry several currencies and none was chosen (the message names it)", body = super::ErrorBody),
         (status = 404, description = "no_journey: segments were asked for and the server runs without a journey", body = super::ErrorBody),
     )
@@ -188,7 +187,7 @@ pub async fn retention(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<RetentionParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::retention::RetentionReport>, ApiError> {
     use keel_analytics::retention::By;
     use keel_app::reports::{ReportError, RetentionQuery};
     let by = match params.by.as_deref() {
@@ -230,7 +229,7 @@ pub async fn retention(
                 }
                 other => report_error(other),
             })?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// Which accounts' first terms.
@@ -253,7 +252,7 @@ pub struct PatternParams {
     tag = "reports",
     params(PatternParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::patterns::PatternReport),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
         (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
@@ -262,7 +261,7 @@ pub async fn patterns(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<PatternParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::patterns::PatternReport>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
     let report = keel_app::reports::patterns(
@@ -274,7 +273,7 @@ pub async fn patterns(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// Which journey-map audit.
@@ -302,7 +301,7 @@ pub struct AuditParams {
     tag = "reports",
     params(AuditParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::audit::AuditReport),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
         (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
@@ -311,7 +310,7 @@ pub async fn audit(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<AuditParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::audit::AuditReport>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
     let plan = journey_plan(&state, principal.workspace).await?;
@@ -325,7 +324,7 @@ pub async fn audit(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// Which expansion report.
@@ -355,7 +354,7 @@ pub struct ExpansionParams {
     tag = "reports",
     params(ExpansionParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::expansion::ExpansionReport),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
     )
 )]
@@ -363,7 +362,7 @@ pub async fn expansion(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<ExpansionParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::expansion::ExpansionReport>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let query = keel_app::reports::RetentionQuery {
         from: date_param("from", params.from)?,
@@ -387,7 +386,7 @@ pub async fn expansion(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// Which gate validation.
@@ -422,7 +421,7 @@ pub struct GateParams {
     tag = "reports",
     params(GateParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::gates::GateReport),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
         (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
@@ -431,7 +430,7 @@ pub async fn gates(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<GateParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::gates::GateReport>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let lead_days = params.lead_days.unwrap_or(180);
     if lead_days > 3650 {
@@ -466,7 +465,7 @@ pub async fn gates(
     if !params.explain.unwrap_or(false) {
         report.observations = Vec::new();
     }
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// Which backtest.
@@ -495,7 +494,7 @@ pub struct HealthParams {
     tag = "reports",
     params(HealthParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::backtest::HealthBacktest),
         (status = 400, description = "A parameter is invalid, or no month end has its 90 days known (the message names it)", body = super::ErrorBody),
         (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
@@ -504,7 +503,7 @@ pub async fn health(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<HealthParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::backtest::HealthBacktest>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) = keel_app::reports::health_window(
         date_param("from", params.from)?,
@@ -531,7 +530,7 @@ pub async fn health(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// Which funnel.
@@ -555,7 +554,7 @@ pub struct FunnelParams {
     tag = "reports",
     params(FunnelParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::funnel::FunnelReport),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
         (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
@@ -564,7 +563,7 @@ pub async fn funnel(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<FunnelParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::funnel::FunnelReport>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
     let report = keel_app::reports::funnel(
@@ -576,7 +575,7 @@ pub async fn funnel(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// Which cohort report.
@@ -605,7 +604,7 @@ pub struct CohortParams {
     tag = "reports",
     params(CohortParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::cohorts::CohortReport),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
     )
 )]
@@ -613,7 +612,7 @@ pub async fn cohorts(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<CohortParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::cohorts::CohortReport>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let months = params.months.unwrap_or(24);
     if months > 240 {
@@ -635,7 +634,7 @@ pub async fn cohorts(
     )
     .await
     .map_err(report_error)?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// Which time-to-value report.
@@ -664,7 +663,7 @@ pub struct TtvParams {
     tag = "reports",
     params(TtvParams),
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = keel_analytics::ttv::TtvReport),
         (status = 400, description = "A parameter is invalid (the message names it)", body = super::ErrorBody),
         (status = 404, description = "no_journey: the server runs without a journey", body = super::ErrorBody),
     )
@@ -673,7 +672,7 @@ pub async fn ttv(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<TtvParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<keel_analytics::ttv::TtvReport>, ApiError> {
     let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
     if let (Some(from), Some(to)) = (from, to)
@@ -695,94 +694,37 @@ pub async fn ttv(
     if !params.explain.unwrap_or(false) {
         report.not_reached = Vec::new();
     }
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
-/// Accounts and MRR in one group.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct Tally {
-    /// Accounts.
-    pub accounts: u64,
-    /// Their MRR.
-    pub mrr: f64,
-}
-
-impl Tally {
-    fn add(&mut self, mrr: Option<f64>) {
-        self.accounts += 1;
-        self.mrr += mrr.unwrap_or_default();
-    }
-}
-
-/// The portfolio in brief, from each account's latest evaluation.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct Portfolio {
-    /// The date renewals are counted from.
-    pub as_of: String,
-    /// Every account.
-    pub accounts: u64,
-    /// Accounts not evaluated yet.
-    pub not_evaluated: u64,
-    /// By health band (`none`: no data).
-    pub by_band: BTreeMap<String, Tally>,
-    /// By segment (`none`: no segment matched).
-    pub by_segment: BTreeMap<String, Tally>,
-    /// By `line:stage`.
-    pub by_stage: BTreeMap<String, Tally>,
-    /// Renewing in the next 90 days.
-    pub renewing_90d: Tally,
-    /// Renewing in the next 180 days.
-    pub renewing_180d: Tally,
-}
-
-/// Accounts and MRR by band, segment and stage, and renewals ahead.
+/// Accounts and MRR by band, segment and stage, and renewals ahead: the
+/// book the dashboard's portfolio page reads.
 #[utoipa::path(
     get,
     path = "/api/v1/reports/portfolio",
     tag = "reports",
-    responses((status = 200, description = "The portfolio", body = Portfolio))
+    responses((status = 200, description = "The portfolio", body = keel_app::reports::Portfolio))
 )]
 pub async fn portfolio(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
-) -> Result<Json<Portfolio>, ApiError> {
+) -> Result<Json<keel_app::reports::Portfolio>, ApiError> {
     let today = (state.clock)().date_naive();
-    let mut out = Portfolio { as_of: today.to_string(), ..Portfolio::default() };
-    let mut query = AccountQuery { sort: AccountSort::Id, limit: 1000, ..AccountQuery::default() };
-    loop {
-        let page = state.store.list_accounts(principal.workspace, &query).await?;
-        for row in &page.rows {
-            out.accounts += 1;
-            let Some((_, s)) = &row.evaluated else {
-                out.not_evaluated += 1;
-                continue;
-            };
-            let none = || "none".to_owned();
-            out.by_band.entry(s.band.clone().unwrap_or_else(none)).or_default().add(s.mrr);
-            out.by_segment.entry(s.segment.clone().unwrap_or_else(none)).or_default().add(s.mrr);
-            for (line, stage) in &s.stages {
-                if let Some(stage) = stage {
-                    out.by_stage.entry(format!("{line}:{stage}")).or_default().add(s.mrr);
-                }
-            }
-            if let Some(renewal) = s.renewal
-                && renewal >= today
-            {
-                let days = (renewal - today).num_days();
-                if days <= 90 {
-                    out.renewing_90d.add(s.mrr);
-                }
-                if days <= 180 {
-                    out.renewing_180d.add(s.mrr);
-                }
-            }
-        }
-        match page.next {
-            Some(next) => query.after = Some(next),
-            None => break,
-        }
-    }
-    Ok(Json(out))
+    Ok(Json(keel_app::reports::portfolio(state.store.as_ref(), principal.workspace, today).await?))
+}
+
+/// What a workspace holds (what `keel status` prints).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceStatus {
+    /// Records per kind.
+    pub counts: BTreeMap<String, u64>,
+    /// The earliest and latest event timestamps (null: no events).
+    #[schema(value_type = Option<(String, String)>)]
+    pub events_span: Option<(keel_core::Timestamp, keel_core::Timestamp)>,
+    /// The earliest contract start and the latest contract end (null: no contracts).
+    pub contracts_span: Option<(String, String)>,
+    /// The most recent import (null: none yet).
+    pub last_import: Option<keel_store::ImportLog>,
 }
 
 /// What the workspace holds: counts per kind, date ranges, the last import.
@@ -790,18 +732,17 @@ pub async fn portfolio(
     get,
     path = "/api/v1/status",
     tag = "reports",
-    responses((status = 200, description = "The status (what `keel status` prints)", body = Object))
+    responses((status = 200, description = "The status (what `keel status` prints)", body = WorkspaceStatus))
 )]
 pub async fn status(
     State(state): State<AppState>,
     Caller(principal, _): Caller<auth::Read>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkspaceStatus>, ApiError> {
     let status = state.store.status(principal.workspace).await?;
-    let counts: BTreeMap<String, u64> = status.counts.iter().map(|(k, n)| (k.to_string(), *n)).collect();
-    Ok(Json(serde_json::json!({
-        "counts": counts,
-        "events_span": status.events_span,
-        "contracts_span": status.contracts_span,
-        "last_import": status.last_import,
-    })))
+    Ok(Json(WorkspaceStatus {
+        counts: status.counts.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+        events_span: status.events_span,
+        contracts_span: status.contracts_span,
+        last_import: status.last_import,
+    }))
 }

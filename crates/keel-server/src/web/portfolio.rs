@@ -223,11 +223,10 @@ const BANDS: [&str; 4] = ["red", "yellow", "green", "none"];
 
 /// How much worse a band is than green (none counts as unknown, not worse).
 fn rank(band: Option<&str>) -> Option<u8> {
-    match band {
-        Some("green") => Some(0),
-        Some("yellow") => Some(1),
-        Some("red") => Some(2),
-        _ => None,
+    match band?.parse::<keel_core::Band>().ok()? {
+        keel_core::Band::Green => Some(0),
+        keel_core::Band::Yellow => Some(1),
+        keel_core::Band::Red => Some(2),
     }
 }
 
