@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod format;
 pub mod keys;
 pub mod load;
 pub mod reports;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::{Date, EntityKind};
-use keel_demo::{AccountHistory, DemoConfig};
+use keel_demo::{DemoConfig, SimulatedAccount};
 use keel_import::Exporter;
 use keel_store::{ImportLog, WriteCounts};
 use tokio::sync::mpsc;
@@ -93,7 +93,7 @@ pub(crate) async fn run(
     }
 
     let ws = crate::open_workspace(db, workspace).await?;
-    let (send, mut recv) = mpsc::channel::<Vec<AccountHistory>>(2);
+    let (send, mut recv) = mpsc::channel::<Vec<SimulatedAccount>>(2);
     let generator = {
         let config = config.clone();
         std::thread::spawn(move || {
@@ -176,9 +176,9 @@ async fn demo_users(ws: &crate::Workspace) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn write_chunk(ws: &crate::Workspace, chunk: Vec<AccountHistory>) -> anyhow::Result<WriteCounts> {
+async fn write_chunk(ws: &crate::Workspace, chunk: Vec<SimulatedAccount>) -> anyhow::Result<WriteCounts> {
     let mut tx = ws.store.begin(ws.id).await?;
-    let mut all = AccountHistoryParts::default();
+    let mut all = SimulatedParts::default();
     for h in chunk {
         all.accounts.push(h.account);
         all.contracts.extend(h.contracts);
@@ -206,7 +206,7 @@ async fn write_chunk(ws: &crate::Workspace, chunk: Vec<AccountHistory>) -> anyho
 
 /// The records of a chunk of accounts, gathered by kind.
 #[derive(Default)]
-struct AccountHistoryParts {
+struct SimulatedParts {
     accounts: Vec<keel_core::Account>,
     contracts: Vec<keel_core::Contract>,
     contacts: Vec<keel_core::Contact>,

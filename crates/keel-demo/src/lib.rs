@@ -1,6 +1,6 @@
 //! A deterministic synthetic world of B2B customers for demos, tests and benchmarks.
 //!
-//! [`generate`] yields one [`AccountHistory`] per account: the account, its
+//! [`generate`] yields one [`SimulatedAccount`] per account: the account, its
 //! contract lines, contacts, product events, tickets, survey responses,
 //! touchpoints and opportunities, plus the [`Truth`] the generator used.
 //! Each account draws from its own random stream (seeded by the world seed
@@ -144,9 +144,11 @@ pub struct Truth {
     pub churned_on: Option<Date>,
 }
 
-/// Everything one account did, in import form.
+/// Everything one simulated account did, in import form: raw events (not
+/// the usage rollups a stored history carries, `keel_engine::AccountHistory`)
+/// and the generator's [`Truth`].
 #[derive(Debug, Clone)]
-pub struct AccountHistory {
+pub struct SimulatedAccount {
     /// The account.
     pub account: Account,
     /// Its contract lines.
@@ -168,6 +170,6 @@ pub struct AccountHistory {
 }
 
 /// The world, one account at a time, in index order.
-pub fn generate(config: &DemoConfig) -> impl Iterator<Item = AccountHistory> + '_ {
+pub fn generate(config: &DemoConfig) -> impl Iterator<Item = SimulatedAccount> + '_ {
     (0..config.accounts).map(move |i| simulate_account(config, i))
 }

@@ -14,7 +14,7 @@ use rand_distr::{Distribution, LogNormal, Normal, Poisson};
 use serde_json::{Value, json};
 
 use crate::model::*;
-use crate::{AccountHistory, DemoConfig, RenewalDecision, Segment, Truth};
+use crate::{DemoConfig, RenewalDecision, Segment, SimulatedAccount, Truth};
 
 /// Core features, in the order accounts tend to adopt them after first value.
 const CORE_FEATURES: [&str; 6] = [
@@ -106,7 +106,7 @@ struct Sim<'a> {
     segment: Segment,
     utc_offset: i64,
     owner: String,
-    history: AccountHistory,
+    history: SimulatedAccount,
     users: Vec<User>,
     next_contact: usize,
 }
@@ -263,7 +263,7 @@ fn days(n: i64) -> Duration {
 }
 
 /// Simulates account number `index` of the world `config` describes.
-pub fn simulate_account(config: &DemoConfig, index: usize) -> AccountHistory {
+pub fn simulate_account(config: &DemoConfig, index: usize) -> SimulatedAccount {
     let mut rng = ChaCha8Rng::seed_from_u64(seed_for(config.seed, index));
     let world_start = config.start();
     let span = (config.end - world_start).num_days().max(31);
@@ -301,7 +301,7 @@ pub fn simulate_account(config: &DemoConfig, index: usize) -> AccountHistory {
         segment,
         utc_offset,
         owner: owner.clone(),
-        history: AccountHistory {
+        history: SimulatedAccount {
             account: Account { id: account, name, attributes, owner: Some(owner), parent: None, created },
             contracts: Vec::new(),
             contacts: Vec::new(),

@@ -2,13 +2,13 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
 
 use chrono::{NaiveTime, TimeZone, Utc};
-use keel_demo::{AccountHistory, DemoConfig, Segment, generate};
+use keel_demo::{DemoConfig, Segment, SimulatedAccount, generate};
 
 fn config(accounts: usize, seed: u64) -> DemoConfig {
     DemoConfig { accounts, months: 24, seed, end: "2026-11-01".parse().unwrap(), plays_from: None }
 }
 
-fn fingerprint(world: &[AccountHistory]) -> Vec<String> {
+fn fingerprint(world: &[SimulatedAccount]) -> Vec<String> {
     world
         .iter()
         .map(|h| {
@@ -85,7 +85,7 @@ fn histories_are_consistent_with_their_contracts() {
 }
 
 /// Renewal rate among decisions with and without a factor.
-fn split(world: &[AccountHistory], has: impl Fn(&keel_demo::RenewalDecision) -> bool) -> (f64, f64, usize) {
+fn split(world: &[SimulatedAccount], has: impl Fn(&keel_demo::RenewalDecision) -> bool) -> (f64, f64, usize) {
     let (mut with, mut with_n, mut without, mut without_n) = (0.0, 0usize, 0.0, 0usize);
     for d in world.iter().flat_map(|h| &h.truth.renewals) {
         if has(d) {
@@ -122,7 +122,7 @@ fn renewals_depend_on_the_planted_factors_and_not_on_mobile_sessions() {
     let mut rates: Vec<f64> = world.iter().map(|h| h.truth.mobile_rate).collect();
     rates.sort_by(f64::total_cmp);
     let median = rates[rates.len() / 2];
-    let churned = |hs: &mut dyn Iterator<Item = &AccountHistory>| {
+    let churned = |hs: &mut dyn Iterator<Item = &SimulatedAccount>| {
         let v: Vec<_> = hs.flat_map(|h| &h.truth.renewals).collect();
         v.iter().filter(|d| !d.renewed).count() as f64 / v.len().max(1) as f64
     };

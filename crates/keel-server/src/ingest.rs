@@ -209,45 +209,83 @@ fn stub_account(
     }
 }
 
-/// Writes one workspace's group of requests in the open transaction `tx`
-/// and commits it.
-async fn commit_group(
-    mut tx: Box<dyn WriteTx>,
-    jobs: &[Job],
-) -> Result<(Vec<Vec<Outcome>>, Touched), StoreError> {
-    let t0 = std::time::Instant::now();
-    let mut outcomes: Vec<Vec<Outcome>> =
-        jobs.iter().map(|j| vec![Outcome::Accepted; j.messages.len()]).collect();
+/// What became of each message of a group: `[request][message]`.
+type Outcomes = Vec<Vec<Outcome>>;
 
-    // Accounts first seen here: created as stubs, with group traits when a
-    // group call names them.
+/// The account each message that names none belongs to through its user's
+/// membership at the message's time, by `(request, message)`.
+type Membership = BTreeMap<(usize, usize), ExternalId>;
+
+/// Writes one workspace's group of requests in the open transaction `tx`
+/// and commits it: stub accounts, memberships, identifies, then events, in
+/// that order (each step reads what the one before wrote).
+async fn commit_group(mut tx: Box<dyn WriteTx>, jobs: &[Job]) -> Result<(Outcomes, Touched), StoreError> {
+    let t0 = std::time::Instant::now();
+    let mut outcomes: Outcomes = jobs.iter().map(|j| vec![Outcome::Accepted; j.messages.len()]).collect();
+    stub_missing_accounts(tx.as_mut(), jobs).await?;
+    apply_memberships(tx.as_mut(), jobs, &mut outcomes).await?;
+    let membership = memberships_then(tx.as_mut(), jobs).await?;
+    apply_identifies(tx.as_mut(), jobs, &membership, &mut outcomes).await?;
+    let (events, positions) = events_of(jobs, &membership, &mut outcomes);
+    let appended = tx.append_events(&events).await?;
+    for d in appended.duplicates {
+        let (j, i) = positions[d];
+        outcomes[j][i] = Outcome::Duplicate;
+    }
+    tx.commit().await?;
+    tracing::trace!(committed = ?t0.elapsed(), "group written");
+    let mut touched = Touched::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            if outcomes[j][i] != Outcome::Accepted {
+                continue;
+            }
+            if let Some(a) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) {
+                touched.insert(a);
+            }
+        }
+    }
+    Ok((outcomes, touched))
+}
+
+/// Accounts first seen in the group: created as stubs, with group traits
+/// when a group call names them.
+async fn stub_missing_accounts(tx: &mut dyn WriteTx, jobs: &[Job]) -> Result<(), StoreError> {
     let named: Vec<ExternalId> =
         jobs.iter().flat_map(|j| &j.messages).filter_map(|m| m.account.clone()).collect();
     let missing = tx.missing_accounts(&named).await?;
-    if !missing.is_empty() {
-        let mut stubs = BTreeMap::new();
-        for m in jobs.iter().flat_map(|j| &j.messages) {
-            let Some(id) = m.account.as_ref().filter(|a| missing.binary_search(a).is_ok()) else { continue };
-            let traits = match &m.call {
-                Call::Group { traits, .. } => Some(traits),
-                _ => None,
-            };
-            // A group call's traits win over a bare mention.
-            if traits.is_some() || !stubs.contains_key(id) {
-                stubs.insert(id.clone(), stub_account(id, traits, m.timestamp));
-            }
-        }
-        tx.upsert_accounts(&stubs.into_values().collect::<Vec<_>>()).await?;
+    if missing.is_empty() {
+        return Ok(());
     }
+    let mut stubs = BTreeMap::new();
+    for m in jobs.iter().flat_map(|j| &j.messages) {
+        let Some(id) = m.account.as_ref().filter(|a| missing.binary_search(a).is_ok()) else { continue };
+        let traits = match &m.call {
+            Call::Group { traits, .. } => Some(traits),
+            _ => None,
+        };
+        // A group call's traits win over a bare mention.
+        if traits.is_some() || !stubs.contains_key(id) {
+            stubs.insert(id.clone(), stub_account(id, traits, m.timestamp));
+        }
+    }
+    tx.upsert_accounts(&stubs.into_values().collect::<Vec<_>>()).await?;
+    Ok(())
+}
 
-    let stubbed = t0.elapsed();
-    // Memberships, in arrival order, before events are attributed.
+/// Group, ungroup and alias calls, in arrival order, before any event is
+/// attributed.
+async fn apply_memberships(
+    tx: &mut dyn WriteTx,
+    jobs: &[Job],
+    outcomes: &mut Outcomes,
+) -> Result<(), StoreError> {
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {
             let changed = match &m.call {
                 Call::Group { account, .. } => tx.join_account(&m.user, account, m.timestamp).await?,
                 Call::Ungroup { account } => tx.leave_account(&m.user, account, m.timestamp).await?,
-                Call::Alias { previous } => match alias(tx.as_mut(), m, previous).await? {
+                Call::Alias { previous } => match alias(tx, m, previous).await? {
                     Some(changed) => changed,
                     None => {
                         outcomes[j][i] = Outcome::Rejected {
@@ -269,8 +307,12 @@ async fn commit_group(
             }
         }
     }
+    Ok(())
+}
 
-    // Events: attributed by the message, else by the user's membership then.
+/// For events and identifies that name no account: the account their user
+/// belonged to at the message's time, in one query.
+async fn memberships_then(tx: &mut dyn WriteTx, jobs: &[Job]) -> Result<Membership, StoreError> {
     let mut asks = Vec::new();
     let mut asked = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
@@ -281,13 +323,17 @@ async fn commit_group(
             }
         }
     }
-    let mut membership: BTreeMap<(usize, usize), ExternalId> = BTreeMap::new();
-    for (at, account) in asked.into_iter().zip(tx.account_of_users(&asks).await?) {
-        if let Some(a) = account {
-            membership.insert(at, a);
-        }
-    }
-    // Identify: the user's contact record, in arrival order.
+    let found = tx.account_of_users(&asks).await?;
+    Ok(asked.into_iter().zip(found).filter_map(|(at, account)| Some((at, account?))).collect())
+}
+
+/// Identify calls: the user's contact record, in arrival order.
+async fn apply_identifies(
+    tx: &mut dyn WriteTx,
+    jobs: &[Job],
+    membership: &Membership,
+    outcomes: &mut Outcomes,
+) -> Result<(), StoreError> {
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {
             let Call::Identify { traits } = &m.call else { continue };
@@ -295,10 +341,20 @@ async fn commit_group(
                 outcomes[j][i] = no_account(&m.user);
                 continue;
             };
-            outcomes[j][i] = identify(tx.as_mut(), m, &account, traits).await?;
+            outcomes[j][i] = identify(tx, m, &account, traits).await?;
         }
     }
+    Ok(())
+}
 
+/// The group's events, attributed by the message, else by the user's
+/// membership then, with the `(request, message)` each came from; messages
+/// that cannot become one are rejected in `outcomes`.
+fn events_of(
+    jobs: &[Job],
+    membership: &Membership,
+    outcomes: &mut Outcomes,
+) -> (Vec<Event>, Vec<(usize, usize)>) {
     let mut events = Vec::new();
     let mut positions = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
@@ -330,27 +386,7 @@ async fn commit_group(
             positions.push((j, i));
         }
     }
-    let before_append = t0.elapsed();
-    let appended = tx.append_events(&events).await?;
-    let appended_at = t0.elapsed();
-    for d in appended.duplicates {
-        let (j, i) = positions[d];
-        outcomes[j][i] = Outcome::Duplicate;
-    }
-    tx.commit().await?;
-    tracing::trace!(?stubbed, ?before_append, ?appended_at, committed = ?t0.elapsed(), "group phases");
-    let mut touched = Touched::new();
-    for (j, job) in jobs.iter().enumerate() {
-        for (i, m) in job.messages.iter().enumerate() {
-            if outcomes[j][i] != Outcome::Accepted {
-                continue;
-            }
-            if let Some(a) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) {
-                touched.insert(a);
-            }
-        }
-    }
-    Ok((outcomes, touched))
+    (events, positions)
 }
 
 /// Applies an `alias` call: the two ids are one person, so from the call's

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::TimeZone;
 use keel_core::{EntityKind, Timestamp};
-use keel_demo::{AccountHistory, DemoConfig};
+use keel_demo::{DemoConfig, SimulatedAccount};
 use keel_import::{Exporter, Format, ImportOptions, ImportReport};
 use keel_store::{Snapshot, SqliteOptions, SqliteStore, Store, WorkspaceId};
 use tempfile::TempDir;
@@ -64,13 +64,13 @@ impl Fixture {
 }
 
 /// A small deterministic demo world.
-pub(crate) fn world(accounts: usize, months: u32, seed: u64) -> Vec<AccountHistory> {
+pub(crate) fn world(accounts: usize, months: u32, seed: u64) -> Vec<SimulatedAccount> {
     let config = DemoConfig { accounts, months, seed, end: "2026-05-01".parse().unwrap(), plays_from: None };
     keel_demo::generate(&config).collect()
 }
 
 /// What a store holding `world` must return from `snapshot`.
-pub(crate) fn expected_snapshot(world: &[AccountHistory]) -> Snapshot {
+pub(crate) fn expected_snapshot(world: &[SimulatedAccount]) -> Snapshot {
     let mut s = Snapshot::default();
     for h in world {
         s.accounts.push(h.account.clone());
@@ -102,7 +102,12 @@ pub(crate) fn expected_snapshot(world: &[AccountHistory]) -> Snapshot {
 pub(crate) const ATTRIBUTES: [&str; 5] = ["tier", "touch", "region", "timezone", "industry"];
 
 /// Writes one kind of a world as an import file and returns its path.
-pub(crate) fn export_kind(dir: &Path, world: &[AccountHistory], kind: EntityKind, format: Format) -> PathBuf {
+pub(crate) fn export_kind(
+    dir: &Path,
+    world: &[SimulatedAccount],
+    kind: EntityKind,
+    format: Format,
+) -> PathBuf {
     let ext = if format == Format::Csv { "csv" } else { "jsonl" };
     let path = dir.join(format!("{kind}.{ext}"));
     let file = std::fs::File::create(&path).unwrap();

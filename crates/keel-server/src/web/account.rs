@@ -9,6 +9,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keel_app::format::UNDEFINED;
 use keel_core::{Date, ExternalId};
 use keel_engine::{AccountHistory, AccountState};
 use keel_store::{PlayRunRow, TaskQuery, TaskRow};
@@ -130,9 +131,9 @@ fn header(h: &AccountHistory, s: &AccountState, as_of: Date, today: Date, bad: O
         dl.facts {
             div { dt { "MRR" } dd data-fact="mrr" { (money(mrr)) } }
             div { dt { "Seats" } dd { (seats) } }
-            div { dt { "Renewal" } dd { (renewal.map(|d| d.to_string()).unwrap_or_else(|| "—".into())) } }
-            div { dt { "Owner" } dd { (h.account.owner.clone().unwrap_or_else(|| "—".into())) } }
-            div { dt { "Segment" } dd data-fact="segment" { (s.segment.clone().unwrap_or_else(|| "—".into())) } }
+            div { dt { "Renewal" } dd { (renewal.map(|d| d.to_string()).unwrap_or_else(|| UNDEFINED.into())) } }
+            div { dt { "Owner" } dd { (h.account.owner.clone().unwrap_or_else(|| UNDEFINED.into())) } }
+            div { dt { "Segment" } dd data-fact="segment" { (s.segment.clone().unwrap_or_else(|| UNDEFINED.into())) } }
             div { dt { "Health" } dd data-fact="band" {
                 @match (s.health.band, s.health.score) {
                     (Some(b), Some(x)) => { span class=(format!("dot {}", b.as_str())) {} (b.as_str()) " · " (format!("{x:.0}")) }
@@ -220,7 +221,7 @@ fn health(s: &AccountState, weeks: &[Week], model: &keel_journey::HealthModel) -
                             th scope="row" { (c.id) }
                             td { code { (c.metric) } }
                             td { (c.value.map(|v| v.to_string()).unwrap_or_else(|| "no data".into())) }
-                            td { (c.score.map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into())) }
+                            td { (c.score.map(|x| format!("{x:.0}")).unwrap_or_else(|| UNDEFINED.into())) }
                             td { (format!("{:.0}", c.weight)) }
                         }
                     }
@@ -306,7 +307,7 @@ fn timeline(src: &Sources<'_>, as_of: Date, show: &[&str]) -> Markup {
     for line in &src.state.lines {
         for t in line.transitions.iter().skip(1) {
             let to = t.to.clone().unwrap_or_else(|| "ended".into());
-            let from = t.from.clone().unwrap_or_else(|| "—".into());
+            let from = t.from.clone().unwrap_or_else(|| UNDEFINED.into());
             entries.push(Entry {
                 on: t.on,
                 kind: "stage",

@@ -16,6 +16,7 @@ use keel_analytics::gates::{GateReport, Split};
 use keel_analytics::plays::PlaysReport;
 use keel_analytics::retention::RetentionReport;
 use keel_analytics::ttv::TtvReport;
+use keel_app::format::UNDEFINED;
 use maud::{Markup, html};
 
 use super::auth::Viewer;
@@ -177,10 +178,10 @@ fn ttv_view(r: &TtvReport) -> Markup {
         .collect();
     let t = &r.total;
     html! {
-        p { "Median " strong data-metric="TTV p50" { (t.p50.map(|d| format!("{d:.0} days")).unwrap_or_else(|| "—".into())) }
-            " (p25 " (t.p25.map(|d| format!("{d:.0}")).unwrap_or_else(|| "—".into()))
-            ", p75 " (t.p75.map(|d| format!("{d:.0}")).unwrap_or_else(|| "—".into()))
-            ", p90 " (t.p90.map(|d| format!("{d:.0}")).unwrap_or_else(|| "—".into())) "); "
+        p { "Median " strong data-metric="TTV p50" { (t.p50.map(|d| format!("{d:.0} days")).unwrap_or_else(|| UNDEFINED.into())) }
+            " (p25 " (t.p25.map(|d| format!("{d:.0}")).unwrap_or_else(|| UNDEFINED.into()))
+            ", p75 " (t.p75.map(|d| format!("{d:.0}")).unwrap_or_else(|| UNDEFINED.into()))
+            ", p90 " (t.p90.map(|d| format!("{d:.0}")).unwrap_or_else(|| UNDEFINED.into())) "); "
             (t.reached) " of " (t.accounts) " accounts reached first value, " (pct(t.share_within_target)) " within target; "
             (t.overdue) " overdue." }
         (svg::bars(&counts, &markers, &format!("Accounts by days to first value, in bins of {width} days")))
@@ -189,7 +190,7 @@ fn ttv_view(r: &TtvReport) -> Markup {
             tbody {
                 @for (seg, s) in &r.by_segment {
                     tr { th scope="row" { (seg) } td { (s.target_days.map(|d| format!("{d:.0} days")).unwrap_or_default()) }
-                         td { (s.p50.map(|d| format!("{d:.0} days")).unwrap_or_else(|| "—".into())) }
+                         td { (s.p50.map(|d| format!("{d:.0} days")).unwrap_or_else(|| UNDEFINED.into())) }
                          td { (pct(s.share_within_target)) " (" (s.within_target) "/" (s.eligible) ")" }
                          td { (s.overdue) } td { (s.waiting) } }
                 }
@@ -214,8 +215,8 @@ fn funnel_view(r: &FunnelReport) -> Markup {
                     @for st in &line.stages {
                         tr { th scope="row" { (st.stage) } td { (st.reached) } td { (st.next.clone().unwrap_or_default()) }
                              td { (share_bar(st.conversion)) } td { (st.in_stage_now) }
-                             td { (st.dwell_p50.map(|d| format!("{d:.0} days")).unwrap_or_else(|| "—".into())) }
-                             td { (st.dwell_p90.map(|d| format!("{d:.0} days")).unwrap_or_else(|| "—".into())) } }
+                             td { (st.dwell_p50.map(|d| format!("{d:.0} days")).unwrap_or_else(|| UNDEFINED.into())) }
+                             td { (st.dwell_p90.map(|d| format!("{d:.0} days")).unwrap_or_else(|| UNDEFINED.into())) } }
                     }
                 }
             }
@@ -229,7 +230,7 @@ fn points(s: &Split) -> String {
         (Some(d), Some(l), Some(h)) => {
             format!("{:+.1} pts ({:+.1} .. {:+.1})", d * 100.0, l * 100.0, h * 100.0)
         }
-        _ => "—".to_owned(),
+        _ => UNDEFINED.to_owned(),
     }
 }
 
@@ -280,12 +281,12 @@ fn health_view(r: &HealthBacktest) -> Markup {
     let auc = match (r.auc, r.auc_low, r.auc_high) {
         (Some(a), Some(l), Some(h)) => format!("{a:.3} ({l:.3}–{h:.3})"),
         (Some(a), _, _) => format!("{a:.3}"),
-        _ => "—".to_owned(),
+        _ => UNDEFINED.to_owned(),
     };
     html! {
         p { (r.snapshots) " account-months (" (r.dates.len()) " month ends), " (r.churned) " followed by churn within 90 days. "
             "ROC AUC " strong data-metric="AUC" { (auc) } " (0.5 is a coin toss); the lowest-scoring tenth churned "
-            (r.top_decile_lift.map(|l| format!("{l:.2}×")).unwrap_or_else(|| "—".into())) " as often as the average." }
+            (r.top_decile_lift.map(|l| format!("{l:.2}×")).unwrap_or_else(|| UNDEFINED.into())) " as often as the average." }
         div.pair {
             div { h3 { "ROC curve" } (svg::roc(&curve, &format!("ROC curve of the health score, AUC {auc}"))) }
             div {
@@ -330,7 +331,7 @@ fn plays_view(r: &PlaysReport) -> Markup {
                         tr { th scope="row" { (p.name) " " small { "(" (p.play) ")" } } td { (p.treated) } td { (p.holdout) }
                              @match &p.outcome {
                                  Some(o) => { td { (rate(&o.passed)) } td { (rate(&o.failed)) } td { (points(o)) } },
-                                 None => { td { "—" } td { "—" } td { "no outcome declared" } },
+                                 None => { td { (UNDEFINED) } td { (UNDEFINED) } td { "no outcome declared" } },
                              }
                              td { (p.effect.as_ref().map(words).unwrap_or_default()) } }
                     }

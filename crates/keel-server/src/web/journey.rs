@@ -7,6 +7,7 @@
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use keel_analytics::audit::{AuditReport, CellAudit, Status};
+use keel_app::format::UNDEFINED;
 use maud::{Markup, html};
 
 use super::auth::Viewer;
@@ -118,7 +119,7 @@ fn map(a: &AuditReport, seg_query: &str) -> Markup {
                                             }
                                         }
                                         Some(_) => {}
-                                        None => td class="cell missing" { "—" },
+                                        None => td class="cell missing" { (UNDEFINED) },
                                     }
                                 }
                             }

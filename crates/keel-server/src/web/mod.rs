@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use keel_app::format::{money, pct};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
@@ -277,36 +278,5 @@ fn computed<T>(c: &crate::cache::Cached<T>) -> Markup {
             "Computed " time datetime=(c.computed_at.to_rfc3339()) { (c.computed_at.format("%Y-%m-%d %H:%M UTC")) }
             @if c.stale { " · being recomputed" }
         }
-    }
-}
-
-/// A share as a percentage with one decimal (— when undefined).
-fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".to_owned(), |x| format!("{:.1}%", x * 100.0))
-}
-
-/// An amount of money, whole units with thousands separators.
-fn money(v: f64) -> String {
-    let whole = v.round() as i64;
-    let digits = whole.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if whole < 0 { format!("-{out}") } else { out }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn money_and_shares_read_as_people_write_them() {
-        assert_eq!(super::money(1_234_567.4), "1,234,567");
-        assert_eq!(super::money(-950.0), "-950");
-        assert_eq!(super::money(0.0), "0");
-        assert_eq!(super::pct(Some(0.9123)), "91.2%");
-        assert_eq!(super::pct(None), "—");
     }
 }

@@ -4,6 +4,7 @@
 //! accounts at risk. A CSM sees their own book (accounts they own); leaders
 //! and admins the whole workspace.
 
+use keel_app::format::UNDEFINED;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -280,7 +281,7 @@ fn movements_section(movements: &Shown<Vec<BandMove>>, owner: Option<&str>) -> M
 }
 
 fn ttv_section(ttv: &Shown<keel_analytics::ttv::TtvReport>) -> Markup {
-    let days = |d: Option<f64>| d.map_or_else(|| "—".to_owned(), |d| format!("{d:.0} days"));
+    let days = |d: Option<f64>| d.map_or_else(|| UNDEFINED.to_owned(), |d| format!("{d:.0} days"));
     html! {
         section aria-labelledby="ttv" {
             h2 id="ttv" { "Time to first value" }

@@ -8,7 +8,7 @@
 //! is tested beside that backend (`sqlite/tx.rs`, `disk_full.rs`).
 
 use keel_core::{Account, EntityKind, Event, EventName, ExternalId, MessageId, UserId};
-use keel_demo::{AccountHistory, DemoConfig};
+use keel_demo::{DemoConfig, SimulatedAccount};
 use keel_store::{
     AccountQuery, AccountSort, Accounts, ApiKey, DecisionRow, DeliveryRow, OutboxRow, PlayRunRow,
     RecordKinds, SessionRow, StateSummary, Store, StoredState, TaskQuery, TaskRow, TimelineEntry,
@@ -63,7 +63,7 @@ fn id(s: &str) -> ExternalId {
 }
 
 /// A small demo world: every record kind, deterministic.
-fn world(accounts: usize) -> Vec<AccountHistory> {
+fn world(accounts: usize) -> Vec<SimulatedAccount> {
     let config = DemoConfig {
         accounts,
         months: 6,
@@ -74,7 +74,7 @@ fn world(accounts: usize) -> Vec<AccountHistory> {
     keel_demo::generate(&config).collect()
 }
 
-async fn store_world(store: &dyn Store, ws: WorkspaceId, world: &[AccountHistory]) {
+async fn store_world(store: &dyn Store, ws: WorkspaceId, world: &[SimulatedAccount]) {
     let mut tx = store.begin(ws).await.unwrap();
     for h in world {
         tx.upsert_accounts(std::slice::from_ref(&h.account)).await.unwrap();

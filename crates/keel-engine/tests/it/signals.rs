@@ -2,7 +2,7 @@
 //! replaying the stages: the journey-map audit samples it weekly, so it must
 //! agree with the full evaluation on every account and day.
 
-mod common;
+use crate::common;
 
 use keel_engine::{evaluate, health_as_of, signals};
 

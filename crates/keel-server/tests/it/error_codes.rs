@@ -2,7 +2,6 @@
 //! the router answers with it, called in-process (`oneshot`), checking the
 //! status is the code's and the body is in the one error format. The store
 //! lives on a small tmpfs, so the codes of a full disk are walked too.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use keel_store::{SqliteOptions, SqliteStore, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-mod common;
+use crate::common;
 
 /// What one request answered: status, `code`, `Retry-After`.
 async fn answer(router: &axum::Router, request: Request<Body>) -> (u16, Option<String>, Option<String>) {

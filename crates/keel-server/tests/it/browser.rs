@@ -5,11 +5,10 @@
 //! it on the timeline, approve a held email, open the journey map and a
 //! cell's detail, read the analytics, sign out. Every page is checked for
 //! accessibility on the way (labels, text alternatives, WCAG AA contrast;
-//! `browser/a11y.js`) and the account page is walked with the keyboard.
+//! `a11y.js`) and the account page is walked with the keyboard.
 //! Every step saves a screenshot under `target/screenshots/`.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -20,7 +19,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// The in-page accessibility checks: every problem found, as text.
-const A11Y: &str = include_str!("browser/a11y.js");
+const A11Y: &str = include_str!("a11y.js");
 
 /// Runs the accessibility checks on the current page and fails with every problem.
 async fn accessible(c: &Client, page: &str) {

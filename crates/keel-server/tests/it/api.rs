@@ -2,13 +2,12 @@
 //! list, records in the import format, touchpoints, the journey, reports,
 //! keys, the OpenAPI document — and tenant isolation on every route the
 //! document lists.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
-mod common;
+use crate::common;
 
 use std::cmp::Ordering;
 
-use common::{Server, get, journey, key, post, start_with};
+use crate::common::{Server, get, journey, key, post, start_with};
 use keel_app::keys::Scope;
 use serde_json::{Value, json};
 

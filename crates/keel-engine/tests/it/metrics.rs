@@ -4,7 +4,7 @@
 //! arrival that is not yet known on the evaluation date, and a survey of the
 //! wrong kind, so an off-by-one or a leak changes a row.
 
-mod common;
+use crate::common;
 
 use keel_core::{
     Account, BillingPeriod, Contact, Contract, DayUsage, ExternalId, Label, Money, Severity, SurveyKind,

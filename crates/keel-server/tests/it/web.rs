@@ -1,11 +1,10 @@
 //! The dashboard over real HTTP: signing in and out with sessions and CSRF
 //! tokens, and the portfolio page's figures against the reports they come
 //! from — a leader's whole workspace, a CSM's own book.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
-mod common;
+use crate::common;
 
-use common::{Server, start_with};
+use crate::common::{Server, start_with};
 use keel_server::web::auth;
 use keel_store::WorkspaceId;
 use reqwest::redirect::Policy;

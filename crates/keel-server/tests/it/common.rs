@@ -1,7 +1,5 @@
 //! The test harness: a real server on a loopback port over a real SQLite
 //! file, keys, and small HTTP helpers.
-#![allow(dead_code, reason = "each test file uses part of the harness")]
-#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
 use std::sync::Arc;
 

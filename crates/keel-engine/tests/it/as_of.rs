@@ -1,13 +1,13 @@
 //! Evaluating as of D depends only on what was known on D.
 
-mod common;
+use crate::common;
 
 use chrono::Duration;
 use keel_core::{Date, TicketStatus};
 use proptest::prelude::*;
 
 /// The history as it stood on `d`: nothing that happened or arrived later.
-fn known_on(h: &keel_demo::AccountHistory, d: Date) -> keel_demo::AccountHistory {
+fn known_on(h: &keel_demo::SimulatedAccount, d: Date) -> keel_demo::SimulatedAccount {
     let mut k = h.clone();
     let on = |t: keel_core::Timestamp| t.date_naive() <= d;
     k.events.retain(|e| on(e.timestamp) && on(e.received_at));

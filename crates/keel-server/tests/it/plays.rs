@@ -2,9 +2,8 @@
 //! fire into tasks and deliveries, a second pass starts nothing, racing
 //! evaluations of one account start one run, and runs resume after the
 //! store is reopened.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

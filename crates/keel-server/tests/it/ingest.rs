@@ -1,16 +1,15 @@
 //! The Segment-compatible ingest API over real HTTP against a real SQLite
 //! store: authentication, limits, malformed input, per-item batch results,
 //! exact deduplication, attribution, tenant isolation and group commit.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
 use std::sync::Arc;
 
 use keel_app::keys::{self, Scope};
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
-use common::{events, key, post, start, start_with, track};
+use crate::common::{events, key, post, start, start_with, track};
 
 #[tokio::test]
 async fn keys_are_checked_before_anything_is_stored() {

@@ -1,5 +1,4 @@
 //! Demo accounts turned into engine input, with the interning the store does.
-#![allow(dead_code, reason = "each test binary uses part of it")]
 
 use std::collections::BTreeMap;
 
@@ -48,7 +47,7 @@ pub fn usage(events: &[Event], names: &mut Names) -> (Vec<DayUsage>, Vec<(u64, S
     (usage, users.into_iter().map(|(ext, id)| (id, ext)).collect())
 }
 
-pub fn history(h: &keel_demo::AccountHistory, names: &mut Names) -> AccountHistory {
+pub fn history(h: &keel_demo::SimulatedAccount, names: &mut Names) -> AccountHistory {
     let (usage, users) = usage(&h.events, names);
     AccountHistory {
         account: h.account.clone(),

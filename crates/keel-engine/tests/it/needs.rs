@@ -2,7 +2,7 @@
 //! instead of years: a metric computed from a history cut down to what its
 //! needs say must equal the metric computed from the whole history.
 
-mod common;
+use crate::common;
 
 use chrono::Days;
 use keel_engine::{AccountHistory, History, Needs, NeedsError, metric_values};

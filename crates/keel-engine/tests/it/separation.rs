@@ -4,7 +4,7 @@
 //! below 70% (a planted risk factor); the rest of the churn is the model's
 //! base rate, which no signal can predict.
 
-mod common;
+use crate::common;
 
 use chrono::Duration;
 use keel_engine::Band;

@@ -1,11 +1,10 @@
 //! Plays through the REST API over real HTTP: the task inbox, done and
 //! snooze, the approval outbox, deliveries, an account's runs with their
 //! audit log and the plays report — scopes, retries and workspaces kept apart.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
 
-mod common;
+use crate::common;
 
-use common::{Server, get, journey, key, post, start_with};
+use crate::common::{Server, get, journey, key, post, start_with};
 use keel_app::keys::Scope;
 use keel_core::{Date, Timestamp};
 use keel_store::WorkspaceId;
