@@ -40,6 +40,18 @@ pub fn cents(amount: Decimal) -> String {
     format!("{:.2}", amount.round_dp(2))
 }
 
+/// A cell a spreadsheet will not run: text that starts like a formula
+/// (`=`, `+`, `-`, `@`, tab, carriage return) gets a leading `'` (OWASP's
+/// advice against CSV injection). For exports meant for people; exports
+/// meant for re-import keep their text as stored.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +67,13 @@ mod tests {
         assert_eq!(points(Some(0.05)), "+5.0");
         assert_eq!(points(Some(-0.123)), "-12.3");
         assert_eq!(cents(Decimal::new(123_456, 3)), "123.46");
+    }
+
+    #[test]
+    fn formula_like_cells_are_made_text() {
+        assert_eq!(super::spreadsheet_safe("=1+1"), "'=1+1");
+        assert_eq!(super::spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::spreadsheet_safe("-2"), "'-2");
+        assert_eq!(super::spreadsheet_safe("Acme"), "Acme");
     }
 }

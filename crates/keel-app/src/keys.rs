@@ -21,23 +21,28 @@ const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
-    /// Send events and Segment calls.
+    /// Send Segment tracking calls only (the key a Segment or RudderStack
+    /// client ships, perhaps inside a browser: it can write nothing else).
     Ingest,
     /// Read accounts, state and reports.
     Read,
-    /// Everything, including writing records and managing the journey.
+    /// Write records (`/api/v1/records/*`) and log touchpoints: the key of
+    /// a CRM or warehouse sync.
+    Write,
+    /// Everything: keys, the journey, tasks and the outbox.
     Admin,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
+    pub const ALL: [Scope; 4] = [Scope::Ingest, Scope::Read, Scope::Write, Scope::Admin];
 
     /// The name used in keys and requests.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ingest => "ingest",
             Self::Read => "read",
+            Self::Write => "write",
             Self::Admin => "admin",
         }
     }
@@ -55,7 +60,7 @@ impl FromStr for Scope {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown scope {s:?} (scopes: ingest, read, admin)"))
+            .ok_or_else(|| format!("unknown scope {s:?} (scopes: ingest, read, write, admin)"))
     }
 }
 
@@ -154,7 +159,10 @@ mod tests {
         assert!(allows(&[Scope::Read], Scope::Read));
         assert!(!allows(&[Scope::Read], Scope::Ingest));
         assert!(!allows(&[Scope::Ingest], Scope::Admin));
+        assert!(!allows(&[Scope::Ingest], Scope::Write), "the ingest key writes no records");
+        assert!(allows(&[Scope::Admin], Scope::Write));
         assert_eq!("read".parse::<Scope>(), Ok(Scope::Read));
-        assert!("write".parse::<Scope>().unwrap_err().contains("unknown scope \"write\""));
+        assert_eq!("write".parse::<Scope>(), Ok(Scope::Write));
+        assert!("owner".parse::<Scope>().unwrap_err().contains("unknown scope \"owner\""));
     }
 }

@@ -16,6 +16,7 @@ pub(crate) struct FileConfig {
     pub db: Option<String>,
     pub workspace: Option<String>,
     pub journey: Option<PathBuf>,
+    pub earliest: Option<keel_core::Date>,
     #[serde(default)]
     pub serve: ServeFile,
 }
@@ -38,6 +39,10 @@ pub(crate) struct ServeFile {
     pub deliver_every: Option<u64>,
     pub secure_cookies: Option<bool>,
     pub report_ttl: Option<u64>,
+    pub header_timeout: Option<u64>,
+    pub body_timeout: Option<u64>,
+    pub idle_timeout: Option<u64>,
+    pub max_connections: Option<usize>,
     pub smtp: Option<String>,
     pub smtp_security: Option<String>,
     pub smtp_user: Option<String>,

@@ -71,7 +71,12 @@ pub(crate) struct ImportArgs {
     max_errors: usize,
 }
 
-pub(crate) async fn run(db: &str, workspace: &str, args: ImportArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    db: &str,
+    workspace: &str,
+    window: keel_core::TimeWindow,
+    args: ImportArgs,
+) -> anyhow::Result<ExitCode> {
     let ws = crate::open_workspace(db, workspace).await?;
     let delimiter = match args.delimiter {
         Some(c) if c.is_ascii() => Some(c as u8),
@@ -90,6 +95,7 @@ pub(crate) async fn run(db: &str, workspace: &str, args: ImportArgs) -> anyhow::
             dry_run: args.dry_run,
             allow_partial: args.allow_partial,
             now: crate::now(),
+            window,
         };
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = if size > 4 << 20 {

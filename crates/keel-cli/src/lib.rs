@@ -54,6 +54,8 @@ pub struct ServeCall {
     pub journey: Option<Arc<keel_app::JourneyConfig>>,
     /// The arguments, with the configuration file's settings applied.
     pub args: ServeArgs,
+    /// When stored things may have happened (`--earliest`).
+    pub window: keel_core::TimeWindow,
 }
 
 /// Runs the server for `keel serve` (the binary passes it to [`main`]).
@@ -91,6 +93,12 @@ struct Cli {
     /// The journey file (see docs/journey.md).
     #[arg(long, global = true, env = "KEEL_JOURNEY", default_value = "journey.toml")]
     journey: std::path::PathBuf,
+
+    /// The earliest date Keel stores something as having happened (ingest
+    /// and imports refuse anything before it; instants may lie at most one
+    /// day after now).
+    #[arg(long, global = true, env = "KEEL_EARLIEST", default_value = "2000-01-01", value_parser = parse_earliest)]
+    earliest: keel_core::Date,
 
     #[command(subcommand)]
     command: Command,
@@ -167,6 +175,16 @@ pub fn now() -> keel_core::Timestamp {
     chrono::Utc::now()
 }
 
+fn parse_earliest(raw: &str) -> Result<keel_core::Date, String> {
+    keel_core::parse_date(raw).map_err(|e| e.to_string())
+}
+
+impl Cli {
+    fn window(&self) -> keel_core::TimeWindow {
+        keel_core::TimeWindow { earliest: self.earliest, ..keel_core::TimeWindow::default() }
+    }
+}
+
 /// The command line, with the configuration file's settings where no flag
 /// or variable gave one.
 fn parse() -> anyhow::Result<Cli> {
@@ -176,6 +194,7 @@ fn parse() -> anyhow::Result<Cli> {
     cli.db = config::pick(&matches, "db", cli.db, file.db);
     cli.workspace = config::pick(&matches, "workspace", cli.workspace, file.workspace);
     cli.journey = config::pick(&matches, "journey", cli.journey, file.journey);
+    cli.earliest = config::pick(&matches, "earliest", cli.earliest, file.earliest);
     if let (Command::Serve(args), Some(("serve", sub))) = (&mut cli.command, matches.subcommand()) {
         args.apply(sub, file.serve);
     }
@@ -208,9 +227,10 @@ pub fn main(serve: ServeFn) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let window = cli.window();
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Import(args) => import::run(&cli.db, &cli.workspace, args).await,
+            Command::Import(args) => import::run(&cli.db, &cli.workspace, window, args).await,
             Command::Demo(args) => demo::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Journey(args) => journey::run(&cli.journey, args),
             Command::Init(args) => journey::init(&cli.journey, args),
@@ -220,7 +240,7 @@ pub fn main(serve: ServeFn) -> ExitCode {
             Command::Report(args) => report::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Serve(args) => {
                 match serve::prepare(&cli.db, &cli.workspace, &cli.journey, args).await? {
-                    Some(call) => serve(call).await,
+                    Some(call) => serve(crate::ServeCall { window, ..call }).await,
                     None => Ok(ExitCode::FAILURE),
                 }
             }

@@ -64,6 +64,20 @@ pub struct ServeArgs {
     /// background; the page names when its figures were computed.
     #[arg(long, env = "KEEL_REPORT_TTL", default_value_t = 600)]
     pub report_ttl: u64,
+    /// Seconds a client may take to send a request's headers (slow ones are
+    /// disconnected).
+    #[arg(long, env = "KEEL_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, env = "KEEL_BODY_TIMEOUT", default_value_t = 60)]
+    pub body_timeout: u64,
+    /// Seconds a connection may stay open with nothing to do.
+    #[arg(long, env = "KEEL_IDLE_TIMEOUT", default_value_t = 75)]
+    pub idle_timeout: u64,
+    /// Connections open at once; past it Keel stops accepting until one
+    /// closes (and logs it). Keep it under the process's descriptor limit.
+    #[arg(long, env = "KEEL_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     #[command(flatten)]
     #[allow(missing_docs, reason = "flattened: its own fields carry the help")]
     pub smtp: crate::plays::SmtpArgs,
@@ -89,6 +103,10 @@ impl ServeArgs {
         self.deliver_every = pick(m, "deliver_every", self.deliver_every, f.deliver_every);
         self.secure_cookies = pick(m, "secure_cookies", self.secure_cookies, f.secure_cookies);
         self.report_ttl = pick(m, "report_ttl", self.report_ttl, f.report_ttl);
+        self.header_timeout = pick(m, "header_timeout", self.header_timeout, f.header_timeout);
+        self.body_timeout = pick(m, "body_timeout", self.body_timeout, f.body_timeout);
+        self.idle_timeout = pick(m, "idle_timeout", self.idle_timeout, f.idle_timeout);
+        self.max_connections = pick(m, "max_connections", self.max_connections, f.max_connections);
         let smtp = &mut self.smtp;
         smtp.smtp = pick(m, "smtp", smtp.smtp.take(), f.smtp.map(Some));
         smtp.security = pick(m, "security", std::mem::take(&mut smtp.security), f.smtp_security);
@@ -148,7 +166,7 @@ pub(crate) async fn prepare(
         eprintln!("keel: no {} here: accounts are not evaluated (`keel init` writes one)", journey.display());
         None
     };
-    Ok(Some(crate::ServeCall { ws, journey, args }))
+    Ok(Some(crate::ServeCall { ws, journey, args, window: keel_core::TimeWindow::default() }))
 }
 
 pub(crate) async fn keys(db: &str, workspace: &str, args: KeysArgs) -> anyhow::Result<ExitCode> {

@@ -27,6 +27,19 @@ fn check_id(kind: &str, raw: &str) -> Result<(), ValueError> {
     Ok(())
 }
 
+/// Keel's one policy for free text it stores (names, notes, comments,
+/// trait values): no NUL and no control characters other than tab, line
+/// feed and carriage return. Identifiers are stricter (no control
+/// characters at all; see [`ExternalId::parse`]).
+pub fn check_text(what: &str, raw: &str) -> Result<(), ValueError> {
+    match raw.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        Some(c) => {
+            Err(ValueError::new(format!("{what} contains the control character U+{:04X}", u32::from(c))))
+        }
+        None => Ok(()),
+    }
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*

@@ -38,10 +38,10 @@ pub use entity::{
     Touchpoint,
 };
 pub use holdout::held_out;
-pub use id::{EventName, ExternalId, Label, MessageId, UserId};
+pub use id::{EventName, ExternalId, Label, MessageId, UserId, check_text};
 pub use money::{Currency, Money};
 pub use task::{TaskStatus, task_is_overdue};
-pub use time::{Date, Timestamp, parse_date, parse_timestamp};
+pub use time::{Date, TimeWindow, Timestamp, parse_date, parse_timestamp};
 pub use usage::DayUsage;
 
 /// Why a single value could not be accepted.

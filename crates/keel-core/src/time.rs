@@ -1,6 +1,6 @@
 //! Dates and timestamps: what Keel accepts and how it writes them back.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
 use crate::ValueError;
 
@@ -38,6 +38,74 @@ pub fn parse_timestamp(raw: &str) -> Result<Timestamp, ValueError> {
     Ok(truncate_to_micros(parsed))
 }
 
+/// When something may have happened, for Keel to store it: not before
+/// `earliest`, not more than `ahead` after the moment it is received (a
+/// client clock runs a little fast; a year 9999 is a bug, not an event).
+/// Dates that look forward (a contract's end, a renewal) may lie up to
+/// [`TimeWindow::DATES_AHEAD_YEARS`] years ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// The earliest day accepted.
+    pub earliest: Date,
+    /// How far after "now" an instant may lie.
+    pub ahead: chrono::Duration,
+}
+
+impl Default for TimeWindow {
+    /// 2000-01-01 until one day after now.
+    fn default() -> Self {
+        Self {
+            earliest: NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or(NaiveDate::MIN),
+            ahead: chrono::Duration::days(1),
+        }
+    }
+}
+
+impl TimeWindow {
+    /// How many years ahead of now a date may lie.
+    pub const DATES_AHEAD_YEARS: i32 = 100;
+
+    /// Whether an instant lies in the window as seen at `now`.
+    pub fn check(&self, t: Timestamp, now: Timestamp) -> Result<(), ValueError> {
+        if t.date_naive() < self.earliest {
+            return Err(ValueError::new(format!(
+                "{} is before {}, the earliest date Keel accepts (the `earliest` setting)",
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                self.earliest
+            )));
+        }
+        let latest = now + self.ahead;
+        if t > latest {
+            return Err(ValueError::new(format!(
+                "{} is after {}, the latest instant Keel accepts now (clock skew is allowed up to {} h)",
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                latest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                self.ahead.num_hours()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a calendar date lies in the window as seen at `now`.
+    pub fn check_date(&self, d: Date, now: Timestamp) -> Result<(), ValueError> {
+        if d < self.earliest {
+            return Err(ValueError::new(format!(
+                "{d} is before {}, the earliest date Keel accepts (the `earliest` setting)",
+                self.earliest
+            )));
+        }
+        let today = now.date_naive();
+        let latest = today.with_year(today.year() + Self::DATES_AHEAD_YEARS).unwrap_or(NaiveDate::MAX);
+        if d > latest {
+            return Err(ValueError::new(format!(
+                "{d} is more than {} years ahead; the latest date Keel accepts now is {latest}",
+                Self::DATES_AHEAD_YEARS
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn truncate_to_micros(t: Timestamp) -> Timestamp {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
@@ -55,6 +123,21 @@ mod tests {
         assert_eq!(b, c);
         assert!(parse_timestamp("2025-03-01").is_err());
         assert!(parse_timestamp("03/01/2025 14:05").is_err());
+    }
+
+    #[test]
+    fn the_window_refuses_year_0_and_9999_and_says_why() {
+        let w = TimeWindow::default();
+        let now = parse_timestamp("2026-03-01T12:00:00Z").unwrap();
+        assert!(w.check(parse_timestamp("2000-01-01T00:00:00Z").unwrap(), now).is_ok());
+        assert!(w.check(now + chrono::Duration::hours(24), now).is_ok());
+        let early = w.check(parse_timestamp("0000-01-01T00:00:00Z").unwrap(), now).unwrap_err();
+        assert!(early.to_string().contains("before 2000-01-01"), "{early}");
+        let late = w.check(now + chrono::Duration::hours(25), now).unwrap_err();
+        assert!(late.to_string().contains("after 2026-03-02T12:00:00Z"), "{late}");
+        assert!(w.check_date(parse_date("2125-12-31").unwrap(), now).is_ok());
+        assert!(w.check_date(parse_date("9999-12-31").unwrap(), now).is_err());
+        assert!(w.check_date(parse_date("1999-12-31").unwrap(), now).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use csv::StringRecord;
-use keel_core::{Date, ExternalId, Timestamp, ValueError};
+use keel_core::{Date, ExternalId, TimeWindow, Timestamp, ValueError};
 use serde_json::{Map, Value};
 
 /// A problem with one column of one row.
@@ -66,11 +66,14 @@ impl<'a> FastEvent<'a> {
 pub(crate) struct RowReader<'a> {
     fields: Fields<'a>,
     pub errors: Vec<FieldError>,
+    /// When dates and instants may lie, seen at `now`.
+    window: TimeWindow,
+    now: Timestamp,
 }
 
 impl<'a> RowReader<'a> {
-    pub fn new(fields: Fields<'a>) -> Self {
-        Self { fields, errors: Vec::new() }
+    pub fn new(fields: Fields<'a>, window: TimeWindow, now: Timestamp) -> Self {
+        Self { fields, errors: Vec::new(), window, now }
     }
 
     fn raw(&self, column: &str) -> Option<Cow<'a, str>> {
@@ -134,9 +137,16 @@ impl<'a> RowReader<'a> {
         self.errors.push(FieldError { column: column.to_owned(), reason: reason.into() });
     }
 
-    /// An optional text cell.
+    /// An optional text cell (under Keel's text policy, [`keel_core::check_text`]).
     pub fn opt_text(&mut self, column: &str) -> Option<String> {
-        self.raw(column).map(|c| c.trim().to_owned())
+        let text = self.raw(column).map(|c| c.trim().to_owned())?;
+        match keel_core::check_text("the text", &text) {
+            Ok(()) => Some(text),
+            Err(e) => {
+                self.fail(column, e.0);
+                None
+            }
+        }
     }
 
     /// A required text cell.
@@ -174,19 +184,23 @@ impl<'a> RowReader<'a> {
     }
 
     pub fn date(&mut self, column: &str) -> Option<Date> {
-        self.req(column, keel_core::parse_date)
+        let (window, now) = (self.window, self.now);
+        self.req(column, |raw| keel_core::parse_date(raw).and_then(|d| window.check_date(d, now).map(|()| d)))
     }
 
     pub fn opt_date(&mut self, column: &str) -> Option<Date> {
-        self.opt(column, keel_core::parse_date)
+        let (window, now) = (self.window, self.now);
+        self.opt(column, |raw| keel_core::parse_date(raw).and_then(|d| window.check_date(d, now).map(|()| d)))
     }
 
     pub fn timestamp(&mut self, column: &str) -> Option<Timestamp> {
-        self.req(column, keel_core::parse_timestamp)
+        let (window, now) = (self.window, self.now);
+        self.req(column, |raw| keel_core::parse_timestamp(raw).and_then(|t| window.check(t, now).map(|()| t)))
     }
 
     pub fn opt_timestamp(&mut self, column: &str) -> Option<Timestamp> {
-        self.opt(column, keel_core::parse_timestamp)
+        let (window, now) = (self.window, self.now);
+        self.opt(column, |raw| keel_core::parse_timestamp(raw).and_then(|t| window.check(t, now).map(|()| t)))
     }
 
     pub fn int_in(&mut self, column: &str, lo: i64, hi: i64) -> Option<i64> {
@@ -202,7 +216,22 @@ impl<'a> RowReader<'a> {
 
     /// Attribute cells: CSV columns named `attr.<name>` (text), or a JSON
     /// object under `attributes` whose values are scalars.
+    /// The row's attributes (`attr.NAME` columns or an `attributes` object),
+    /// their names and text values under Keel's text policy.
     pub fn attributes(&mut self) -> keel_core::Attributes {
+        let out = self.attributes_as_given();
+        for (name, value) in &out {
+            let text = value.as_str().unwrap_or_default();
+            if let Err(e) = keel_core::check_text("the name", name)
+                .and_then(|()| keel_core::check_text("the value", text))
+            {
+                self.fail(&format!("attr.{name}"), e.0);
+            }
+        }
+        out
+    }
+
+    fn attributes_as_given(&mut self) -> keel_core::Attributes {
         let mut out = keel_core::Attributes::new();
         match &self.fields {
             Fields::Csv { header, .. } => {

@@ -76,12 +76,22 @@ pub struct ImportOptions {
     pub allow_partial: bool,
     /// The import's wall-clock time: the `received_at` of events that lack one.
     pub now: Timestamp,
+    /// When dates and instants may lie (seen at `now`).
+    pub window: keel_core::TimeWindow,
 }
 
 impl ImportOptions {
     /// Atomic import of `kind`, format guessed from the file name.
     pub fn new(kind: EntityKind, now: Timestamp) -> Self {
-        Self { kind, format: None, delimiter: None, dry_run: false, allow_partial: false, now }
+        Self {
+            kind,
+            format: None,
+            delimiter: None,
+            dry_run: false,
+            allow_partial: false,
+            now,
+            window: keel_core::TimeWindow::default(),
+        }
     }
 }
 
@@ -422,7 +432,7 @@ fn parse_file(
                 return;
             }
         };
-        let mut reader = RowReader::new(fields);
+        let mut reader = RowReader::new(fields, options.window, options.now);
         let record = kinds::parse_row(kind, &mut reader, options.now);
         let mut errors = reader.errors;
         if let Some(record) = &record {

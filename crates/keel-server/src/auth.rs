@@ -9,7 +9,9 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
@@ -31,6 +33,9 @@ pub struct Read;
 /// The `ingest` scope.
 #[derive(Debug)]
 pub struct Ingest;
+/// The `write` scope.
+#[derive(Debug)]
+pub struct Write;
 /// The `admin` scope.
 #[derive(Debug)]
 pub struct Admin;
@@ -40,6 +45,9 @@ impl NeedsScope for Read {
 }
 impl NeedsScope for Ingest {
     const SCOPE: Scope = Scope::Ingest;
+}
+impl NeedsScope for Write {
+    const SCOPE: Scope = Scope::Write;
 }
 impl NeedsScope for Admin {
     const SCOPE: Scope = Scope::Admin;
@@ -55,7 +63,34 @@ impl<S: NeedsScope> FromRequestParts<AppState> for Caller<S> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = presented_key(&parts.headers, None)?;
-        Ok(Self(authenticate(state, key, S::SCOPE).await?, PhantomData))
+        Ok(Self(authenticate(state, Peer::of(parts).0, key, S::SCOPE).await?, PhantomData))
+    }
+}
+
+/// Unknown keys one remote address may present in [`BAD_KEYS_WINDOW`]
+/// before it is answered 429 without a lookup.
+pub const BAD_KEYS_PER_PEER: usize = 20;
+/// The window unknown keys are counted over.
+pub const BAD_KEYS_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The remote address of the request's connection, when the server knows
+/// it (it does when it serves through [`crate::serve_on`]; an in-process
+/// router call has none).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<IpAddr>);
+
+impl Peer {
+    /// The address in `parts`.
+    pub fn of(parts: &Parts) -> Self {
+        Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts))
     }
 }
 
@@ -64,10 +99,13 @@ impl<S: NeedsScope> FromRequestParts<AppState> for Caller<S> {
 pub(crate) fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Result<Option<String>, ApiError> {
     if let Some(raw) = headers.get(header::AUTHORIZATION) {
         let raw = raw.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-        if let Some(token) = raw.strip_prefix("Bearer ") {
-            return Ok(Some(token.trim().to_owned()));
+        // Schemes are case-insensitive (RFC 9110, section 11.1).
+        let (scheme, rest) = raw.trim_start().split_once(' ').unwrap_or((raw, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(Some(rest.trim().to_owned()));
         }
-        if let Some(encoded) = raw.strip_prefix("Basic ") {
+        if scheme.eq_ignore_ascii_case("basic") {
+            let encoded = rest;
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
                 .map_err(|_| ApiError::unauthorized("the Basic credentials are not base64"))?;
@@ -83,12 +121,14 @@ pub(crate) fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Result
 
 pub(crate) async fn authenticate(
     state: &AppState,
+    peer: Option<IpAddr>,
     key: Option<String>,
     scope: Scope,
 ) -> Result<Principal, ApiError> {
     let key = key.ok_or_else(|| {
         ApiError::unauthorized("no API key: send it as HTTP Basic user name, a Bearer token, or writeKey")
     })?;
+    let source = peer.map(|ip| ip.to_string());
     let now = (state.clock)();
     let digest = keys::digest(&key);
     let cached = {
@@ -98,9 +138,28 @@ pub(crate) async fn authenticate(
     let principal = match cached {
         Some(p) => p,
         None => {
-            let p = keys::check(state.store.as_ref(), &key)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+            // A source that keeps presenting unknown keys waits, and costs no lookup meanwhile.
+            if let Some(wait) = source.as_deref().and_then(|s| state.bad_keys.wait(s)) {
+                let mut e = ApiError::new(
+                    Code::RateLimited,
+                    "too many unknown API keys from this address; retry later".to_owned(),
+                );
+                e.retry_after = Some(wait.as_secs().max(1));
+                state.metrics.unknown_keys.get_or_create(&crate::metrics::label("answer", "throttled")).inc();
+                return Err(e);
+            }
+            let Some(p) = keys::check(state.store.as_ref(), &key).await? else {
+                if let Some(s) = &source {
+                    state.bad_keys.failed(s);
+                }
+                tracing::info!(peer = source.as_deref().unwrap_or("-"), "unknown API key presented");
+                state
+                    .metrics
+                    .unknown_keys
+                    .get_or_create(&crate::metrics::label("answer", "unauthorized"))
+                    .inc();
+                return Err(ApiError::unauthorized("the API key is unknown or revoked"));
+            };
             let mut checked = state.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if checked.len() > 10_000 {
                 checked.clear();

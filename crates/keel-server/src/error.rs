@@ -73,6 +73,8 @@ error_codes! {
     NoJourney = ("no_journey", NOT_FOUND);
     /// The route exists but not with this method (`Allow` lists the ones it takes).
     MethodNotAllowed = ("method_not_allowed", METHOD_NOT_ALLOWED);
+    /// The body did not arrive within the server's body timeout (`serve.body_timeout`); nothing was stored.
+    RequestTimeout = ("request_timeout", REQUEST_TIMEOUT);
     /// The resource is not in a state that allows the action (e.g. a task already done).
     Conflict = ("conflict", CONFLICT);
     /// A single Segment call over its size limit (a batch item over it is rejected on its own).

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod error;
 pub mod evaluator;
 pub mod ingest;
+pub mod listen;
 pub mod metrics;
 pub mod ratelimit;
 pub mod segment;
@@ -29,7 +30,7 @@ use keel_core::Timestamp;
 use keel_store::Store;
 use serde_json::{Value, json};
 
-use crate::auth::{authenticate, presented_key};
+use crate::auth::{Peer, authenticate, presented_key};
 use crate::error::{ApiError, Code};
 use crate::ingest::{Ingestor, Outcome};
 use crate::segment::{Envelope, Limits};
@@ -73,6 +74,10 @@ pub struct Config {
     /// Compute the dashboard's reports for every workspace with users when
     /// the server starts, so the first page view finds them ready.
     pub warm_reports: bool,
+    /// When stored things may have happened (ingest and record writes).
+    pub window: keel_core::TimeWindow,
+    /// Connection timeouts and the connection cap.
+    pub connections: listen::ConnectionLimits,
 }
 
 impl Default for Config {
@@ -91,6 +96,8 @@ impl Default for Config {
             secure_cookies: false,
             report_ttl: std::time::Duration::from_secs(600),
             warm_reports: false,
+            window: keel_core::TimeWindow::default(),
+            connections: listen::ConnectionLimits::default(),
         }
     }
 }
@@ -115,6 +122,10 @@ pub struct AppState {
     reports: Arc<cache::ReportCache>,
     /// Failed dashboard sign-ins per email.
     logins: Arc<web::auth::Throttle>,
+    /// Failed dashboard sign-ins per remote address.
+    logins_by_peer: Arc<web::auth::Throttle>,
+    /// Unknown API keys presented, per remote address.
+    bad_keys: Arc<web::auth::Throttle>,
 }
 
 /// Starts the server's work over a store, in one place: the state every
@@ -165,6 +176,11 @@ impl AppState {
             metrics,
             reports: Arc::new(cache::ReportCache::new(report_ttl)),
             logins: Arc::default(),
+            logins_by_peer: Arc::new(web::auth::Throttle::new(
+                web::auth::THROTTLE_FAILURES_PER_PEER,
+                web::auth::THROTTLE_WINDOW,
+            )),
+            bad_keys: Arc::new(web::auth::Throttle::new(auth::BAD_KEYS_PER_PEER, auth::BAD_KEYS_WINDOW)),
         }
     }
 }
@@ -279,6 +295,7 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/api/docs", get(move || async move { axum::response::Html(page) }))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(state.config.connections.body_read))
         .layer(axum::middleware::from_fn(api::contract::one_error_format))
         .with_state(state)
 }
@@ -299,7 +316,8 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "keel is serving");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let limits = state.config.connections;
+    listen::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Whether the process is up.
@@ -353,7 +371,19 @@ pub(crate) async fn read_body(
     let too_large = || {
         ApiError::new(code, format!("{what} is larger than {limit} bytes; split it into smaller requests"))
     };
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut timed_out = false;
+        while let Some(c) = cause {
+            timed_out |= c.is::<tower_http::timeout::TimeoutError>();
+            cause = c.source();
+        }
+        if timed_out {
+            ApiError::new(Code::RequestTimeout, format!("{what} did not arrive in time; nothing was stored"))
+        } else {
+            too_large()
+        }
+    })?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
     match encoding.trim().to_ascii_lowercase().as_str() {
         "identity" | "" => Ok(raw),
@@ -410,11 +440,12 @@ fn counted(state: &AppState, kind: &str, result: Result<Response, ApiError>) -> 
 )]
 pub(crate) async fn single(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     Path(call): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = single_call(&state, call, headers, body).await;
+    let result = single_call(&state, peer, call, headers, body).await;
     counted(&state, "single", result)
 }
 
@@ -432,8 +463,13 @@ pub(crate) async fn single(
         (status = 415, description = "unsupported_encoding", body = api::ErrorBody),
     )
 )]
-pub(crate) async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let result = batch_call(&state, headers, body).await;
+pub(crate) async fn batch(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = batch_call(&state, peer, headers, body).await;
     counted(&state, "batch", result)
 }
 
@@ -445,13 +481,19 @@ pub(crate) async fn batch(State(state): State<AppState>, headers: HeaderMap, bod
     request_body(content = Object, description = "As /v1/batch"),
     responses((status = 200, description = "As /v1/batch", body = BatchAnswer))
 )]
-pub(crate) async fn import(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let result = batch_call(&state, headers, body).await;
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = batch_call(&state, peer, headers, body).await;
     counted(&state, "batch", result)
 }
 
 async fn single_call(
     state: &AppState,
+    peer: Option<std::net::IpAddr>,
     call: String,
     headers: HeaderMap,
     body: Body,
@@ -460,18 +502,24 @@ async fn single_call(
         return Err(ApiError::new(Code::NotFound, format!("no call /v1/{call}")));
     }
     let limit = state.config.limits.message_bytes;
+    // A key in a header is checked before the body is read; only a key
+    // that rides in the body (`writeKey`) waits for it.
     let header_key = presented_key(&headers, None)?;
+    let early = match header_key {
+        Some(k) => Some(authenticate(state, peer, Some(k), Scope::Ingest).await?),
+        None => None,
+    };
     let bytes = read_body(&headers, body, limit, Code::MessageTooLarge, "a single call").await?;
     let value = parse_json(&bytes)?;
-    let key = match header_key {
-        Some(k) => Some(k),
-        None => presented_key(&headers, Some(&value))?,
+    let principal = match early {
+        Some(p) => p,
+        None => authenticate(state, peer, presented_key(&headers, Some(&value))?, Scope::Ingest).await?,
     };
-    let principal = authenticate(state, key, Scope::Ingest).await?;
     let received_at = (state.clock)();
     let env = Envelope {
         received_at,
         account_property: state.config.account_property.clone(),
+        window: state.config.window,
         ..Envelope::default()
     };
     let message = segment::parse(&value, Some(&call), &env).map_err(|r| {
@@ -503,9 +551,18 @@ struct BatchBody<'a> {
     write_key: Option<String>,
 }
 
-async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn batch_call(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let limits = state.config.limits;
     let header_key = presented_key(&headers, None)?;
+    let early = match header_key {
+        Some(k) => Some(authenticate(state, peer, Some(k), Scope::Ingest).await?),
+        None => None,
+    };
     let bytes = read_body(&headers, body, limits.batch_bytes, Code::BatchTooLarge, "a batch").await?;
     // The items stay raw text until each is parsed on its own: their sizes
     // are their lengths, and a bad item does not spoil the others.
@@ -517,11 +574,10 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
             BatchBody::default()
         }
     };
-    let key = match header_key {
-        Some(k) => Some(k),
-        None => batch.write_key.clone(),
+    let principal = match early {
+        Some(p) => p,
+        None => authenticate(state, peer, batch.write_key.clone(), Scope::Ingest).await?,
     };
-    let principal = authenticate(state, key, Scope::Ingest).await?;
     let Some(items) = &batch.batch else {
         return Err(ApiError::new(Code::InvalidBatch, "the body must be an object with a \"batch\" array"));
     };
@@ -540,8 +596,13 @@ async fn batch_call(state: &AppState, headers: HeaderMap, body: Body) -> Result<
         .map(|t| t.with_timezone(&chrono::Utc));
     let group_id =
         batch.context.as_ref().and_then(|c| c.pointer("/groupId")).and_then(Value::as_str).map(str::to_owned);
-    let env =
-        Envelope { received_at, sent_at, group_id, account_property: state.config.account_property.clone() };
+    let env = Envelope {
+        received_at,
+        sent_at,
+        group_id,
+        account_property: state.config.account_property.clone(),
+        window: state.config.window,
+    };
 
     let mut results: Vec<Outcome> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();

@@ -30,6 +30,13 @@ pub struct Metrics {
     pub evaluations: Counter,
     /// Seconds from an event's arrival to its account's new state being stored.
     pub eval_latency_seconds: Histogram,
+    /// Dashboard sign-ins by outcome (`signed_in`, `refused`, `throttled`).
+    pub sign_ins: Family<Labels, Counter>,
+    /// Passwords checked against a hash (one per sign-in that is not throttled,
+    /// whether or not the email is a user's).
+    pub password_checks: Counter,
+    /// Unknown API keys presented, by answer (`unauthorized`, `throttled`).
+    pub unknown_keys: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -58,6 +65,12 @@ impl Default for Metrics {
         );
         registry.register("ingest_queue_depth", "Requests waiting for the writer", queue_depth.clone());
         registry.register("evaluations", "Accounts evaluated", evaluations.clone());
+        let sign_ins = Family::<Labels, Counter>::default();
+        let password_checks = Counter::default();
+        let unknown_keys = Family::<Labels, Counter>::default();
+        registry.register("sign_ins", "Dashboard sign-ins by outcome", sign_ins.clone());
+        registry.register("password_checks", "Passwords checked against a hash", password_checks.clone());
+        registry.register("unknown_keys", "Unknown API keys presented, by answer", unknown_keys.clone());
         registry.register(
             "event_to_state_seconds",
             "From an event's arrival to its account's new state being stored",
@@ -73,8 +86,16 @@ impl Default for Metrics {
             queue_depth,
             evaluations,
             eval_latency_seconds,
+            sign_ins,
+            password_checks,
+            unknown_keys,
         }
     }
+}
+
+/// One label.
+pub(crate) fn label(name: &str, value: &str) -> Labels {
+    vec![(name.to_owned(), value.to_owned())]
 }
 
 impl Metrics {

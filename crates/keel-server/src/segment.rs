@@ -5,7 +5,6 @@
 //! content, so a resent message still deduplicates). The event time is
 //! corrected for the client's clock: `receivedAt − (sentAt − timestamp)`.
 
-use chrono::Duration;
 use keel_core::{ExternalId, MessageId, Timestamp, UserId};
 use serde_json::{Map, Value};
 
@@ -128,8 +127,24 @@ fn invalid(reason: impl Into<String>) -> Rejection {
 /// The call types, as the `type` field and the endpoints name them.
 pub const TYPES: &[&str] = &["track", "page", "screen", "identify", "group", "alias", "ungroup"];
 
-fn text<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    m.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+/// A text field: absent, null or empty is `None`; any other type is refused by name.
+fn text<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Rejection> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str()).filter(|s| !s.is_empty())),
+        Some(other) => Err(invalid(format!("{key} must be a string, not {}", json_type(other)))),
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn object(m: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, Rejection> {
@@ -138,6 +153,20 @@ fn object(m: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, Rejec
         Some(Value::Object(o)) => Ok(o.clone()),
         Some(_) => Err(invalid(format!("{key} must be an object"))),
     }
+}
+
+/// A call's traits, which may become an account's or a contact's stored
+/// text: names and text values under Keel's text policy.
+fn traits(m: &Map<String, Value>) -> Result<Map<String, Value>, Rejection> {
+    let traits = object(m, "traits")?;
+    for (name, value) in &traits {
+        let checked = keel_core::check_text("the name", name)
+            .and_then(|()| keel_core::check_text("the value", value.as_str().unwrap_or_default()));
+        if let Err(e) = checked {
+            return Err(invalid(format!("traits.{}: {e}", name.escape_debug())));
+        }
+    }
+    Ok(traits)
 }
 
 fn time(m: &Map<String, Value>, key: &str) -> Result<Option<Timestamp>, Rejection> {
@@ -151,12 +180,14 @@ fn time(m: &Map<String, Value>, key: &str) -> Result<Option<Timestamp>, Rejectio
     }
 }
 
-/// An id field: strings as they are, numbers written out (Segment clients send both).
-fn id_field(m: &Map<String, Value>, key: &str) -> Option<String> {
-    match m.get(key)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// An id field: strings as they are, numbers written out (Segment clients
+/// send both); absent, null or empty is `None`, any other type is refused.
+fn id_field(m: &Map<String, Value>, key: &str) -> Result<Option<String>, Rejection> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(invalid(format!("{key} must be a string or a number, not {}", json_type(other)))),
     }
 }
 
@@ -171,6 +202,8 @@ pub struct Envelope {
     pub group_id: Option<String>,
     /// A property naming the account in `track` calls, if configured.
     pub account_property: Option<String>,
+    /// When a message may have happened.
+    pub window: keel_core::TimeWindow,
 }
 
 /// Checks one message; `kind` is the endpoint's call type, or `None` in a
@@ -178,7 +211,7 @@ pub struct Envelope {
 pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Message, Rejection> {
     use RejectionCode::{InvalidAccountId, InvalidMessageId, InvalidUserId, UnknownType};
     let Value::Object(m) = value else { return Err(invalid("a message must be a JSON object")) };
-    let kind = match (kind, text(m, "type")) {
+    let kind = match (kind, text(m, "type")?) {
         (Some(k), _) => k.to_owned(),
         (None, Some(t)) => t.to_ascii_lowercase(),
         (None, None) => return Err(invalid("type is missing")),
@@ -186,9 +219,11 @@ pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Messag
     if !TYPES.contains(&kind.as_str()) {
         return Err(Rejection::new(UnknownType, format!("type {kind:?} is not one of {}", TYPES.join(", "))));
     }
-    let user = id_field(m, "userId")
-        .or_else(|| id_field(m, "anonymousId"))
-        .ok_or_else(|| invalid("userId or anonymousId is required"))?;
+    let user = match id_field(m, "userId")? {
+        Some(u) => Some(u),
+        None => id_field(m, "anonymousId")?,
+    }
+    .ok_or_else(|| invalid("userId or anonymousId is required"))?;
     let user = UserId::parse(&user).map_err(|e| Rejection::new(InvalidUserId, format!("userId: {e}")))?;
 
     let stamp = match time(m, "timestamp")? {
@@ -201,17 +236,22 @@ pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Messag
         (Some(t), None) => t,
         (None, _) => env.received_at,
     };
-    // A skewed clock can put an event only so far in the future.
-    let timestamp = timestamp.min(env.received_at + Duration::days(1));
+    // After the clock correction: a skewed clock may put an event a little
+    // ahead; year 0 or 9999 is refused, not stored.
+    env.window
+        .check(timestamp, env.received_at)
+        .map_err(|e| Rejection::new(RejectionCode::InvalidTimestamp, format!("timestamp: {e}")))?;
 
     let context = object(m, "context")?;
-    let mut account = id_field(&context, "groupId").or_else(|| env.group_id.clone());
+    let mut account = id_field(&context, "groupId")?.or_else(|| env.group_id.clone());
     let call = match kind.as_str() {
         "track" => {
             let name =
-                text(m, "event").ok_or_else(|| invalid("event is required in a track call"))?.to_owned();
+                text(m, "event")?.ok_or_else(|| invalid("event is required in a track call"))?.to_owned();
             let properties = object(m, "properties")?;
-            if let Some(a) = env.account_property.as_ref().and_then(|key| id_field(&properties, key)) {
+            if let Some(a) =
+                env.account_property.as_ref().map(|key| id_field(&properties, key)).transpose()?.flatten()
+            {
                 account = Some(a);
             }
             Call::Event { name, properties }
@@ -219,27 +259,27 @@ pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Messag
         "page" | "screen" => {
             let mut properties = object(m, "properties")?;
             for key in ["name", "category"] {
-                if let Some(v) = text(m, key) {
+                if let Some(v) = text(m, key)? {
                     properties.entry(key).or_insert_with(|| Value::String(v.to_owned()));
                 }
             }
             Call::Event { name: format!("{kind}_viewed"), properties }
         }
-        "identify" => Call::Identify { traits: object(m, "traits")? },
+        "identify" => Call::Identify { traits: traits(m)? },
         "group" | "ungroup" => {
-            let id = id_field(m, "groupId")
+            let id = id_field(m, "groupId")?
                 .ok_or_else(|| invalid(format!("groupId is required in a {kind} call")))?;
             let group = ExternalId::parse(&id)
                 .map_err(|e| Rejection::new(InvalidAccountId, format!("groupId: {e}")))?;
             account = Some(id);
             if kind == "group" {
-                Call::Group { account: group, traits: object(m, "traits")? }
+                Call::Group { account: group, traits: traits(m)? }
             } else {
                 Call::Ungroup { account: group }
             }
         }
         _ => {
-            let previous = id_field(m, "previousId")
+            let previous = id_field(m, "previousId")?
                 .ok_or_else(|| invalid("previousId is required in an alias call"))?;
             let previous = UserId::parse(&previous)
                 .map_err(|e| Rejection::new(InvalidUserId, format!("previousId: {e}")))?;
@@ -249,7 +289,7 @@ pub fn parse(value: &Value, kind: Option<&str>, env: &Envelope) -> Result<Messag
     let account = account
         .map(|a| ExternalId::parse(&a).map_err(|e| Rejection::new(InvalidAccountId, format!("groupId: {e}"))))
         .transpose()?;
-    let message_id = match id_field(m, "messageId") {
+    let message_id = match id_field(m, "messageId")? {
         Some(id) => {
             MessageId::parse(&id).map_err(|e| Rejection::new(InvalidMessageId, format!("messageId: {e}")))?
         }
@@ -319,6 +359,36 @@ mod tests {
                 "userId: user id \" u\" has leading or trailing whitespace",
             ),
             (json!([1, 2]), InvalidMessage, "a message must be a JSON object"),
+            (
+                json!({"userId": "u", "event": "x", "timestamp": "0000-01-01T00:00:00Z"}),
+                InvalidTimestamp,
+                "before 2000-01-01",
+            ),
+            (
+                json!({"userId": "u", "event": "x", "timestamp": "2026-03-01T12:00:00Z", "sentAt": "9999-01-01T00:00:00Z"}),
+                InvalidTimestamp,
+                "is before 2000-01-01",
+            ),
+            (
+                json!({"userId": "u", "event": "x", "timestamp": "2026-03-03T12:00:00Z"}),
+                InvalidTimestamp,
+                "is after 2026-03-02T12:00:00Z",
+            ),
+            (
+                json!({"userId": "u", "event": {"name": "x"}}),
+                InvalidMessage,
+                "event must be a string, not an object",
+            ),
+            (
+                json!({"userId": ["u"], "event": "x"}),
+                InvalidMessage,
+                "userId must be a string or a number, not an array",
+            ),
+            (
+                json!({"userId": "u", "event": "x", "messageId": true}),
+                InvalidMessage,
+                "messageId must be a string or a number",
+            ),
         ];
         for (m, code, want) in cases {
             let err = parse(&m, Some("track"), &e).unwrap_err();

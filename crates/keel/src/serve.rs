@@ -10,7 +10,7 @@ use anyhow::Context;
 
 /// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub(crate) async fn serve(call: keel_cli::ServeCall) -> anyhow::Result<ExitCode> {
-    let keel_cli::ServeCall { ws, journey, args } = call;
+    let keel_cli::ServeCall { ws, journey, args, window } = call;
     let delivery = (args.deliver_every > 0)
         .then(|| {
             let smtp = args.smtp.config()?;
@@ -43,6 +43,13 @@ pub(crate) async fn serve(call: keel_cli::ServeCall) -> anyhow::Result<ExitCode>
         secure_cookies: args.secure_cookies,
         report_ttl: std::time::Duration::from_secs(args.report_ttl.max(1)),
         warm_reports: true,
+        window,
+        connections: keel_server::listen::ConnectionLimits {
+            header_read: std::time::Duration::from_secs(args.header_timeout.max(1)),
+            body_read: std::time::Duration::from_secs(args.body_timeout.max(1)),
+            idle: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+            max_connections: args.max_connections.max(1),
+        },
     };
     let clock: keel_server::Clock = Arc::new(keel_cli::now);
     let store: Arc<dyn keel_store::Store> = Arc::from(ws.store);

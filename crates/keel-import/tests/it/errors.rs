@@ -84,6 +84,40 @@ async fn bad_dates_are_reported_with_the_expected_form() {
 }
 
 #[tokio::test]
+async fn dates_and_instants_outside_the_window_are_refused_with_their_place() {
+    let f = seeded().await;
+    let text = rejected(
+        &f,
+        EntityKind::Contracts,
+        "years.csv",
+        &contracts(
+            "c2,acme,platform,0000-01-01,,100,USD,3,annual\n\
+             c3,acme,platform,2025-01-01,9999-12-31,100,USD,3,annual\n\
+             c4,acme,platform,2025-01-01,2126-01-01,100,USD,3,annual\n",
+        ),
+    )
+    .await;
+    insta::assert_snapshot!(text, @r"
+    years.csv:2: start_date: 0000-01-01 is before 2000-01-01, the earliest date Keel accepts (the `earliest` setting)
+    years.csv:3: end_date: 9999-12-31 is more than 100 years ahead; the latest date Keel accepts now is 2126-06-01
+    ");
+    let events = rejected(
+        &f,
+        EntityKind::Events,
+        "events.csv",
+        b"message_id,account_id,user_id,event,timestamp\n\
+          m1,acme,u1,Login,0000-01-01T00:00:00Z\n\
+          m2,acme,u1,Login,2026-06-02T11:00:00Z\n\
+          m3,acme,u1,Login,2026-06-02T13:00:00Z\n",
+    )
+    .await;
+    insta::assert_snapshot!(events, @r"
+    events.csv:2: timestamp: 0000-01-01T00:00:00Z is before 2000-01-01, the earliest date Keel accepts (the `earliest` setting)
+    events.csv:4: timestamp: 2026-06-02T13:00:00Z is after 2026-06-02T12:00:00Z, the latest instant Keel accepts now (clock skew is allowed up to 24 h)
+    ");
+}
+
+#[tokio::test]
 async fn negative_mrr_is_rejected() {
     let f = seeded().await;
     let text = rejected(

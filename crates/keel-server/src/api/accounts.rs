@@ -423,7 +423,10 @@ pub struct Timeline {
     path = "/api/v1/accounts/{id}/timeline",
     tag = "accounts",
     params(("id" = String, Path, description = "The account's external id"), TimelineParams),
-    responses((status = 200, description = "The timeline, newest first", body = Timeline))
+    responses(
+        (status = 200, description = "The timeline, newest first", body = Timeline),
+        (status = 404, description = "No such account", body = super::ErrorBody),
+    )
 )]
 pub async fn timeline(
     State(state): State<AppState>,
@@ -437,6 +440,10 @@ pub async fn timeline(
         return Err(invalid("limit", format!("{limit} is not between 1 and 1000")));
     }
     let entries = state.store.timeline(principal.workspace, &id, limit).await?;
+    if entries.is_empty() {
+        // An account without changes yet, or none at all: say which.
+        account_records(&state, &principal, &id, RecordKinds::default()).await?;
+    }
     let entries = entries
         .into_iter()
         .map(|e| TimelineEntry {
@@ -589,7 +596,7 @@ fn touchpoint_ref() -> Ref {
 )]
 pub async fn log_touchpoint(
     State(state): State<AppState>,
-    Caller(principal, _): Caller<auth::Ingest>,
+    Caller(principal, _): Caller<auth::Write>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,

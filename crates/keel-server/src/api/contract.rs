@@ -201,8 +201,13 @@ fn tighten_operation(path: &str, op: &mut Value) {
     add("401", "unauthorized: no key, or a key that is unknown or revoked");
     add("403", "forbidden: the key lacks the scope this needs");
     add("429", "rate_limited: the key is over its rate limit");
+    add(
+        "500",
+        "internal: Keel failed; nothing of the request was stored, and the cause is in the server's log",
+    );
     add("503", "store_unavailable: the store cannot write now; nothing was stored");
     if has_body {
+        add("408", "request_timeout: the body did not arrive within the server's body timeout");
         add("413", "body_too_large: the body is over the operation's limit");
         add("415", "unsupported_media_type or unsupported_encoding");
     }

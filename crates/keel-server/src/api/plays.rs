@@ -264,7 +264,7 @@ pub struct TaskDone {
 )]
 pub async fn task_done(
     State(state): State<AppState>,
-    Caller(principal, _): Caller<auth::Ingest>,
+    Caller(principal, _): Caller<auth::Admin>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<TaskDoc>, ApiError> {
@@ -317,7 +317,7 @@ pub struct TaskSnooze {
 )]
 pub async fn task_snooze(
     State(state): State<AppState>,
-    Caller(principal, _): Caller<auth::Ingest>,
+    Caller(principal, _): Caller<auth::Admin>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<TaskDoc>, ApiError> {

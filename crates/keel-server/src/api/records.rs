@@ -179,7 +179,12 @@ async fn import(
     touched: Vec<ExternalId>,
 ) -> Result<ImportReport, ApiError> {
     let now = (state.clock)();
-    let options = ImportOptions { dry_run, allow_partial, ..ImportOptions::new(kind, now) };
+    let options = ImportOptions {
+        dry_run,
+        allow_partial,
+        window: state.config.window,
+        ..ImportOptions::new(kind, now)
+    };
     let report = keel_import::import_reader(
         state.store.as_ref(),
         ws,
@@ -230,7 +235,7 @@ async fn import(
 )]
 pub async fn write(
     State(state): State<AppState>,
-    Caller(principal, _): Caller<auth::Ingest>,
+    Caller(principal, _): Caller<auth::Write>,
     Path(kind): Path<String>,
     headers: HeaderMap,
     Query(params): Query<WriteParams>,

@@ -194,7 +194,8 @@ pub(super) async fn csv(State(state): State<AppState>, viewer: Viewer, RawQuery(
                 s.and_then(|s| s.mrr).map(|x| format!("{x:.2}")).unwrap_or_default(),
                 s.and_then(|s| s.renewal).map(|d| d.to_string()).unwrap_or_default(),
             ];
-            if let Err(e) = out.write_record(&record) {
+            let record = record.iter().map(|cell| keel_app::format::spreadsheet_safe(cell));
+            if let Err(e) = out.write_record(record.map(|c| c.into_owned())) {
                 return failure(e);
             }
         }

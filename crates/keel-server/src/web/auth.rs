@@ -132,6 +132,10 @@ mod tests {
 /// Failed sign-ins an email may have within [`THROTTLE_WINDOW`] before
 /// sign-in is refused for it.
 pub const THROTTLE_FAILURES: usize = 5;
+/// Failed sign-ins from one address (any emails) before it must wait:
+/// higher than per email, as several people may sign in through one proxy.
+pub const THROTTLE_FAILURES_PER_PEER: usize = 50;
+
 /// The window failed sign-ins are counted over.
 pub const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
@@ -140,24 +144,37 @@ pub const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(
 /// [`THROTTLE_WINDOW`] the form refuses that email (right password or not)
 /// until the oldest failure leaves the window. A successful sign-in clears
 /// the count. Per process: behind several servers each counts its own.
-#[derive(Default)]
 pub struct Throttle {
+    limit: usize,
+    window: std::time::Duration,
     failures:
         std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
 }
 
+impl Default for Throttle {
+    /// Per email: [`THROTTLE_FAILURES`] in [`THROTTLE_WINDOW`].
+    fn default() -> Self {
+        Self::new(THROTTLE_FAILURES, THROTTLE_WINDOW)
+    }
+}
+
 impl Throttle {
+    /// At most `limit` failures per key in any `window`.
+    pub fn new(limit: usize, window: std::time::Duration) -> Self {
+        Self { limit, window, failures: std::sync::Mutex::default() }
+    }
+
     /// How long `email` must wait before it may try again (None: it may now).
     pub fn wait(&self, email: &str) -> Option<std::time::Duration> {
         let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let list = map.get_mut(email)?;
-        while list.front().is_some_and(|t| t.elapsed() >= THROTTLE_WINDOW) {
+        while list.front().is_some_and(|t| t.elapsed() >= self.window) {
             list.pop_front();
         }
-        if list.len() < THROTTLE_FAILURES {
+        if list.len() < self.limit {
             return None;
         }
-        list.front().map(|t| THROTTLE_WINDOW.saturating_sub(t.elapsed()))
+        list.front().map(|t| self.window.saturating_sub(t.elapsed()))
     }
 
     /// Counts a failed sign-in.
@@ -165,11 +182,11 @@ impl Throttle {
         let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Forget emails whose failures all left the window, so the map stays small.
         if map.len() > 10_000 {
-            map.retain(|_, l| l.back().is_some_and(|t| t.elapsed() < THROTTLE_WINDOW));
+            map.retain(|_, l| l.back().is_some_and(|t| t.elapsed() < self.window));
         }
         let list = map.entry(email.to_owned()).or_default();
         list.push_back(std::time::Instant::now());
-        while list.len() > THROTTLE_FAILURES {
+        while list.len() > self.limit {
             list.pop_front();
         }
     }

@@ -96,7 +96,7 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
     let task = tx.insert_task(&task).await.unwrap().unwrap();
     tx.commit().await.unwrap();
     let done = format!("/api/v1/tasks/{task}/done");
-    assert_eq!(answer(&router, json_call(&done, &ingest, &json!({"outcome": "called"}))).await.0, 200);
+    assert_eq!(answer(&router, json_call(&done, &admin, &json!({"outcome": "called"}))).await.0, 200);
 
     let plain = keel_server::router(keel_server::AppState::new(
         store.clone(),
@@ -197,7 +197,7 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
     );
     expect(
         Code::Conflict,
-        answer(&router, json_call(&done, &ingest, &json!({"outcome": "something else"}))).await,
+        answer(&router, json_call(&done, &admin, &json!({"outcome": "something else"}))).await,
     );
     expect(
         Code::MethodNotAllowed,
@@ -227,6 +227,24 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
         .await,
     );
     expect(Code::UnsupportedEncoding, answer(&router, brotli).await);
+    // A body that never arrives, on a server with a short body timeout.
+    let impatient = keel_server::router(keel_server::AppState::new(
+        store.clone(),
+        keel_server::Config {
+            connections: keel_server::listen::ConnectionLimits {
+                body_read: std::time::Duration::from_millis(50),
+                ..keel_server::listen::ConnectionLimits::default()
+            },
+            ..keel_server::Config::default()
+        },
+        common::clock(),
+    ));
+    let never =
+        Body::from_stream(futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>());
+    expect(
+        Code::RequestTimeout,
+        answer(&impatient, call("POST", "/v1/batch", Some(&ingest), "application/json", never)).await,
+    );
     expect(
         Code::UnsupportedMediaType,
         answer(&router, call("POST", "/api/v1/records/accounts", Some(&admin), "image/png", "x")).await,

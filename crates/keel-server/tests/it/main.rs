@@ -10,6 +10,7 @@ mod common;
 mod api;
 mod browser;
 mod error_codes;
+mod hardening;
 mod ingest;
 mod plays;
 mod plays_api;

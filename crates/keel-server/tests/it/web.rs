@@ -31,7 +31,7 @@ async fn add_user(s: &Server, ws: WorkspaceId, email: &str, role: &str) {
 }
 
 /// Signs in; the session cookie.
-async fn sign_in(s: &Server, email: &str, password: &str) -> Result<String, (u16, String)> {
+pub(crate) async fn sign_in(s: &Server, email: &str, password: &str) -> Result<String, (u16, String)> {
     let c = client();
     let form = c.get(format!("{}/login", s.url)).send().await.unwrap();
     let login_cookie = set_cookie(&form, auth::LOGIN_COOKIE).unwrap();
@@ -49,7 +49,7 @@ async fn sign_in(s: &Server, email: &str, password: &str) -> Result<String, (u16
     }
 }
 
-async fn page(s: &Server, path: &str, session: &str) -> (u16, String) {
+pub(crate) async fn page(s: &Server, path: &str, session: &str) -> (u16, String) {
     let res = client()
         .get(format!("{}{path}", s.url))
         .header("cookie", format!("{}={session}", auth::SESSION_COOKIE))
