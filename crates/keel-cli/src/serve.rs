@@ -78,6 +78,20 @@ pub struct ServeArgs {
     /// closes (and logs it). Keep it under the process's descriptor limit.
     #[arg(long, env = "KEEL_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Reports and as-of evaluations computing at once (each spreads over
+    /// every core); more wait for a turn.
+    #[arg(long, env = "KEEL_REPORT_CONCURRENCY", default_value_t = 2)]
+    pub report_concurrency: usize,
+    /// Reports that may wait for a turn; past it, 503 `busy` at once.
+    #[arg(long, env = "KEEL_REPORT_QUEUE", default_value_t = 32)]
+    pub report_queue: usize,
+    /// Seconds a report may wait for its turn before it is answered 503 `busy`.
+    #[arg(long, env = "KEEL_REPORT_WAIT", default_value_t = 30)]
+    pub report_wait: u64,
+    /// Unknown API keys one address may present per minute before it is
+    /// answered 429 without a lookup. 0: no limit.
+    #[arg(long, env = "KEEL_UNKNOWN_KEYS_PER_MINUTE", default_value_t = 20)]
+    pub unknown_keys_per_minute: usize,
     #[command(flatten)]
     #[allow(missing_docs, reason = "flattened: its own fields carry the help")]
     pub smtp: crate::plays::SmtpArgs,
@@ -107,6 +121,12 @@ impl ServeArgs {
         self.body_timeout = pick(m, "body_timeout", self.body_timeout, f.body_timeout);
         self.idle_timeout = pick(m, "idle_timeout", self.idle_timeout, f.idle_timeout);
         self.max_connections = pick(m, "max_connections", self.max_connections, f.max_connections);
+        self.report_concurrency =
+            pick(m, "report_concurrency", self.report_concurrency, f.report_concurrency);
+        self.report_queue = pick(m, "report_queue", self.report_queue, f.report_queue);
+        self.report_wait = pick(m, "report_wait", self.report_wait, f.report_wait);
+        self.unknown_keys_per_minute =
+            pick(m, "unknown_keys_per_minute", self.unknown_keys_per_minute, f.unknown_keys_per_minute);
         let smtp = &mut self.smtp;
         smtp.smtp = pick(m, "smtp", smtp.smtp.take(), f.smtp.map(Some));
         smtp.security = pick(m, "security", std::mem::take(&mut smtp.security), f.smtp_security);

@@ -68,7 +68,8 @@ impl<S: NeedsScope> FromRequestParts<AppState> for Caller<S> {
 }
 
 /// Unknown keys one remote address may present in [`BAD_KEYS_WINDOW`]
-/// before it is answered 429 without a lookup.
+/// before it is answered 429 without a lookup (the default of
+/// [`crate::Config::unknown_keys_per_minute`]).
 pub const BAD_KEYS_PER_PEER: usize = 20;
 /// The window unknown keys are counted over.
 pub const BAD_KEYS_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);

@@ -95,6 +95,8 @@ error_codes! {
     Internal = ("internal", INTERNAL_SERVER_ERROR);
     /// The store cannot write now (a full disk, an I/O error): nothing was stored; retry after `Retry-After` seconds.
     StoreUnavailable = ("store_unavailable", SERVICE_UNAVAILABLE);
+    /// Too much heavy work (reports, as-of evaluations) is running or waiting; retry after `Retry-After` seconds.
+    Busy = ("busy", SERVICE_UNAVAILABLE);
     /// `/readyz`: the database does not answer or cannot write; `Retry-After` says when to ask again.
     NotReady = ("not_ready", SERVICE_UNAVAILABLE);
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod evaluator;
+pub mod heavy;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;
@@ -78,6 +79,11 @@ pub struct Config {
     pub window: keel_core::TimeWindow,
     /// Connection timeouts and the connection cap.
     pub connections: listen::ConnectionLimits,
+    /// Unknown API keys one address may present per minute before it is
+    /// answered 429 without a lookup (0: no limit).
+    pub unknown_keys_per_minute: usize,
+    /// The bounds of heavy work (reports, as-of evaluations).
+    pub heavy: heavy::HeavyLimits,
 }
 
 impl Default for Config {
@@ -98,6 +104,8 @@ impl Default for Config {
             warm_reports: false,
             window: keel_core::TimeWindow::default(),
             connections: listen::ConnectionLimits::default(),
+            unknown_keys_per_minute: auth::BAD_KEYS_PER_PEER,
+            heavy: heavy::HeavyLimits::default(),
         }
     }
 }
@@ -126,6 +134,8 @@ pub struct AppState {
     logins_by_peer: Arc<web::auth::Throttle>,
     /// Unknown API keys presented, per remote address.
     bad_keys: Arc<web::auth::Throttle>,
+    /// Turns at heavy work.
+    heavy: Arc<heavy::Heavy>,
 }
 
 /// Starts the server's work over a store, in one place: the state every
@@ -153,6 +163,11 @@ impl AppState {
     /// the streaming evaluator it cannot work without (needs a Tokio
     /// runtime); no other background task: [`startup`] starts those.
     pub fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Self {
+        let heavy_limits = config.heavy;
+        let unknown_keys = match config.unknown_keys_per_minute {
+            0 => usize::MAX,
+            n => n,
+        };
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
         let metrics = Arc::new(metrics::Metrics::default());
         let report_ttl = config.report_ttl;
@@ -180,12 +195,24 @@ impl AppState {
                 web::auth::THROTTLE_FAILURES_PER_PEER,
                 web::auth::THROTTLE_WINDOW,
             )),
-            bad_keys: Arc::new(web::auth::Throttle::new(auth::BAD_KEYS_PER_PEER, auth::BAD_KEYS_WINDOW)),
+            bad_keys: Arc::new(web::auth::Throttle::new(unknown_keys, auth::BAD_KEYS_WINDOW)),
+            heavy: Arc::new(heavy::Heavy::new(heavy_limits)),
         }
     }
 }
 
 impl AppState {
+    /// Takes a turn at heavy work, as a report does, and holds it until the
+    /// permit is dropped (tests hold turns to see what waits behind them).
+    pub async fn hold_heavy_turn(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.heavy.hold().await
+    }
+
+    /// How many requests wait for a turn at heavy work, as it changes.
+    pub fn heavy_waiting(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.heavy.waiting()
+    }
+
     /// Returns once everything the evaluator was asked to evaluate before
     /// the call is evaluated and committed (at once without a journey).
     /// Data a client sent is asked for before its request is answered.

@@ -50,6 +50,12 @@ pub(crate) async fn serve(call: keel_cli::ServeCall) -> anyhow::Result<ExitCode>
             idle: std::time::Duration::from_secs(args.idle_timeout.max(1)),
             max_connections: args.max_connections.max(1),
         },
+        unknown_keys_per_minute: args.unknown_keys_per_minute,
+        heavy: keel_server::heavy::HeavyLimits {
+            concurrent: args.report_concurrency.max(1),
+            waiting: args.report_queue,
+            wait: std::time::Duration::from_secs(args.report_wait.max(1)),
+        },
     };
     let clock: keel_server::Clock = Arc::new(keel_cli::now);
     let store: Arc<dyn keel_store::Store> = Arc::from(ws.store);

@@ -15,7 +15,7 @@ use utoipa::openapi::schema::ArrayBuilder;
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Query, date_param};
+use super::{Query, date_param, plain_date};
 use crate::AppState;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, Code};
@@ -161,8 +161,8 @@ pub(crate) fn query_from(params: ListParams) -> Result<AccountQuery, ApiError> {
         stage: params.stage,
         band: params.band,
         owner: params.owner,
-        renewal_from: date_param("renewal_from", params.renewal_from)?,
-        renewal_to: date_param("renewal_to", params.renewal_to)?,
+        renewal_from: plain_date("renewal_from", params.renewal_from)?,
+        renewal_to: plain_date("renewal_to", params.renewal_to)?,
         search: params.q.filter(|q| !q.is_empty()),
         sort,
         descending,
@@ -362,8 +362,8 @@ pub async fn state(
 ) -> Result<Json<StateDoc>, ApiError> {
     let id = account_id(&id)?;
     let ws = principal.workspace;
-    if let Some(raw) = params.as_of {
-        let as_of = keel_core::parse_date(&raw).map_err(|e| invalid("as_of", format!("{raw:?}: {e}")))?;
+    if let Some(as_of) = date_param(&state, "as_of", params.as_of)? {
+        let _turn = state.heavy.turn().await?;
         let Some(journey) = &state.config.journey else {
             return Err(ApiError::new(Code::NoJourney, "the server runs without a journey"));
         };

@@ -68,12 +68,41 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 /// A date query parameter (YYYY-MM-DD), with an error naming it.
-pub(crate) fn date_param(name: &str, raw: Option<String>) -> Result<Option<keel_core::Date>, ApiError> {
+/// A date parameter that filters rather than computes (any valid date).
+pub(crate) fn plain_date(name: &str, raw: Option<String>) -> Result<Option<keel_core::Date>, ApiError> {
     raw.map(|raw| {
         keel_core::parse_date(&raw)
             .map_err(|e| ApiError::new(Code::InvalidParameter, format!("{name}: {raw:?}: {e}")))
     })
     .transpose()
+}
+
+/// How far ahead of today a report or an as-of evaluation may be asked
+/// for: the cost of some grows with the span (a year 9999 took 80× as
+/// long as today), and nothing is known there.
+pub(crate) const DATES_AHEAD_YEARS: i32 = 5;
+
+/// A date parameter, within the workspace's window: not before the
+/// `earliest` setting, at most [`DATES_AHEAD_YEARS`] after today.
+pub(crate) fn date_param(
+    state: &AppState,
+    name: &str,
+    raw: Option<String>,
+) -> Result<Option<keel_core::Date>, ApiError> {
+    use chrono::Datelike as _;
+    let Some(raw) = raw else { return Ok(None) };
+    let bad = |why: String| ApiError::new(Code::InvalidParameter, format!("{name}: {raw:?}: {why}"));
+    let date = keel_core::parse_date(&raw).map_err(|e| bad(e.to_string()))?;
+    let earliest = state.config.window.earliest;
+    let today = (state.clock)().date_naive();
+    let latest = today.with_year(today.year() + DATES_AHEAD_YEARS).unwrap_or(today);
+    if date < earliest {
+        return Err(bad(format!("before {earliest}, the earliest date Keel accepts")));
+    }
+    if date > latest {
+        return Err(bad(format!("more than {DATES_AHEAD_YEARS} years ahead; the latest is {latest}")));
+    }
+    Ok(Some(date))
 }
 
 /// A JSON request body; `what` names it in the error ("a touchpoint").

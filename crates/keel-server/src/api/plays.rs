@@ -198,7 +198,7 @@ pub async fn tasks(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<TaskParams>,
 ) -> Result<Json<TaskList>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let overdue = params.overdue.unwrap_or(false);
     let statuses: Vec<String> = match params.status {
         Some(list) => list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
@@ -798,7 +798,7 @@ pub async fn report(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<PlaysReportParams>,
 ) -> Result<Json<keel_analytics::plays::PlaysReport>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let journey = journey(&state)?;
     let report = keel_app::reports::plays(state.store.as_ref(), principal.workspace, journey, as_of)
         .await

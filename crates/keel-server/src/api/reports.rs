@@ -100,11 +100,8 @@ pub async fn metrics(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<MetricsParams>,
 ) -> Result<Json<MetricsReport>, ApiError> {
-    let as_of = match params.as_of {
-        Some(raw) => keel_core::parse_date(&raw)
-            .map_err(|e| ApiError::new(Code::InvalidParameter, format!("as_of: {raw:?}: {e}")))?,
-        None => (state.clock)().date_naive(),
-    };
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let names: Vec<String> = match params.metric {
         Some(list) => list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect(),
         None => keel_app::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
@@ -188,6 +185,7 @@ pub async fn retention(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<RetentionParams>,
 ) -> Result<Json<keel_analytics::retention::RetentionReport>, ApiError> {
+    let _turn = state.heavy.turn().await?;
     use keel_analytics::retention::By;
     use keel_app::reports::{ReportError, RetentionQuery};
     let by = match params.by.as_deref() {
@@ -204,9 +202,9 @@ pub async fn retention(
         }
     };
     let query = RetentionQuery {
-        from: date_param("from", params.from)?,
-        to: date_param("to", params.to)?,
-        as_of: date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive()),
+        from: date_param(&state, "from", params.from)?,
+        to: date_param(&state, "to", params.to)?,
+        as_of: date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive()),
         segment: params.segment,
         product: params.product,
         currency: currency(params.currency)?,
@@ -262,7 +260,8 @@ pub async fn patterns(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<PatternParams>,
 ) -> Result<Json<keel_analytics::patterns::PatternReport>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
     let report = keel_app::reports::patterns(
         state.store.as_ref(),
@@ -311,8 +310,9 @@ pub async fn audit(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<keel_analytics::audit::AuditReport>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let (from, to) = (date_param(&state, "from", params.from)?, date_param(&state, "to", params.to)?);
     let plan = journey_plan(&state, principal.workspace).await?;
     let report = keel_app::reports::audit(
         state.store.as_ref(),
@@ -363,10 +363,11 @@ pub async fn expansion(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<ExpansionParams>,
 ) -> Result<Json<keel_analytics::expansion::ExpansionReport>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let query = keel_app::reports::RetentionQuery {
-        from: date_param("from", params.from)?,
-        to: date_param("to", params.to)?,
+        from: date_param(&state, "from", params.from)?,
+        to: date_param(&state, "to", params.to)?,
         as_of,
         ..Default::default()
     };
@@ -431,7 +432,8 @@ pub async fn gates(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<GateParams>,
 ) -> Result<Json<keel_analytics::gates::GateReport>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let lead_days = params.lead_days.unwrap_or(180);
     if lead_days > 3650 {
         return Err(ApiError::new(
@@ -439,9 +441,12 @@ pub async fn gates(
             format!("lead_days: {lead_days} is more than 3650"),
         ));
     }
-    let period =
-        keel_app::reports::gate_window(date_param("from", params.from)?, date_param("to", params.to)?, as_of)
-            .map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
+    let period = keel_app::reports::gate_window(
+        date_param(&state, "from", params.from)?,
+        date_param(&state, "to", params.to)?,
+        as_of,
+    )
+    .map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
     let plan = journey_plan(&state, principal.workspace).await?;
     let extra = match &params.condition {
         Some(source) => vec![
@@ -504,10 +509,11 @@ pub async fn health(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<HealthParams>,
 ) -> Result<Json<keel_analytics::backtest::HealthBacktest>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let (from, to) = keel_app::reports::health_window(
-        date_param("from", params.from)?,
-        date_param("to", params.to)?,
+        date_param(&state, "from", params.from)?,
+        date_param(&state, "to", params.to)?,
         as_of,
     );
     if from >= to {
@@ -564,7 +570,8 @@ pub async fn funnel(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<FunnelParams>,
 ) -> Result<Json<keel_analytics::funnel::FunnelReport>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let plan = journey_plan(&state, principal.workspace).await?;
     let report = keel_app::reports::funnel(
         state.store.as_ref(),
@@ -613,7 +620,8 @@ pub async fn cohorts(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<CohortParams>,
 ) -> Result<Json<keel_analytics::cohorts::CohortReport>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
     let months = params.months.unwrap_or(24);
     if months > 240 {
         return Err(ApiError::new(Code::InvalidParameter, format!("months: {months} is more than 240")));
@@ -673,8 +681,9 @@ pub async fn ttv(
     Caller(principal, _): Caller<auth::Read>,
     Query(params): Query<TtvParams>,
 ) -> Result<Json<keel_analytics::ttv::TtvReport>, ApiError> {
-    let as_of = date_param("as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let (from, to) = (date_param("from", params.from)?, date_param("to", params.to)?);
+    let _turn = state.heavy.turn().await?;
+    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+    let (from, to) = (date_param(&state, "from", params.from)?, date_param(&state, "to", params.to)?);
     if let (Some(from), Some(to)) = (from, to)
         && from >= to
     {

@@ -77,6 +77,12 @@ pub(super) async fn page(
         }
         (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return failure(e),
     };
+    if !viewer.may_see(history.account.owner.as_deref()) {
+        return super::not_in_your_book(
+            &viewer,
+            &format!("{} is another owner's account.", history.account.name),
+        );
+    }
     let tasks: Vec<TaskRow> =
         all_tasks.iter().filter(|t| t.status == "open" || t.status == "snoozed").cloned().collect();
     let plan = keel_engine::Plan::new(journey.journey.clone(), &names);

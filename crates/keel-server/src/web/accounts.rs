@@ -15,15 +15,17 @@ use super::{failure, money, page_shell};
 use crate::AppState;
 use crate::api::accounts::{ListParams, next_cursor, query_from};
 
-/// The query as the page reads it: a CSM with no `owner` parameter sees
-/// their own book; `owner=` (empty) means everyone's.
+/// The query as the page reads it: a CSM sees their own book only (an
+/// `owner` other than theirs is refused by [`foreign_owner`]); leaders and
+/// admins everyone's unless they pick an owner.
 fn params(
     raw: Option<&str>,
     viewer: &super::auth::Viewer,
 ) -> Result<(ListParams, Vec<(String, String)>), String> {
     let mut pairs: Vec<(String, String)> =
         form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
-    if !viewer.sees_everything() && !pairs.iter().any(|(k, _)| k == "owner") {
+    if !viewer.sees_everything() {
+        pairs.retain(|(k, _)| k != "owner");
         pairs.push(("owner".into(), viewer.user.email.clone()));
     }
     let kept: Vec<(String, String)> = pairs.iter().filter(|(_, v)| !v.is_empty()).cloned().collect();
@@ -31,6 +33,16 @@ fn params(
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
     let params: ListParams = serde_path_to_error::deserialize(de).map_err(|e| e.to_string())?;
     Ok((params, pairs))
+}
+
+/// A CSM asking for another owner's book (or everyone's, `owner=`).
+fn foreign_owner(raw: Option<&str>, viewer: &super::auth::Viewer) -> Option<String> {
+    if viewer.sees_everything() {
+        return None;
+    }
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, v)| k == "owner" && v.as_ref() != viewer.user.email)
+        .map(|(_, v)| if v.is_empty() { "everyone's".to_owned() } else { format!("{v}'s") })
 }
 
 fn link(pairs: &[(String, String)], replace: &[(&str, &str)], path: &str) -> String {
@@ -50,6 +62,9 @@ fn value<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
 }
 
 pub(super) async fn page(State(state): State<AppState>, viewer: Viewer, RawQuery(raw): RawQuery) -> Response {
+    if let Some(whose) = foreign_owner(raw.as_deref(), &viewer) {
+        return super::not_in_your_book(&viewer, &format!("You asked for {whose} accounts."));
+    }
     let ws = viewer.user.workspace;
     let parsed = params(raw.as_deref(), &viewer)
         .and_then(|(p, pairs)| query_from(p).map(|q| (q, pairs)).map_err(|e| e.message));
@@ -156,6 +171,9 @@ pub(super) fn table(rows: &[AccountRow], pairs: Option<&[(String, String)]>, cla
 
 /// Every account the filters match, as CSV (the page's columns).
 pub(super) async fn csv(State(state): State<AppState>, viewer: Viewer, RawQuery(raw): RawQuery) -> Response {
+    if let Some(whose) = foreign_owner(raw.as_deref(), &viewer) {
+        return super::not_in_your_book(&viewer, &format!("You asked to export {whose} accounts."));
+    }
     let query = match params(raw.as_deref(), &viewer).and_then(|(p, _)| query_from(p).map_err(|e| e.message))
     {
         Ok(q) => q,

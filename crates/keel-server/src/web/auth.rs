@@ -72,6 +72,12 @@ impl Viewer {
     pub fn sees_everything(&self) -> bool {
         self.user.role != "csm"
     }
+
+    /// Whether the viewer may see and work an account owned by `owner`: a
+    /// CSM only their own (the roles matrix in docs/dashboard.md).
+    pub fn may_see(&self, owner: Option<&str>) -> bool {
+        self.sees_everything() || owner == Some(self.user.email.as_str())
+    }
 }
 
 /// The viewer of a request with a live session.

@@ -232,6 +232,19 @@ pub(super) async fn act(
             Err(e) => return failure(e),
         }
     }
+    if what == "tasks" && !viewer.sees_everything() {
+        // A CSM works only their own tasks.
+        let own = keel_store::TaskQuery {
+            owner: Some(viewer.user.email.clone()),
+            limit: 100_000,
+            ..keel_store::TaskQuery::default()
+        };
+        match state.store.tasks(viewer.user.workspace, &own).await {
+            Ok(mine) if mine.iter().any(|t| t.id == id) => {}
+            Ok(_) => return back(Err(format!("Task {id} is another owner's; they or a leader work it."))),
+            Err(e) => return failure(e),
+        }
+    }
     let (store, ws, now, by) =
         (state.store.as_ref(), viewer.user.workspace, (state.clock)(), viewer.user.email.as_str());
     let result = match (what.as_str(), action.as_str()) {

@@ -249,6 +249,20 @@ fn csrf_ok(viewer: &Viewer, body: &str) -> bool {
     serde_urlencoded::from_str::<CsrfForm>(body).is_ok_and(|f| auth::same(&f.csrf, &viewer.csrf))
 }
 
+/// A page a CSM may not see: another owner's account or book.
+fn not_in_your_book(viewer: &Viewer, what: &str) -> Response {
+    let body = page_shell(
+        "Not in your book",
+        Some(viewer),
+        html! {
+            h1 { "Not in your book" }
+            p { (what) " A CSM sees and works the accounts they own; a leader sees everyone's." }
+            p { a href="/accounts" { "Your accounts" } }
+        },
+    );
+    (StatusCode::FORBIDDEN, body).into_response()
+}
+
 fn forbidden(viewer: &Viewer) -> Response {
     let body = page_shell(
         "Refused",

@@ -227,6 +227,27 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
         .await,
     );
     expect(Code::UnsupportedEncoding, answer(&router, brotli).await);
+    // Heavy work with no room to wait: a held turn makes the next report busy.
+    let crowded_state = keel_server::AppState::new(
+        store.clone(),
+        keel_server::Config {
+            journey: Some(common::journey()),
+            heavy: keel_server::heavy::HeavyLimits {
+                concurrent: 1,
+                waiting: 0,
+                ..keel_server::heavy::HeavyLimits::default()
+            },
+            ..keel_server::Config::default()
+        },
+        common::clock(),
+    );
+    let crowded = keel_server::router(crowded_state.clone());
+    let held = crowded_state.hold_heavy_turn().await;
+    expect(
+        Code::Busy,
+        answer(&crowded, call("GET", "/api/v1/reports/funnel", Some(&read), "text/plain", "")).await,
+    );
+    drop(held);
     // A body that never arrives, on a server with a short body timeout.
     let impatient = keel_server::router(keel_server::AppState::new(
         store.clone(),
@@ -289,7 +310,7 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
     all.sort_unstable();
     assert_eq!(codes, all, "every code is walked once");
     for (code, retry) in walked {
-        let waits = matches!(code, Code::RateLimited | Code::StoreUnavailable | Code::NotReady);
+        let waits = matches!(code, Code::RateLimited | Code::StoreUnavailable | Code::NotReady | Code::Busy);
         assert_eq!(retry.is_some(), waits, "{code}: Retry-After {retry:?}");
     }
 }

@@ -309,3 +309,89 @@ async fn the_ingest_key_sends_tracking_calls_only_and_exports_are_spreadsheet_sa
     let newco = csv.lines().find(|l| l.starts_with("newco,")).unwrap_or_else(|| panic!("{csv}"));
     assert!(newco.starts_with("newco,\"'=HYPERLINK("), "{newco}");
 }
+
+#[tokio::test]
+async fn reports_and_as_of_evaluations_refuse_dates_far_ahead() {
+    let s = start_with(keel_server::Config {
+        journey: Some(common::journey()),
+        ..keel_server::Config::default()
+    })
+    .await;
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    for path in [
+        "/api/v1/reports/funnel?as_of=9999-12-31",
+        "/api/v1/reports/metrics?as_of=9999-12-31",
+        "/api/v1/reports/cohorts?as_of=0001-01-01",
+        "/api/v1/accounts/acme/state?as_of=9999-12-31",
+    ] {
+        let (status, body) = get(&s, path, &read).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "{path}: {body}");
+        assert!(body["message"].as_str().unwrap().starts_with("as_of:"), "{body}");
+    }
+    // Five years ahead is the latest (the clock says 2026-03-01).
+    assert_eq!(get(&s, "/api/v1/reports/funnel?as_of=2031-03-01", &read).await.0, 200);
+    assert_eq!(get(&s, "/api/v1/reports/funnel?as_of=2031-03-02", &read).await.0, 400);
+}
+
+#[tokio::test]
+async fn heavy_work_waits_its_turn_and_health_and_ingest_never_wait_behind_it() {
+    let heavy = keel_server::heavy::HeavyLimits { concurrent: 1, waiting: 2, wait: Duration::from_secs(600) };
+    let s = start_with(keel_server::Config {
+        journey: Some(common::journey()),
+        heavy,
+        ..keel_server::Config::default()
+    })
+    .await;
+    let (ws, ingest) = key(&s, "a", &[Scope::Ingest]).await;
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    let group = json!({"userId": "u1", "groupId": "acme", "messageId": "g1", "traits": {"name": "Acme"}});
+    assert_eq!(post(&s, "/v1/group", Some(&ingest), &group).await.0, 200);
+
+    // A report holds the only turn; two more wait for it.
+    let held = s.state.hold_heavy_turn().await;
+    let mut waiting = s.state.heavy_waiting();
+    let reports: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, read) = (s.url.clone(), read.clone());
+            tokio::spawn(async move {
+                let res = reqwest::Client::new()
+                    .get(format!("{url}/api/v1/reports/funnel"))
+                    .bearer_auth(read)
+                    .send()
+                    .await
+                    .unwrap();
+                res.status().as_u16()
+            })
+        })
+        .collect();
+    waiting.wait_for(|n| *n == 2).await.unwrap();
+
+    // A third has no room to wait: 503 busy, with Retry-After.
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/reports/cohorts", s.url))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 503);
+    assert!(res.headers().get("retry-after").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "busy", "{body}");
+
+    // Meanwhile health, readiness, ingest and stored reads answer at once.
+    assert_eq!(reqwest::get(format!("{}/healthz", s.url)).await.unwrap().status().as_u16(), 200);
+    assert_eq!(reqwest::get(format!("{}/readyz", s.url)).await.unwrap().status().as_u16(), 200);
+    for i in 0..20 {
+        let m = json!({"userId": "u1", "event": "Login", "messageId": format!("h{i}"), "context": {"groupId": "acme"}});
+        assert_eq!(post(&s, "/v1/track", Some(&ingest), &m).await.0, 200);
+    }
+    assert_eq!(events(&s, ws).await, 20);
+    assert_eq!(get(&s, "/api/v1/accounts", &read).await.0, 200);
+    assert_eq!(*waiting.borrow(), 2, "the two reports still wait");
+
+    // The turn comes back: both reports run.
+    drop(held);
+    for r in reports {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+}

@@ -14,4 +14,5 @@ mod hardening;
 mod ingest;
 mod plays;
 mod plays_api;
+mod roles;
 mod web;

@@ -21,7 +21,7 @@ fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// The value of a hidden `csrf` field in a page.
-fn csrf_in(page: &str) -> String {
+pub(crate) fn csrf_in(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
     page[at..].split('"').next().unwrap().to_owned()
 }
@@ -234,10 +234,13 @@ async fn the_accounts_list_filters_sorts_pages_and_exports_and_an_account_reads_
     assert_eq!(bands.len() as u64, expected.total);
     assert!(bands.iter().all(|b| b == "red"));
 
-    // A CSM starts on their own book; `owner=` shows everyone's.
+    // A CSM sees their own book only (issue 19: `owner=` once showed them
+    // everyone's); a leader's `owner=` shows everyone's.
     let csm = sign_in(&s, keel_demo::CSMS[0], "s3cret-pass").await.unwrap();
     let (_, mine) = page(&s, "/accounts?limit=1000", &csm).await;
-    let (_, all) = page(&s, "/accounts?limit=1000&owner=", &csm).await;
+    let (status, _) = page(&s, "/accounts?limit=1000&owner=", &csm).await;
+    assert_eq!(status, 403);
+    let (_, all) = page(&s, "/accounts?limit=1000&owner=", &lee).await;
     assert!(account_links(&mine).len() < account_links(&all).len());
     assert_eq!(account_links(&all).len(), 80);
 
@@ -262,7 +265,12 @@ async fn the_accounts_list_filters_sorts_pages_and_exports_and_an_account_reads_
 }
 
 /// Posts a form of the inbox with the page's CSRF token; the redirect's target.
-async fn post_form(s: &Server, session: &str, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn post_form(
+    s: &Server,
+    session: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String) {
     let res = client()
         .post(format!("{}{path}", s.url))
         .header("cookie", format!("{}={session}", auth::SESSION_COOKIE))
@@ -274,7 +282,7 @@ async fn post_form(s: &Server, session: &str, path: &str, fields: &[(&str, &str)
     (res.status().as_u16(), location)
 }
 
-fn decoded(location: &str) -> String {
+pub(crate) fn decoded(location: &str) -> String {
     form_urlencoded::parse(location.split_once('?').map_or("", |(_, q)| q).as_bytes())
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
