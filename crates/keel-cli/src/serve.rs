@@ -35,10 +35,10 @@ pub struct ServeArgs {
     #[arg(long, env = "KEEL_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
     /// Largest Segment message (a single call, or one item of a batch), in bytes.
-    #[arg(long, env = "KEEL_MESSAGE_MAX_BYTES", default_value_t = 32 * 1024)]
+    #[arg(long, env = "KEEL_MESSAGE_MAX_BYTES", default_value_t = 4 << 20)]
     pub message_max_bytes: usize,
     /// Largest Segment batch request, in bytes.
-    #[arg(long, env = "KEEL_BATCH_MAX_BYTES", default_value_t = 500 * 1024)]
+    #[arg(long, env = "KEEL_BATCH_MAX_BYTES", default_value_t = (8 << 20) + (64 << 10))]
     pub batch_max_bytes: usize,
     /// Most messages in one Segment batch.
     #[arg(long, env = "KEEL_BATCH_MAX_MESSAGES", default_value_t = 2_500)]

@@ -456,7 +456,7 @@ fn counted(state: &AppState, kind: &str, result: Result<Response, ApiError>) -> 
     path = "/v1/{call}",
     tag = "ingest",
     params(("call" = String, Path, description = "track, identify, group, page, screen, alias or ungroup")),
-    request_body(content = Object, description = "A Segment message (at most 32 KB)"),
+    request_body(content = Object, description = "A Segment message (at most `message_max_bytes`, 4 MiB by default)"),
     responses(
         (status = 200, description = "Accepted or a duplicate", body = SingleAnswer),
         (status = 400, description = "invalid_json (with line and column), invalid_message, rejected, invalid_gzip", body = api::ErrorBody),
@@ -476,7 +476,7 @@ pub(crate) async fn single(
     counted(&state, "single", result)
 }
 
-/// A Segment batch: up to 2 500 messages and 500 KB. Answers after the
+/// A Segment batch: up to 2 500 messages and `batch_max_bytes` (8 MiB + 64 KiB by default). Answers after the
 /// accepted messages are committed, with a result per message.
 #[utoipa::path(
     post,

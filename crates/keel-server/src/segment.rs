@@ -20,8 +20,19 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Segment's own limits: 32 KB per call, 500 KB and 2 500 events per batch.
+    /// What the official SDKs send with their default settings: RudderStack's
+    /// allow a message of up to 4 MiB and close a batch once it reaches
+    /// 4 MiB (so one may hold up to 8 MiB); Segment's stay within 32 KiB and
+    /// 500 KB. 2 500 messages per batch.
     fn default() -> Self {
+        Self { message_bytes: 4 << 20, batch_bytes: (8 << 20) + (64 << 10), batch_messages: 2_500 }
+    }
+}
+
+impl Limits {
+    /// Segment's own limits: 32 KiB per call, 500 KiB and 2 500 messages per
+    /// batch (what a server that only Segment's libraries talk to can hold to).
+    pub fn segment() -> Self {
         Self { message_bytes: 32 * 1024, batch_bytes: 500 * 1024, batch_messages: 2_500 }
     }
 }

@@ -205,7 +205,10 @@ fn tighten_operation(path: &str, op: &mut Value) {
         "500",
         "internal: Keel failed; nothing of the request was stored, and the cause is in the server's log",
     );
-    add("503", "store_unavailable: the store cannot write now, nothing was stored; busy: too many reports running or waiting");
+    add(
+        "503",
+        "store_unavailable: the store cannot write now, nothing was stored; busy: too many reports running or waiting",
+    );
     if has_body {
         add("408", "request_timeout: the body did not arrive within the server's body timeout");
         add("413", "body_too_large: the body is over the operation's limit");

@@ -55,6 +55,7 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
     let config = keel_server::Config {
         journey: Some(common::journey()),
         rate_limit: None,
+        limits: keel_server::segment::Limits::segment(),
         ..keel_server::Config::default()
     };
     let router = keel_server::router(keel_server::AppState::new(store.clone(), config, common::clock()));

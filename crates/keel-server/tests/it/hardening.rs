@@ -395,3 +395,24 @@ async fn heavy_work_waits_its_turn_and_health_and_ingest_never_wait_behind_it() 
         assert_eq!(r.await.unwrap(), 200);
     }
 }
+
+#[tokio::test]
+async fn the_default_limits_take_what_the_official_sdks_send() {
+    // RudderStack's SDK allows a 40 KB event and closes a batch only once
+    // it reaches 4 MiB; both were refused with Segment's limits (413
+    // batch_too_large, which the SDK treats as fatal: every event lost).
+    let s = start().await;
+    let (ws, ingest) = key(&s, "a", &[Scope::Ingest]).await;
+    let batch: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({"type": "track", "userId": "u1", "event": "Report Exported", "messageId": format!("big-{i}"),
+                   "timestamp": "2026-03-01T11:00:00Z", "context": {"groupId": "acme"},
+                   "properties": {"blob": "x".repeat(41 * 1024)}})
+        })
+        .collect();
+    let body = json!({"batch": batch, "sentAt": "2026-03-01T11:00:00Z"});
+    assert!(body.to_string().len() > 4 << 20, "the batch is over 4 MiB");
+    let (status, answer) = post(&s, "/v1/batch", Some(&ingest), &body).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(100)), "{}", &answer.to_string()[..200]);
+    assert_eq!(events(&s, ws).await, 100);
+}

@@ -61,7 +61,9 @@ async fn keys_are_checked_before_anything_is_stored() {
 
 #[tokio::test]
 async fn limits_and_malformed_input_get_clear_errors() {
-    let s = start().await;
+    // Segment's own limits (the defaults take what RudderStack sends).
+    let limits = keel_server::segment::Limits::segment();
+    let s = start_with(keel_server::Config { limits, ..keel_server::Config::default() }).await;
     let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
     let client = reqwest::Client::new();
     let raw = |path: &str, body: String| {
@@ -127,7 +129,8 @@ async fn limits_and_malformed_input_get_clear_errors() {
 
 #[tokio::test]
 async fn a_batch_answers_per_item_and_a_resend_is_all_duplicates() {
-    let s = start().await;
+    let limits = keel_server::segment::Limits::segment();
+    let s = start_with(keel_server::Config { limits, ..keel_server::Config::default() }).await;
     let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
     let mut oversized = track("m-4", "u1", Some("acme"));
     oversized["properties"]["blob"] = json!("z".repeat(33 * 1024));
