@@ -159,11 +159,11 @@ async fn writer(
                         evaluator.touch(ws, touched, at);
                     }
                     for o in outcomes.iter().flatten() {
-                        metrics.outcome(match o {
-                            Outcome::Accepted => "accepted",
-                            Outcome::Duplicate => "duplicate",
-                            Outcome::Rejected { .. } => "rejected",
-                        });
+                        match o {
+                            Outcome::Accepted => metrics.outcome("accepted"),
+                            Outcome::Duplicate => metrics.outcome("duplicate"),
+                            Outcome::Rejected { code, .. } => metrics.rejected(*code),
+                        }
                     }
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
                         let _ = job.reply.send(Ok(outcome));

@@ -550,6 +550,7 @@ async fn single_call(
         ..Envelope::default()
     };
     let message = segment::parse(&value, Some(&call), &env).map_err(|r| {
+        state.metrics.rejected(r.code);
         ApiError::new(Code::InvalidMessage, r.reason).with_details(json!({"rejection": r.code}))
     })?;
     let outcome = state
@@ -655,7 +656,7 @@ async fn batch_call(
                 results.push(Outcome::Accepted);
             }
             Err(segment::Rejection { code, reason }) => {
-                state.metrics.outcome("rejected");
+                state.metrics.rejected(code);
                 results.push(Outcome::Rejected { code, reason });
             }
         }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub password_checks: Counter,
     /// Unknown API keys presented, by answer (`unauthorized`, `throttled`).
     pub unknown_keys: Family<Labels, Counter>,
+    /// Rejected Segment messages by rejection code (`unknown_account`, …).
+    pub rejections: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -71,6 +73,8 @@ impl Default for Metrics {
         registry.register("sign_ins", "Dashboard sign-ins by outcome", sign_ins.clone());
         registry.register("password_checks", "Passwords checked against a hash", password_checks.clone());
         registry.register("unknown_keys", "Unknown API keys presented, by answer", unknown_keys.clone());
+        let rejections = Family::<Labels, Counter>::default();
+        registry.register("ingest_rejections", "Rejected Segment messages by code", rejections.clone());
         registry.register(
             "event_to_state_seconds",
             "From an event's arrival to its account's new state being stored",
@@ -89,6 +93,7 @@ impl Default for Metrics {
             sign_ins,
             password_checks,
             unknown_keys,
+            rejections,
         }
     }
 }
@@ -99,6 +104,14 @@ pub(crate) fn label(name: &str, value: &str) -> Labels {
 }
 
 impl Metrics {
+    /// Counts a rejected message under its code (and as a `rejected` outcome).
+    pub fn rejected(&self, code: crate::segment::RejectionCode) {
+        let name =
+            serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        self.rejections.get_or_create(&label("code", &name)).inc();
+        self.outcome("rejected");
+    }
+
     /// Counts one message outcome.
     pub fn outcome(&self, status: &str) {
         self.messages.get_or_create(&vec![("outcome".to_owned(), status.to_owned())]).inc();

@@ -132,6 +132,8 @@ async fn timestamps_outside_the_window_are_refused_on_ingest_and_record_writes()
     assert_eq!(body["results"][0]["code"], "invalid_timestamp", "{body}");
     assert_eq!(body["results"][1]["status"], "accepted", "{body}");
     assert_eq!(events(&s, ws).await, 1);
+    // Each rejection is counted under its code.
+    assert_eq!(metric(&s, "keel_ingest_rejections_total{code=\"invalid_timestamp\"}").await, 4.0);
 
     let contract = json!([{"id": "c-1", "account_id": "acme", "product": "platform", "start_date": "0000-01-01",
                            "mrr": "1000", "seats": 20, "billing_period": "monthly"}]);
