@@ -128,6 +128,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create, list and revoke the workspace's API keys.
     Keys(serve::KeysArgs),
+    /// What the server's ingest refused: `keel ingest rejections`.
+    Ingest(status::IngestArgs),
     /// Tasks from plays: list (overdue first), complete with an outcome, snooze.
     Tasks(plays::TasksArgs),
     /// Customer-facing sends waiting for approval: list, approve, reject.
@@ -245,6 +247,9 @@ pub fn main(serve: ServeFn) -> ExitCode {
                 }
             }
             Command::Keys(args) => serve::keys(&cli.db, &cli.workspace, args).await,
+            Command::Ingest(args) => {
+                status::ingest(&cli.db, &cli.workspace, args).await.map(|()| ExitCode::SUCCESS)
+            }
             Command::Tasks(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;
                 plays::tasks(&ws, &cli.journey, args).await

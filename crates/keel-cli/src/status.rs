@@ -41,5 +41,57 @@ pub(crate) async fn run(db: &str, workspace: &str, args: StatusArgs) -> anyhow::
         ),
         None => say!("  no imports yet"),
     }
+    let (_, refused) = ws.store.rejections(ws.id, 1).await?;
+    if refused.is_empty() {
+        say!("  no ingest rejections");
+    } else {
+        let total: u64 = refused.iter().map(|(_, n)| n).sum();
+        let by: Vec<String> = refused.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        say!("  ingest rejections kept: {total} ({}); `keel ingest rejections` lists them", by.join(", "));
+    }
+    Ok(())
+}
+
+/// `keel ingest`: what the server's ingest refused.
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    #[command(subcommand)]
+    command: IngestCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum IngestCommand {
+    /// The Segment messages the server refused, newest first, with their codes and reasons.
+    Rejections {
+        /// How many to list.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn ingest(db: &str, workspace: &str, args: IngestArgs) -> anyhow::Result<()> {
+    let ws = crate::open_workspace(db, workspace).await?;
+    let IngestCommand::Rejections { limit, json } = args.command;
+    let (rows, _) = ws.store.rejections(ws.id, limit.max(1)).await?;
+    for r in &rows {
+        if json {
+            say!("{}", serde_json::to_string(r)?);
+        } else {
+            say!(
+                "{}  {:<20} {:<24} {:<16} {}",
+                r.at.format("%Y-%m-%d %H:%M:%S"),
+                r.code,
+                r.message_id.as_deref().unwrap_or("-"),
+                r.user_id.as_deref().unwrap_or("-"),
+                r.reason
+            );
+        }
+    }
+    if rows.is_empty() && !json {
+        say!("no ingest rejections");
+    }
     Ok(())
 }

@@ -37,6 +37,8 @@ pub enum Outcome {
 struct Job {
     ws: WorkspaceId,
     messages: Vec<Message>,
+    /// Messages of the request refused before the writer (unparseable), to keep.
+    refused: Vec<keel_store::RejectionRow>,
     received_at: Timestamp,
     reply: oneshot::Sender<Result<Vec<Outcome>, WriteError>>,
 }
@@ -84,15 +86,19 @@ impl Ingestor {
         &self,
         ws: WorkspaceId,
         messages: Vec<Message>,
+        refused: Vec<keel_store::RejectionRow>,
         received_at: Timestamp,
     ) -> Result<Vec<Outcome>, WriteError> {
-        if messages.is_empty() {
+        if messages.is_empty() && refused.is_empty() {
             return Ok(Vec::new());
         }
         self.metrics.request_messages.observe(messages.len() as f64);
         let (reply, answer) = oneshot::channel();
         self.metrics.queue_depth.inc();
-        self.jobs.send(Job { ws, messages, received_at, reply }).await.map_err(|_| WriteError::Stopped)?;
+        self.jobs
+            .send(Job { ws, messages, refused, received_at, reply })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
         answer.await.map_err(|_| WriteError::Stopped)?
     }
 }
@@ -232,6 +238,7 @@ async fn commit_group(mut tx: Box<dyn WriteTx>, jobs: &[Job]) -> Result<(Outcome
         let (j, i) = positions[d];
         outcomes[j][i] = Outcome::Duplicate;
     }
+    tx.record_rejections(&refusals(jobs, &outcomes)).await?;
     tx.commit().await?;
     tracing::trace!(committed = ?t0.elapsed(), "group written");
     let mut touched = Touched::new();
@@ -246,6 +253,27 @@ async fn commit_group(mut tx: Box<dyn WriteTx>, jobs: &[Job]) -> Result<(Outcome
         }
     }
     Ok((outcomes, touched))
+}
+
+/// Every message of the group refused, before the writer or by it, to keep
+/// for operators (`GET /api/v1/ingest/rejections`).
+fn refusals(jobs: &[Job], outcomes: &Outcomes) -> Vec<keel_store::RejectionRow> {
+    let mut rows: Vec<keel_store::RejectionRow> =
+        jobs.iter().flat_map(|j| j.refused.iter().cloned()).collect();
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            if let Outcome::Rejected { code, reason } = &outcomes[j][i] {
+                rows.push(keel_store::RejectionRow {
+                    at: job.received_at,
+                    code: code.as_str().to_owned(),
+                    reason: reason.clone(),
+                    message_id: Some(m.message_id.as_str().to_owned()),
+                    user_id: Some(m.user.as_str().to_owned()),
+                });
+            }
+        }
+    }
+    rows
 }
 
 /// Accounts first seen in the group: created as stubs, with group traits

@@ -555,7 +555,7 @@ async fn single_call(
     })?;
     let outcome = state
         .ingestor
-        .write(principal.workspace, vec![message], received_at)
+        .write(principal.workspace, vec![message], Vec::new(), received_at)
         .await?
         .pop()
         .unwrap_or(Outcome::Accepted);
@@ -634,6 +634,7 @@ async fn batch_call(
 
     let mut results: Vec<Outcome> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
+    let mut refused = Vec::new();
     let mut slots = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let size = item.get().len();
@@ -657,11 +658,22 @@ async fn batch_call(
             }
             Err(segment::Rejection { code, reason }) => {
                 state.metrics.rejected(code);
+                // Its ids, when the item is readable enough to have them.
+                let raw: Option<Value> = serde_json::from_str(item.get()).ok();
+                let field =
+                    |k: &str| raw.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).map(str::to_owned);
+                refused.push(keel_store::RejectionRow {
+                    at: received_at,
+                    code: code.as_str().to_owned(),
+                    reason: reason.clone(),
+                    message_id: field("messageId"),
+                    user_id: field("userId").or_else(|| field("anonymousId")),
+                });
                 results.push(Outcome::Rejected { code, reason });
             }
         }
     }
-    let written = state.ingestor.write(principal.workspace, valid, received_at).await?;
+    let written = state.ingestor.write(principal.workspace, valid, refused, received_at).await?;
     for (slot, outcome) in slots.into_iter().zip(written) {
         results[slot] = outcome;
     }

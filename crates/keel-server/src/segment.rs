@@ -115,6 +115,24 @@ pub enum RejectionCode {
     MessageTooLarge,
 }
 
+impl RejectionCode {
+    /// The wire name (`unknown_account`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidMessage => "invalid_message",
+            Self::UnknownType => "unknown_type",
+            Self::InvalidUserId => "invalid_user_id",
+            Self::InvalidTimestamp => "invalid_timestamp",
+            Self::InvalidAccountId => "invalid_account_id",
+            Self::InvalidMessageId => "invalid_message_id",
+            Self::InvalidEventName => "invalid_event_name",
+            Self::InvalidRole => "invalid_role",
+            Self::UnknownAccount => "unknown_account",
+            Self::MessageTooLarge => "message_too_large",
+        }
+    }
+}
+
 /// A rejected message: its code and what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {

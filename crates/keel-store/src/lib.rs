@@ -27,6 +27,7 @@
 
 mod hash;
 mod plays;
+mod rejections;
 mod rollup;
 mod sqlite;
 mod users;
@@ -43,6 +44,7 @@ use serde::Serialize;
 
 pub use hash::content_hash;
 pub use plays::{DecisionRow, DeliveryRow, OutboxRow, PlayRunRow, PlayState, TaskQuery, TaskRow};
+pub use rejections::{KEPT_REJECTIONS, RejectionRow};
 pub use rollup::{EventDay, UsageRollup, UserDay, day_from_number, day_number};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use users::{SessionRow, UserRow};
@@ -701,6 +703,14 @@ pub trait Store: Send + Sync {
         run_key: Option<&str>,
     ) -> Result<Vec<DecisionRow>, StoreError>;
 
+    /// The workspace's refused ingest messages, newest first, at most `limit`,
+    /// with how many of each code it keeps.
+    async fn rejections(
+        &self,
+        ws: WorkspaceId,
+        limit: u32,
+    ) -> Result<(Vec<RejectionRow>, Vec<(String, u64)>), StoreError>;
+
     /// Stores a new API key of a workspace (its prefix must be unique).
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
 
@@ -807,6 +817,10 @@ pub trait WriteTx: Send {
         &mut self,
         states: &[(ExternalId, StoredState, Vec<TimelineEntry>)],
     ) -> Result<(), StoreError>;
+
+    /// Keeps refused ingest messages (the workspace keeps its latest
+    /// [`KEPT_REJECTIONS`]).
+    async fn record_rejections(&mut self, rows: &[RejectionRow]) -> Result<(), StoreError>;
 
     /// Records stage changes; ones already recorded (same account, line, day,
     /// stage and journey version) are skipped. Returns how many were new.

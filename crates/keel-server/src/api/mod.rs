@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod contract;
 pub mod docs;
+pub mod ingest;
 pub mod journey;
 pub mod keys;
 pub mod plays;
@@ -127,13 +128,13 @@ Errors are JSON objects with a stable `code` and a `message`.",
     ),
     components(schemas(ErrorBody, Code, crate::segment::RejectionCode, accounts::AccountRecordKind, records::RecordKind)),
     tags(
-        (name = "ingest", description = "Segment HTTP Tracking API (needs the ingest scope)"),
+        (name = "ingest", description = "Segment HTTP Tracking API (needs the ingest scope); what it refused (read scope)"),
         (name = "accounts", description = "Accounts, their state, timeline and records (read scope)"),
-        (name = "records", description = "Writing records in the import format (ingest scope)"),
+        (name = "records", description = "Writing records in the import format (write scope)"),
         (name = "journey", description = "The journey the server evaluates with (read scope)"),
         (name = "reports", description = "Portfolio reports (read scope)"),
         (name = "plays", description = "Tasks, the approval outbox, deliveries and play runs: read scope to \
-list, ingest scope to work a task, admin scope to approve, reject or replay"),
+list, admin scope to work a task, approve, reject or replay"),
         (name = "keys", description = "API keys of the workspace (admin scope)"),
         (name = "operations", description = "Health, readiness and metrics (no key)"),
     )
@@ -149,6 +150,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::single))
         .routes(routes!(crate::batch))
         .routes(routes!(crate::import))
+        .routes(routes!(ingest::rejections))
         .routes(routes!(accounts::list))
         .routes(routes!(accounts::get))
         .routes(routes!(accounts::state))

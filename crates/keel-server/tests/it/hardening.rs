@@ -126,14 +126,27 @@ async fn timestamps_outside_the_window_are_refused_on_ingest_and_record_writes()
          "context": {"groupId": "acme"}},
         {"type": "track", "userId": "u1", "event": "Login", "messageId": "b2", "timestamp": "2026-03-01T11:00:00Z",
          "context": {"groupId": "acme"}},
+        {"type": "track", "userId": "u9", "event": "Login", "messageId": "b3", "timestamp": "2026-03-01T11:00:00Z"},
     ]});
     let (status, body) = post(&s, "/v1/batch", Some(&ingest), &batch).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"][0]["code"], "invalid_timestamp", "{body}");
     assert_eq!(body["results"][1]["status"], "accepted", "{body}");
     assert_eq!(events(&s, ws).await, 1);
-    // Each rejection is counted under its code.
+    // Each rejection is counted under its code, and those a batch answered
+    // inside its 200 are kept for operators to read.
     assert_eq!(metric(&s, "keel_ingest_rejections_total{code=\"invalid_timestamp\"}").await, 4.0);
+    assert_eq!(metric(&s, "keel_ingest_rejections_total{code=\"unknown_account\"}").await, 1.0);
+    let (status, kept) = get(&s, "/api/v1/ingest/rejections", &admin).await;
+    assert_eq!(status, 200, "{kept}");
+    let kept_ids: Vec<(&str, &str)> = kept["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["code"].as_str().unwrap(), r["message_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kept_ids, [("unknown_account", "b3"), ("invalid_timestamp", "b1")], "{kept}");
+    assert_eq!(kept["counts"], json!({"invalid_timestamp": 1, "unknown_account": 1}));
 
     let contract = json!([{"id": "c-1", "account_id": "acme", "product": "platform", "start_date": "0000-01-01",
                            "mrr": "1000", "seats": 20, "billing_period": "monthly"}]);

@@ -623,6 +623,47 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn rejections(
+        &self,
+        ws: WorkspaceId,
+        limit: u32,
+    ) -> Result<(Vec<crate::RejectionRow>, Vec<(String, u64)>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, code, reason, message_id, user_id FROM ingest_rejections WHERE workspace_id = ? \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(ws.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(crate::RejectionRow {
+                    at: rows::from_micros(r.try_get("at")?).map_err(|reason| StoreError::Corrupt {
+                        table: "ingest_rejections",
+                        id: "at".into(),
+                        reason,
+                    })?,
+                    code: r.try_get("code")?,
+                    reason: r.try_get("reason")?,
+                    message_id: r.try_get("message_id")?,
+                    user_id: r.try_get("user_id")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let counts = sqlx::query_as::<_, (String, i64)>(
+            "SELECT code, COUNT(*) FROM ingest_rejections WHERE workspace_id = ? GROUP BY code ORDER BY code",
+        )
+        .bind(ws.0)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(c, n)| (c, u64::try_from(n).unwrap_or(0)))
+        .collect();
+        Ok((list, counts))
+    }
+
     async fn api_keys(&self, ws: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
         let rows = sqlx::query(
             "SELECT k.*, w.name AS workspace_name FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \

@@ -482,6 +482,36 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 
+    async fn record_rejections(&mut self, rows: &[crate::RejectionRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO ingest_rejections (workspace_id, at, code, reason, message_id, user_id) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(self.ws.0)
+            .bind(micros(r.at))
+            .bind(&r.code)
+            .bind(&r.reason)
+            .bind(r.message_id.as_deref())
+            .bind(r.user_id.as_deref())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        // Keep the latest rows only.
+        sqlx::query(
+            "DELETE FROM ingest_rejections WHERE workspace_id = ?1 AND id <= \
+             (SELECT id FROM ingest_rejections WHERE workspace_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )
+        .bind(self.ws.0)
+        .bind(crate::KEPT_REJECTIONS)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn record_transitions(&mut self, rows: &[crate::TransitionRecord]) -> Result<u64, StoreError> {
         self.resolve_accounts(rows.iter().map(|r| &r.account)).await?;
         let mut inserted = 0;

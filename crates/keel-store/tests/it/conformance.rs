@@ -40,6 +40,7 @@ macro_rules! backend {
                 the_outbox_decides_once_and_deliveries_come_due,
                 the_book_counts_bands_renewals_and_former_customers,
                 contacts_are_found_by_id_and_the_last_import_is_kept,
+                refused_messages_are_kept_newest_first_per_workspace,
             );
         }
     };
@@ -646,6 +647,46 @@ pub async fn maintenance_and_writability_answer_on_a_healthy_store(store: &dyn S
     tx.commit().await.unwrap();
     store.maintain().await.unwrap();
     store.writable(ts("2026-02-01T00:00:00Z")).await.unwrap();
+}
+
+/// Covers `record_rejections`, `rejections`: newest first, counted by
+/// code, per workspace, only the latest `KEPT_REJECTIONS` kept, nothing
+/// kept from a rolled-back transaction.
+pub async fn refused_messages_are_kept_newest_first_per_workspace(store: &dyn Store) {
+    let (a, b) = (store.workspace("a").await.unwrap(), store.workspace("b").await.unwrap());
+    let row = |i: i64, code: &str| keel_store::RejectionRow {
+        at: ts("2026-02-01T00:00:00Z") + chrono::Duration::seconds(i),
+        code: code.into(),
+        reason: format!("reason {i}"),
+        message_id: Some(format!("m{i}")),
+        user_id: (i % 2 == 0).then(|| format!("u{i}")),
+    };
+    let mut tx = store.begin(a).await.unwrap();
+    tx.record_rejections(&[
+        row(1, "unknown_account"),
+        row(2, "invalid_timestamp"),
+        row(3, "unknown_account"),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin(a).await.unwrap();
+    tx.record_rejections(&[row(4, "unknown_account")]).await.unwrap();
+    tx.rollback().await.unwrap();
+    let (list, counts) = store.rejections(a, 2).await.unwrap();
+    assert_eq!(list, vec![row(3, "unknown_account"), row(2, "invalid_timestamp")]);
+    assert_eq!(counts, vec![("invalid_timestamp".to_owned(), 1), ("unknown_account".to_owned(), 2)]);
+    assert_eq!(store.rejections(b, 10).await.unwrap(), (vec![], vec![]), "another workspace keeps its own");
+
+    // Only the latest are kept.
+    let many: Vec<_> = (0..keel_store::KEPT_REJECTIONS + 5).map(|i| row(10 + i, "invalid_message")).collect();
+    let mut tx = store.begin(a).await.unwrap();
+    tx.record_rejections(&many).await.unwrap();
+    tx.commit().await.unwrap();
+    let (list, counts) = store.rejections(a, 1).await.unwrap();
+    assert_eq!(list[0], *many.last().unwrap());
+    let kept: u64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(kept, keel_store::KEPT_REJECTIONS as u64);
 }
 
 fn run(key: &str, open: bool, started: &str) -> PlayRunRow {

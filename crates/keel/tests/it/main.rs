@@ -403,8 +403,18 @@ fn keel_serve_takes_its_settings_from_the_file() {
     );
     let answer = post(&large);
     assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("message_too_large"), "{answer}");
+    // A message for a user no account knows is refused and kept for operators.
+    let nobody = post(r#"{"userId":"nobody","event":"x","messageId":"m-nobody"}"#);
+    assert!(nobody.starts_with("HTTP/1.1 400") && nobody.contains("unknown_account"), "{nobody}");
     Command::new("kill").arg(server.id().to_string()).status().unwrap();
     assert!(server.wait().unwrap().success());
+    let listed = stdout(&keel_in(d, &[], &["ingest", "rejections"]));
+    assert!(
+        listed.contains("unknown_account") && listed.contains("m-nobody") && listed.contains("nobody"),
+        "{listed}"
+    );
+    let status = stdout(&keel_in(d, &[], &["status"]));
+    assert!(status.contains("ingest rejections kept: 1 (unknown_account 1)"), "{status}");
 }
 
 /// The retention report over imported lines gives the figures worked out by
