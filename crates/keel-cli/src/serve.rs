@@ -79,8 +79,8 @@ pub struct ServeArgs {
     #[arg(long, env = "KEEL_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
     /// Reports and as-of evaluations computing at once (each spreads over
-    /// every core); more wait for a turn.
-    #[arg(long, env = "KEEL_REPORT_CONCURRENCY", default_value_t = 2)]
+    /// every core); more wait for a turn. Default: half the cores, at least one.
+    #[arg(long, env = "KEEL_REPORT_CONCURRENCY", default_value_t = keel_server_default_concurrency())]
     pub report_concurrency: usize,
     /// Reports that may wait for a turn; past it, 503 `busy` at once.
     #[arg(long, env = "KEEL_REPORT_QUEUE", default_value_t = 32)]
@@ -95,6 +95,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs, reason = "flattened: its own fields carry the help")]
     pub smtp: crate::plays::SmtpArgs,
+}
+
+fn keel_server_default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 impl ServeArgs {
