@@ -49,6 +49,12 @@ pub(crate) async fn run(db: &str, workspace: &str, args: StatusArgs) -> anyhow::
         let by: Vec<String> = refused.iter().map(|(c, n)| format!("{c} {n}")).collect();
         say!("  ingest rejections kept: {total} ({}); `keel ingest rejections` lists them", by.join(", "));
     }
+    let held = ws.store.held_count(ws.id).await?;
+    if held > 0 {
+        say!(
+            "  messages held for users in no account yet: {held} (attributed when a group call names the user)"
+        );
+    }
     Ok(())
 }
 

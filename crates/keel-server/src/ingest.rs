@@ -25,6 +25,10 @@ pub enum Outcome {
     Accepted,
     /// Stored before (same message id), or a membership that already held.
     Duplicate,
+    /// Kept until its user joins an account: an event or identify of a user
+    /// no `group` call has named yet. When one does, it is attributed to
+    /// that account as if it had arrived then.
+    Held,
     /// Refused; nothing of it was stored.
     Rejected {
         /// Why, for clients to match on.
@@ -168,6 +172,7 @@ async fn writer(
                         match o {
                             Outcome::Accepted => metrics.outcome("accepted"),
                             Outcome::Duplicate => metrics.outcome("duplicate"),
+                            Outcome::Held => metrics.outcome("held"),
                             Outcome::Rejected { code, .. } => metrics.rejected(*code),
                         }
                     }
@@ -238,10 +243,11 @@ async fn commit_group(mut tx: Box<dyn WriteTx>, jobs: &[Job]) -> Result<(Outcome
         let (j, i) = positions[d];
         outcomes[j][i] = Outcome::Duplicate;
     }
+    let mut touched = release_held(tx.as_mut(), jobs, &outcomes).await?;
+    hold(tx.as_mut(), jobs, &mut outcomes).await?;
     tx.record_rejections(&refusals(jobs, &outcomes)).await?;
     tx.commit().await?;
     tracing::trace!(committed = ?t0.elapsed(), "group written");
-    let mut touched = Touched::new();
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {
             if outcomes[j][i] != Outcome::Accepted {
@@ -366,7 +372,7 @@ async fn apply_identifies(
         for (i, m) in job.messages.iter().enumerate() {
             let Call::Identify { traits } = &m.call else { continue };
             let Some(account) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) else {
-                outcomes[j][i] = no_account(&m.user);
+                outcomes[j][i] = Outcome::Held;
                 continue;
             };
             outcomes[j][i] = identify(tx, m, &account, traits).await?;
@@ -388,10 +394,6 @@ fn events_of(
     for (j, job) in jobs.iter().enumerate() {
         for (i, m) in job.messages.iter().enumerate() {
             let Call::Event { name, properties } = &m.call else { continue };
-            let Some(account) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) else {
-                outcomes[j][i] = no_account(&m.user);
-                continue;
-            };
             let name = match EventName::parse(name) {
                 Ok(n) => n,
                 Err(e) => {
@@ -401,6 +403,10 @@ fn events_of(
                     };
                     continue;
                 }
+            };
+            let Some(account) = m.account.clone().or_else(|| membership.get(&(j, i)).cloned()) else {
+                outcomes[j][i] = Outcome::Held;
+                continue;
             };
             events.push(Event {
                 message_id: m.message_id.clone(),
@@ -448,15 +454,157 @@ async fn alias(
     Ok(Some(changed))
 }
 
-/// The answer to a message whose user belongs to no account yet.
-fn no_account(user: &keel_core::UserId) -> Outcome {
-    Outcome::Rejected {
-        code: RejectionCode::UnknownAccount,
-        reason: format!(
-            "no account for user {:?}: send a group call for the user first, or context.groupId",
-            user.as_str()
-        ),
+/// A held message as the store keeps it: what `identify` or an event needs
+/// back, with the message's corrected time.
+#[derive(Serialize, serde::Deserialize)]
+struct HeldPayload {
+    timestamp: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traits: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Keeps the group's messages marked `Held` (users in no account yet) until
+/// a `group` call names their user; a message held before is a duplicate,
+/// and beyond [`keel_store::MAX_HELD`] per workspace they are refused.
+async fn hold(tx: &mut dyn WriteTx, jobs: &[Job], outcomes: &mut Outcomes) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    let mut at = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            if outcomes[j][i] != Outcome::Held {
+                continue;
+            }
+            let payload = match &m.call {
+                Call::Event { name, properties } => HeldPayload {
+                    timestamp: m.timestamp,
+                    event: Some(name.clone()),
+                    properties: Some(properties.clone()),
+                    traits: None,
+                },
+                Call::Identify { traits } => {
+                    HeldPayload { timestamp: m.timestamp, event: None, properties: None, traits: Some(traits.clone()) }
+                }
+                _ => continue,
+            };
+            rows.push(keel_store::HeldMessage {
+                message_id: m.message_id.as_str().to_owned(),
+                user: m.user.clone(),
+                received_at: job.received_at,
+                // Maps with string keys and a time: serialising cannot fail.
+                payload: serde_json::to_string(&payload).expect("a held payload serialises"),
+            });
+            at.push((j, i));
+        }
     }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let room = usize::try_from(keel_store::MAX_HELD.saturating_sub(tx.held_messages().await?)).unwrap_or(0);
+    for &(j, i) in at.iter().skip(room) {
+        outcomes[j][i] = Outcome::Rejected {
+            code: RejectionCode::UnknownAccount,
+            reason: format!(
+                "no account for user {:?}, and the workspace already holds {} messages of users in no \
+                 account: send group calls (or context.groupId) for the users it holds",
+                jobs[j].messages[i].user.as_str(),
+                keel_store::MAX_HELD
+            ),
+        };
+    }
+    rows.truncate(room);
+    let fresh = tx.hold_messages(&rows).await?;
+    for (&(j, i), fresh) in at.iter().zip(fresh) {
+        if !fresh {
+            outcomes[j][i] = Outcome::Duplicate;
+        }
+    }
+    Ok(())
+}
+
+/// Attributes the held messages of every user a `group` or `alias` call of
+/// this group placed in an account: events are stored (a message id stored
+/// before stays a duplicate) and identifies applied, as of their own time.
+/// Returns the accounts whose data changed, held messages included.
+async fn release_held(tx: &mut dyn WriteTx, jobs: &[Job], outcomes: &Outcomes) -> Result<Touched, StoreError> {
+    let mut touched = Touched::new();
+    let mut users = std::collections::BTreeSet::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (i, m) in job.messages.iter().enumerate() {
+            if matches!(outcomes[j][i], Outcome::Rejected { .. }) {
+                continue;
+            }
+            match &m.call {
+                Call::Group { .. } => {
+                    users.insert(m.user.clone());
+                }
+                Call::Alias { previous } => {
+                    users.insert(m.user.clone());
+                    users.insert(previous.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    if users.is_empty() {
+        return Ok(touched);
+    }
+    let held = tx.take_held(&users.into_iter().collect::<Vec<_>>()).await?;
+    if held.is_empty() {
+        return Ok(touched);
+    }
+    let mut messages = Vec::with_capacity(held.len());
+    for h in &held {
+        let p: HeldPayload = serde_json::from_str(&h.payload).map_err(|e| StoreError::Corrupt {
+            table: "held_messages",
+            id: h.message_id.clone(),
+            reason: e.to_string(),
+        })?;
+        let message_id = keel_core::MessageId::parse(&h.message_id).map_err(|e| StoreError::Corrupt {
+            table: "held_messages",
+            id: h.message_id.clone(),
+            reason: e.to_string(),
+        })?;
+        messages.push((h, p, message_id));
+    }
+    let asks: Vec<_> = messages.iter().map(|(h, p, _)| (h.user.clone(), p.timestamp)).collect();
+    let accounts = tx.account_of_users(&asks).await?;
+    let mut events = Vec::new();
+    for ((h, p, message_id), account) in messages.into_iter().zip(accounts) {
+        // The user joined in this group, so an account is always found.
+        let Some(account) = account else { continue };
+        match (p.event, p.traits) {
+            (Some(name), _) => {
+                let Ok(name) = EventName::parse(&name) else { continue };
+                events.push(Event {
+                    message_id,
+                    account: account.clone(),
+                    user: h.user.clone(),
+                    name,
+                    timestamp: p.timestamp,
+                    received_at: h.received_at,
+                    properties: p.properties.unwrap_or_default(),
+                });
+            }
+            (None, Some(traits)) => {
+                let m = Message {
+                    message_id,
+                    user: h.user.clone(),
+                    timestamp: p.timestamp,
+                    account: Some(account.clone()),
+                    call: Call::Identify { traits: traits.clone() },
+                };
+                identify(tx, &m, &account, &traits).await?;
+            }
+            (None, None) => continue,
+        }
+        touched.insert(account);
+    }
+    tx.append_events(&events).await?;
+    Ok(touched)
 }
 
 fn trait_text<'a>(traits: &'a serde_json::Map<String, serde_json::Value>, key: &str) -> Option<&'a str> {

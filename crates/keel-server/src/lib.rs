@@ -458,7 +458,7 @@ fn counted(state: &AppState, kind: &str, result: Result<Response, ApiError>) -> 
     params(("call" = String, Path, description = "track, identify, group, page, screen, alias or ungroup")),
     request_body(content = Object, description = "A Segment message (at most `message_max_bytes`, 4 MiB by default)"),
     responses(
-        (status = 200, description = "Accepted or a duplicate", body = SingleAnswer),
+        (status = 200, description = "Accepted, held or a duplicate", body = SingleAnswer),
         (status = 400, description = "invalid_json (with line and column), invalid_message, rejected, invalid_gzip", body = api::ErrorBody),
         (status = 404, description = "No such call", body = api::ErrorBody),
         (status = 413, description = "message_too_large", body = api::ErrorBody),
@@ -682,6 +682,7 @@ async fn batch_call(
         success: true,
         accepted: count(|o| matches!(o, Outcome::Accepted)),
         duplicate: count(|o| matches!(o, Outcome::Duplicate)),
+        held: count(|o| matches!(o, Outcome::Held)),
         rejected: count(|o| matches!(o, Outcome::Rejected { .. })),
         results,
     };
@@ -693,7 +694,8 @@ async fn batch_call(
 pub struct SingleAnswer {
     /// Always true (a failure is an error answer).
     pub success: bool,
-    /// Accepted, or a duplicate of a message stored before.
+    /// Accepted, held until the user joins an account, or a duplicate of a
+    /// message stored before.
     pub result: Outcome,
 }
 
@@ -706,6 +708,8 @@ pub struct BatchAnswer {
     pub accepted: usize,
     /// Messages stored before (same message id).
     pub duplicate: usize,
+    /// Messages kept until their user joins an account (a `group` call).
+    pub held: usize,
     /// Messages refused, each with its code and reason.
     pub rejected: usize,
     /// One per message, in the batch's order.

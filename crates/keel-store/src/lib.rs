@@ -27,6 +27,7 @@
 
 mod hash;
 mod plays;
+mod held;
 mod rejections;
 mod rollup;
 mod sqlite;
@@ -44,6 +45,7 @@ use serde::Serialize;
 
 pub use hash::content_hash;
 pub use plays::{DecisionRow, DeliveryRow, OutboxRow, PlayRunRow, PlayState, TaskQuery, TaskRow};
+pub use held::{HeldMessage, MAX_HELD};
 pub use rejections::{KEPT_REJECTIONS, RejectionRow};
 pub use rollup::{EventDay, UsageRollup, UserDay, day_from_number, day_number};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -711,6 +713,9 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<(Vec<RejectionRow>, Vec<(String, u64)>), StoreError>;
 
+    /// How many messages the workspace holds for users not in an account yet.
+    async fn held_count(&self, ws: WorkspaceId) -> Result<u64, StoreError>;
+
     /// Stores a new API key of a workspace (its prefix must be unique).
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
 
@@ -821,6 +826,17 @@ pub trait WriteTx: Send {
     /// Keeps refused ingest messages (the workspace keeps its latest
     /// [`KEPT_REJECTIONS`]).
     async fn record_rejections(&mut self, rows: &[RejectionRow]) -> Result<(), StoreError>;
+
+    /// Holds messages of users who belong to no account yet; `true` for each
+    /// newly held, `false` for one whose message id is held already.
+    async fn hold_messages(&mut self, rows: &[HeldMessage]) -> Result<Vec<bool>, StoreError>;
+
+    /// How many messages the workspace holds.
+    async fn held_messages(&mut self) -> Result<u64, StoreError>;
+
+    /// Takes (returns and forgets) the held messages of `users`, in the
+    /// order they were held.
+    async fn take_held(&mut self, users: &[UserId]) -> Result<Vec<HeldMessage>, StoreError>;
 
     /// Records stage changes; ones already recorded (same account, line, day,
     /// stage and journey version) are skipped. Returns how many were new.

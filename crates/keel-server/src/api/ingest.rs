@@ -26,6 +26,9 @@ pub struct Rejections {
     pub rejections: Vec<keel_store::RejectionRow>,
     /// Kept rejections by code (the workspace keeps its latest 10 000).
     pub counts: std::collections::BTreeMap<String, u64>,
+    /// Messages held (not refused) for users no `group` call has placed in
+    /// an account yet; attributed when one does.
+    pub held: u64,
 }
 
 /// The Segment messages Keel refused — the ones an SDK was told about only
@@ -50,5 +53,6 @@ pub async fn rejections(
         ));
     }
     let (rejections, counts) = state.store.rejections(principal.workspace, limit).await?;
-    Ok(Json(Rejections { rejections, counts: counts.into_iter().collect() }))
+    let held = state.store.held_count(principal.workspace).await?;
+    Ok(Json(Rejections { rejections, counts: counts.into_iter().collect(), held }))
 }

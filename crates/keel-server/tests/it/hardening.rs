@@ -136,7 +136,7 @@ async fn timestamps_outside_the_window_are_refused_on_ingest_and_record_writes()
     // Each rejection is counted under its code, and those a batch answered
     // inside its 200 are kept for operators to read.
     assert_eq!(metric(&s, "keel_ingest_rejections_total{code=\"invalid_timestamp\"}").await, 4.0);
-    assert_eq!(metric(&s, "keel_ingest_rejections_total{code=\"unknown_account\"}").await, 1.0);
+    assert_eq!(body["results"][2]["status"], "held", "{body}");
     let (status, kept) = get(&s, "/api/v1/ingest/rejections", &admin).await;
     assert_eq!(status, 200, "{kept}");
     let kept_ids: Vec<(&str, &str)> = kept["rejections"]
@@ -145,8 +145,9 @@ async fn timestamps_outside_the_window_are_refused_on_ingest_and_record_writes()
         .iter()
         .map(|r| (r["code"].as_str().unwrap(), r["message_id"].as_str().unwrap()))
         .collect();
-    assert_eq!(kept_ids, [("unknown_account", "b3"), ("invalid_timestamp", "b1")], "{kept}");
-    assert_eq!(kept["counts"], json!({"invalid_timestamp": 1, "unknown_account": 1}));
+    assert_eq!(kept_ids, [("invalid_timestamp", "b1")], "{kept}");
+    assert_eq!(kept["counts"], json!({"invalid_timestamp": 1}));
+    assert_eq!(kept["held"], 1, "{kept}");
 
     let contract = json!([{"id": "c-1", "account_id": "acme", "product": "platform", "start_date": "0000-01-01",
                            "mrr": "1000", "seats": 20, "billing_period": "monthly"}]);
@@ -430,4 +431,44 @@ async fn the_default_limits_take_what_the_official_sdks_send() {
     let (status, answer) = post(&s, "/v1/batch", Some(&ingest), &body).await;
     assert_eq!((status, answer["accepted"].as_u64()), (200, Some(100)), "{}", &answer.to_string()[..200]);
     assert_eq!(events(&s, ws).await, 100);
+}
+
+/// Finding 5: SDKs send a user's first events before the `group` call that
+/// names the account; those were refused (`unknown_account`, inside a 200
+/// the SDK never reads). Now they are held and attributed when it arrives,
+/// once each however often they are retried.
+#[tokio::test]
+async fn events_of_users_grouped_later_are_held_then_attributed_once() {
+    let s = start().await;
+    let (ws, k) = key(&s, "a", &[Scope::Ingest]).await;
+    let early = json!({"batch": [
+        common::track("e1", "late", None),
+        common::track("e2", "late", None),
+        {"type": "identify", "messageId": "i1", "userId": "late", "timestamp": "2026-03-01T09:00:00Z",
+         "traits": {"email": "late@acme.test", "firstName": "Lee", "lastName": "Late"}},
+    ]});
+    let (status, body) = post(&s, "/v1/batch", Some(&k), &early).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["held"].as_u64(), body["rejected"].as_u64()), (Some(3), Some(0)), "{body}");
+    assert_eq!(events(&s, ws).await, 0);
+    assert_eq!(s.store.held_count(ws).await.unwrap(), 3);
+    // A retry of a held message is a duplicate, not a second copy.
+    let (_, again) = post(&s, "/v1/batch", Some(&k), &early).await;
+    assert_eq!(again["duplicate"], 3, "{again}");
+
+    let join = json!({"type": "group", "messageId": "g1", "userId": "late", "groupId": "acme",
+                      "timestamp": "2026-03-01T11:30:00Z", "traits": {"name": "Acme"}});
+    assert_eq!(post(&s, "/v1/group", Some(&k), &join).await.0, 200);
+    assert_eq!(events(&s, ws).await, 2);
+    assert_eq!(s.store.held_count(ws).await.unwrap(), 0);
+    let contact = s.store.records(ws, keel_store::Accounts::All, keel_store::RecordKinds::ALL).await.unwrap().contacts;
+    let late = contact.iter().find(|c| c.id.as_str() == "late").expect("the held identify made a contact");
+    assert_eq!((late.account.as_str(), late.email.as_str(), late.name.as_str()), ("acme", "late@acme.test", "Lee Late"));
+    // Retried after the release, they are duplicates of what was stored.
+    let (_, after) = post(&s, "/v1/batch", Some(&k), &early).await;
+    assert_eq!((after["duplicate"].as_u64(), after["held"].as_u64()), (Some(3), Some(0)), "{after}");
+    assert_eq!(events(&s, ws).await, 2);
+    let (_, read) = key(&s, "a", &[Scope::Read]).await;
+    let (_, kept) = get(&s, "/api/v1/ingest/rejections", &read).await;
+    assert_eq!((&kept["rejections"], &kept["held"]), (&json!([]), &json!(0)), "nothing was refused: {kept}");
 }

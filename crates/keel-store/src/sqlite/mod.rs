@@ -623,6 +623,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn held_count(&self, ws: WorkspaceId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM held_messages WHERE workspace_id = ?")
+            .bind(ws.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn rejections(
         &self,
         ws: WorkspaceId,

@@ -512,6 +512,57 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 
+    async fn hold_messages(&mut self, rows: &[crate::HeldMessage]) -> Result<Vec<bool>, StoreError> {
+        let mut held = Vec::with_capacity(rows.len());
+        for r in rows {
+            let done = sqlx::query(
+                "INSERT INTO held_messages (workspace_id, message_id, user_id, received_at, payload) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, message_id) DO NOTHING",
+            )
+            .bind(self.ws.0)
+            .bind(&r.message_id)
+            .bind(r.user.as_str())
+            .bind(micros(r.received_at))
+            .bind(&r.payload)
+            .execute(&mut *self.tx)
+            .await?;
+            held.push(done.rows_affected() == 1);
+        }
+        Ok(held)
+    }
+
+    async fn held_messages(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM held_messages WHERE workspace_id = ?")
+            .bind(self.ws.0)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn take_held(&mut self, users: &[UserId]) -> Result<Vec<crate::HeldMessage>, StoreError> {
+        let mut out = Vec::new();
+        for user in users {
+            let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+                "SELECT id, message_id, received_at, payload FROM held_messages \
+                 WHERE workspace_id = ? AND user_id = ? ORDER BY id",
+            )
+            .bind(self.ws.0)
+            .bind(user.as_str())
+            .fetch_all(&mut *self.tx)
+            .await?;
+            for (id, message_id, received_at, payload) in rows {
+                let received_at = super::rows::from_micros(received_at).map_err(|reason| StoreError::Corrupt {
+                    table: "held_messages",
+                    id: message_id.clone(),
+                    reason,
+                })?;
+                sqlx::query("DELETE FROM held_messages WHERE id = ?").bind(id).execute(&mut *self.tx).await?;
+                out.push(crate::HeldMessage { message_id, user: user.clone(), received_at, payload });
+            }
+        }
+        Ok(out)
+    }
+
     async fn record_transitions(&mut self, rows: &[crate::TransitionRecord]) -> Result<u64, StoreError> {
         self.resolve_accounts(rows.iter().map(|r| &r.account)).await?;
         let mut inserted = 0;

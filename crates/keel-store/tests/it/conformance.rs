@@ -41,6 +41,7 @@ macro_rules! backend {
                 the_book_counts_bands_renewals_and_former_customers,
                 contacts_are_found_by_id_and_the_last_import_is_kept,
                 refused_messages_are_kept_newest_first_per_workspace,
+                messages_of_users_without_an_account_are_held_until_taken,
             );
         }
     };
@@ -912,4 +913,38 @@ pub async fn contacts_are_found_by_id_and_the_last_import_is_kept(store: &dyn St
     tx.record_import(&log).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(store.status(ws).await.unwrap().last_import, Some(log));
+}
+
+/// Covers `hold_messages`, `held_messages`, `take_held`, `held_count`: a
+/// message id is held once, taking returns a user's messages in the order
+/// they were held and forgets them, workspaces keep their own, and nothing
+/// of a rolled-back transaction stays.
+pub async fn messages_of_users_without_an_account_are_held_until_taken(store: &dyn Store) {
+    let (a, b) = (store.workspace("a").await.unwrap(), store.workspace("b").await.unwrap());
+    let held = |id: &str, user: &str| keel_store::HeldMessage {
+        message_id: id.into(),
+        user: keel_core::UserId::parse(user).unwrap(),
+        received_at: ts("2026-02-01T00:00:00Z"),
+        payload: format!("{{\"m\":\"{id}\"}}"),
+    };
+    let mut tx = store.begin(a).await.unwrap();
+    let fresh = tx.hold_messages(&[held("m1", "ann"), held("m2", "bob"), held("m3", "ann")]).await.unwrap();
+    assert_eq!(fresh, [true, true, true]);
+    assert_eq!(tx.hold_messages(&[held("m1", "ann")]).await.unwrap(), [false], "held once");
+    assert_eq!(tx.held_messages().await.unwrap(), 3);
+    tx.commit().await.unwrap();
+    assert_eq!(store.held_count(a).await.unwrap(), 3);
+    assert_eq!(store.held_count(b).await.unwrap(), 0, "another workspace holds its own");
+
+    let mut tx = store.begin(a).await.unwrap();
+    let ann = keel_core::UserId::parse("ann").unwrap();
+    assert_eq!(tx.take_held(std::slice::from_ref(&ann)).await.unwrap(), [held("m1", "ann"), held("m3", "ann")]);
+    tx.rollback().await.unwrap();
+    assert_eq!(store.held_count(a).await.unwrap(), 3, "a rolled-back take keeps them");
+
+    let mut tx = store.begin(a).await.unwrap();
+    assert_eq!(tx.take_held(&[ann.clone()]).await.unwrap().len(), 2);
+    assert_eq!(tx.take_held(&[ann]).await.unwrap(), [], "taken once");
+    tx.commit().await.unwrap();
+    assert_eq!(store.held_count(a).await.unwrap(), 1);
 }

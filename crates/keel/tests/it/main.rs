@@ -230,46 +230,56 @@ fn evaluate_summarises_the_demo_and_account_explains_one() {
     assert!(stderr(&out).contains("no account \"nobody\""), "{}", stderr(&out));
 }
 
-/// A Python virtualenv with the official Segment client, made once under
-/// the target directory.
-fn segment_python() -> std::path::PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("segment-venv");
+/// A Python virtualenv with one pinned package (an official client), made
+/// once under the target directory.
+fn python_with(package: &str) -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{package}"));
     let python = venv.join("bin/python");
-    let ready = venv.join("ready-2.4.0");
+    let ready = venv.join("ready");
     if !ready.exists() {
         let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
         assert!(made.success(), "python3 -m venv failed");
         let pip = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "segment-analytics-python==2.4.0",
-            ])
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", package])
             .status()
             .unwrap();
-        assert!(pip.success(), "installing segment-analytics-python failed");
+        assert!(pip.success(), "installing {package} failed");
         std::fs::write(&ready, "").unwrap();
     }
     python
 }
 
-#[test]
-fn the_official_segment_client_delivers_every_event_exactly_once() {
+/// A `keel serve` child, killed if the test fails before stopping it.
+struct Serving(std::process::Child);
+
+impl Serving {
+    /// SIGTERM: the server finishes and exits cleanly.
+    fn stop(mut self) {
+        let killed = Command::new("kill").arg(self.0.id().to_string()).status().unwrap();
+        assert!(killed.success());
+        assert!(self.0.wait().unwrap().success());
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `keel serve` on a fresh database with an ingest key: the server, its
+/// URL and the key.
+fn serve_with_ingest_key(db: &Path) -> (Serving, String, String) {
     use std::io::{BufRead as _, BufReader};
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("k.db");
-    let out = keel(&db, &["keys", "create", "--name", "segment-test", "--scope", "ingest"]);
+    let out = keel(db, &["keys", "create", "--name", "sdk-test", "--scope", "ingest"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let key = stdout(&out).trim().to_owned();
     assert!(key.starts_with("keel_"), "{key}");
-
     let mut server = Command::new(env!("CARGO_BIN_EXE_keel"))
         .arg("--db")
-        .arg(&db)
+        .arg(db)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env_remove("KEEL_DB")
         .env_remove("KEEL_BIND")
@@ -285,26 +295,62 @@ fn the_official_segment_client_delivers_every_event_exactly_once() {
     };
     // Keep draining the server's log so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
+    (Serving(server), url, key)
+}
 
-    let python = segment_python();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/segment_client.py");
-    let events = "100000";
-    let counts_now = || counts(&db)[3][1].as_u64().unwrap();
+/// Runs an SDK script twice (the second pass sends the same messages
+/// again) and checks after each that exactly `events` events are stored.
+fn two_passes(db: &Path, python: &Path, script: &str, url: &str, key: &str, events: u64) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it").join(script);
     for pass in 1..=2 {
-        let run = Command::new(&python).arg(&script).args([&url, &key, events]).output().unwrap();
+        let run = Command::new(python).arg(&script).args([url, key, &events.to_string()]).output().unwrap();
         assert!(run.status.success(), "pass {pass}: {}\n{}", stdout(&run), stderr(&run));
         let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
         assert_eq!(summary["errors"], 0, "pass {pass}: {summary}");
         // Zero loss, and the second pass (the same messages again) adds nothing.
-        assert_eq!(counts_now(), 100_000, "after pass {pass}");
+        assert_eq!(counts(db)[3][1].as_u64().unwrap(), events, "after pass {pass}");
     }
+}
+
+#[test]
+fn the_official_segment_client_delivers_every_event_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let (server, url, key) = serve_with_ingest_key(&db);
+    let python = python_with("segment-analytics-python==2.4.0");
+    two_passes(&db, &python, "segment_client.py", &url, &key, 100_000);
     let status: serde_json::Value = serde_json::from_slice(&keel(&db, &["status", "--json"]).stdout).unwrap();
     assert_eq!(status["counts"][0], serde_json::json!(["accounts", 20]), "{status}");
+    server.stop();
+}
 
-    // SIGTERM: the server finishes and exits cleanly.
-    let killed = Command::new("kill").arg(server.id().to_string()).status().unwrap();
-    assert!(killed.success());
-    assert!(server.wait().unwrap().success());
+/// Finding 5: the RudderStack SDK at its defaults (gzip, 4 MB batches,
+/// 40 KB events) lost whole batches to 413 and never saw per-message
+/// refusals of users grouped after their first events. Every event is
+/// stored once, the late users' on their accounts, nothing held or refused.
+#[test]
+fn the_official_rudderstack_client_delivers_every_event_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let (server, url, key) = serve_with_ingest_key(&db);
+    let python = python_with("rudder-sdk-python==2.1.9");
+    two_passes(&db, &python, "rudder_client.py", &url, &key, 20_000);
+    let status = stdout(&keel(&db, &["status"]));
+    assert!(status.contains("no ingest rejections"), "{status}");
+    assert!(!status.contains("messages held"), "every held event was attributed: {status}");
+    // Every account has all 20 of its users active: the 10 grouped late too.
+    let journey = dir.path().join("journey.toml");
+    std::fs::write(&journey, keel_journey::DEFAULT_JOURNEY).unwrap();
+    let journey = journey.to_str().unwrap();
+    let out = keel(&db, &["--journey", journey, "metrics", "--metric", "active_users_28d", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 20, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["metrics"]["active_users_28d"], 20, "{row}");
+    }
+    server.stop();
 }
 
 /// `keel` in `dir` with no database flag and no KEEL_* variables but `env`.
@@ -383,11 +429,11 @@ fn keel_serve_takes_its_settings_from_the_file() {
     };
     std::thread::spawn(move || for _ in lines {});
     assert!(!addr.ends_with(":8080"), "the file's bind: {addr}");
-    let post = |body: &str| {
+    let send = |path: &str, body: &str| {
         let mut conn = std::net::TcpStream::connect(&addr).unwrap();
         write!(
             conn,
-            "POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
@@ -395,6 +441,7 @@ fn keel_serve_takes_its_settings_from_the_file() {
         conn.read_to_string(&mut answer).unwrap();
         answer
     };
+    let post = |body: &str| send("/v1/track", body);
     let small = r#"{"userId":"u","event":"x","context":{"groupId":"acme"}}"#;
     assert!(post(small).starts_with("HTTP/1.1 200"), "{}", post(small));
     let large = format!(
@@ -403,18 +450,22 @@ fn keel_serve_takes_its_settings_from_the_file() {
     );
     let answer = post(&large);
     assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("message_too_large"), "{answer}");
-    // A message for a user no account knows is refused and kept for operators.
+    // An event of a user no account knows yet is held for the user's group call.
     let nobody = post(r#"{"userId":"nobody","event":"x","messageId":"m-nobody"}"#);
-    assert!(nobody.starts_with("HTTP/1.1 400") && nobody.contains("unknown_account"), "{nobody}");
+    assert!(nobody.starts_with("HTTP/1.1 200") && nobody.contains("\"held\""), "{nobody}");
+    // An alias of two ids no account knows is refused and kept for operators.
+    let refused = send("/v1/alias", r#"{"userId":"nobody","previousId":"anon-1","messageId":"m-alias"}"#);
+    assert!(refused.starts_with("HTTP/1.1 400") && refused.contains("unknown_account"), "{refused}");
     Command::new("kill").arg(server.id().to_string()).status().unwrap();
     assert!(server.wait().unwrap().success());
     let listed = stdout(&keel_in(d, &[], &["ingest", "rejections"]));
     assert!(
-        listed.contains("unknown_account") && listed.contains("m-nobody") && listed.contains("nobody"),
+        listed.contains("unknown_account") && listed.contains("m-alias") && listed.contains("nobody"),
         "{listed}"
     );
     let status = stdout(&keel_in(d, &[], &["status"]));
     assert!(status.contains("ingest rejections kept: 1 (unknown_account 1)"), "{status}");
+    assert!(status.contains("messages held for users in no account yet: 1"), "{status}");
 }
 
 /// The retention report over imported lines gives the figures worked out by
