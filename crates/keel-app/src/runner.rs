@@ -460,6 +460,20 @@ async fn decide(
     }
     tx.update_play_run(&run_row(&run, now)?).await?;
     tx.commit().await?;
+    let action = if reject.is_some() { "outbox.rejected" } else { "outbox.approved" };
+    let entry = keel_store::AuditEntry {
+        at: now,
+        actor: by.to_owned(),
+        action: action.into(),
+        subject: format!("outbox {id}"),
+        detail: format!(
+            "play run {} on {}{}",
+            entry.run_key,
+            entry.account,
+            reject.map_or(String::new(), |r| format!(": {r}"))
+        ),
+    };
+    store.append_audit(ws, &entry).await?;
     Ok(counts)
 }
 

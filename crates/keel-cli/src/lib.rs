@@ -31,6 +31,7 @@ mod import;
 mod journey;
 mod metrics;
 mod plays;
+mod privacy;
 mod report;
 mod serve;
 mod status;
@@ -140,6 +141,16 @@ enum Command {
     Deliver(plays::DeliverArgs),
     /// The people who sign in to the dashboard: add, list, disable.
     Users(users::UsersArgs),
+    /// Write a consistent copy of the database to a file (online, while `keel serve` runs).
+    Backup(privacy::BackupArgs),
+    /// Replace the database with a backup (`keel serve` must be stopped).
+    Restore(privacy::RestoreArgs),
+    /// Remove a person's personal data everywhere (an erasure request): `keel forget contact EMAIL`.
+    Forget(privacy::ForgetArgs),
+    /// Everything held about a person, as JSON (an access request): `keel export contact EMAIL`.
+    Export(privacy::ExportArgs),
+    /// The admin audit log: keys, users, journey versions, approvals, forgets.
+    Audit(privacy::AuditArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -265,6 +276,23 @@ pub fn main(serve: ServeFn) -> ExitCode {
             Command::Users(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;
                 users::run(&ws, args).await
+            }
+            Command::Backup(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                privacy::backup(&ws, args).await
+            }
+            Command::Restore(args) => privacy::restore(&cli.db, args),
+            Command::Forget(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                privacy::forget(&ws, args).await
+            }
+            Command::Export(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                privacy::export(&ws, args).await
+            }
+            Command::Audit(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                privacy::audit_log(&ws, args).await
             }
             Command::Simulate(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;

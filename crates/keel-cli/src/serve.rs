@@ -180,6 +180,11 @@ pub(crate) async fn prepare(
         let bytes = std::fs::read(journey).with_context(|| format!("reading {}", journey.display()))?;
         let version = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
         eprintln!("keel: evaluating accounts as data arrives with {} (version {version})", journey.display());
+        // A journey version served for the first time goes into the audit log.
+        let last = ws.store.audit_log(ws.id, 1_000).await?;
+        if last.iter().find(|e| e.action == "journey.served").is_none_or(|e| e.subject != version) {
+            crate::privacy::audit(&ws, "journey.served", &version, journey.display().to_string()).await?;
+        }
         Some(Arc::new(keel_app::JourneyConfig {
             journey: checked,
             version,
@@ -198,6 +203,8 @@ pub(crate) async fn keys(db: &str, workspace: &str, args: KeysArgs) -> anyhow::R
     match args.command {
         KeysCommand::Create { name, scopes } => {
             let key = keys::create(ws.store.as_ref(), ws.id, &ws.name, &name, &scopes, crate::now()).await?;
+            let detail = format!("{name:?} with scopes {}", key.stored.scopes.join(","));
+            crate::privacy::audit(&ws, "key.created", &key.stored.prefix, detail).await?;
             say!("{}", key.secret);
             eprintln!(
                 "created key {:?} ({}) for workspace {:?} with scopes {}; it is shown only now",
@@ -224,6 +231,7 @@ pub(crate) async fn keys(db: &str, workspace: &str, args: KeysArgs) -> anyhow::R
         }
         KeysCommand::Revoke { prefix } => {
             if ws.store.revoke_api_key(ws.id, &prefix, crate::now()).await? {
+                crate::privacy::audit(&ws, "key.revoked", &prefix, String::new()).await?;
                 eprintln!("revoked {prefix}");
             } else {
                 anyhow::bail!("workspace {:?} has no active key with prefix {prefix:?}", ws.name);

@@ -78,6 +78,7 @@ pub(crate) async fn run(ws: &Workspace, args: UsersArgs) -> anyhow::Result<ExitC
                 format!("set the password in ${password_env} (it is never taken from a flag)")
             })?;
             let user = add_user(ws, &email, name.as_deref(), &role, &password).await?;
+            crate::privacy::audit(ws, "user.added", &user.email, format!("role {}", user.role)).await?;
             say!("user {} ({}, {}) can sign in to workspace {:?}", user.email, user.name, user.role, ws.name);
         }
         UsersCommand::List => {
@@ -97,6 +98,7 @@ pub(crate) async fn run(ws: &Workspace, args: UsersArgs) -> anyhow::Result<ExitC
             };
             user.disabled_at = Some(crate::now());
             ws.store.upsert_user(&user).await?;
+            crate::privacy::audit(ws, "user.disabled", &email, String::new()).await?;
             say!("{email} can no longer sign in");
         }
     }

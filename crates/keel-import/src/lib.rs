@@ -175,6 +175,37 @@ pub enum ImportError {
     },
 }
 
+/// Parses rows without a store: every row's fields checked exactly as an
+/// import checks them, with `known` as the accounts the workspace holds.
+/// Returns (rows read, rows rejected, diagnostics), or the problem that
+/// stopped the file. The core the fuzz target drives (see fuzz/).
+pub fn check_rows(
+    input: impl Read + Send,
+    format: Format,
+    delimiter: u8,
+    options: &ImportOptions,
+    known: &[ExternalId],
+) -> Result<(u64, u64, Vec<Diagnostic>), Diagnostic> {
+    let known: KnownAccounts = known.iter().cloned().collect();
+    let (send, mut recv) = mpsc::channel::<Batch>(4);
+    let (mut rows, mut rejected, mut diagnostics) = (0, 0, Vec::new());
+    let parsed = std::thread::scope(|scope| {
+        let parser = scope.spawn(|| parse_file(input, format, delimiter, options, &known, "input", send));
+        while let Some(batch) = recv.blocking_recv() {
+            rows += batch.rows;
+            rejected += batch.rejected;
+            keep_diagnostics(&mut diagnostics, batch.diagnostics);
+        }
+        parser.join().unwrap_or_else(|_| {
+            Err(FileProblem { line: 0, column: None, reason: "the reader thread panicked".into() })
+        })
+    });
+    match parsed {
+        Ok(()) => Ok((rows, rejected, diagnostics)),
+        Err(p) => Err(Diagnostic { file: "input".into(), line: p.line, column: p.column, reason: p.reason }),
+    }
+}
+
 /// Imports one file. `progress` is called with the number of bytes read so far.
 pub async fn import(
     store: &dyn Store,

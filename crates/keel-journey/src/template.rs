@@ -11,9 +11,14 @@ use crate::expr::suggest;
 /// Template problems: (byte range within the template, message).
 pub(crate) type TemplateErrors = Vec<(Range<usize>, String)>;
 
+/// Instructions a template may run when rendered: plenty for an email or a
+/// task, and a bound on a loop inside a loop inside a loop.
+pub const FUEL: u64 = 100_000;
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env.set_fuel(Some(FUEL));
     env
 }
 

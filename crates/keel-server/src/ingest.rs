@@ -485,9 +485,12 @@ async fn hold(tx: &mut dyn WriteTx, jobs: &[Job], outcomes: &mut Outcomes) -> Re
                     properties: Some(properties.clone()),
                     traits: None,
                 },
-                Call::Identify { traits } => {
-                    HeldPayload { timestamp: m.timestamp, event: None, properties: None, traits: Some(traits.clone()) }
-                }
+                Call::Identify { traits } => HeldPayload {
+                    timestamp: m.timestamp,
+                    event: None,
+                    properties: None,
+                    traits: Some(traits.clone()),
+                },
                 _ => continue,
             };
             rows.push(keel_store::HeldMessage {
@@ -529,7 +532,11 @@ async fn hold(tx: &mut dyn WriteTx, jobs: &[Job], outcomes: &mut Outcomes) -> Re
 /// this group placed in an account: events are stored (a message id stored
 /// before stays a duplicate) and identifies applied, as of their own time.
 /// Returns the accounts whose data changed, held messages included.
-async fn release_held(tx: &mut dyn WriteTx, jobs: &[Job], outcomes: &Outcomes) -> Result<Touched, StoreError> {
+async fn release_held(
+    tx: &mut dyn WriteTx,
+    jobs: &[Job],
+    outcomes: &Outcomes,
+) -> Result<Touched, StoreError> {
     let mut touched = Touched::new();
     let mut users = std::collections::BTreeSet::new();
     for (j, job) in jobs.iter().enumerate() {

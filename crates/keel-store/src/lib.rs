@@ -26,8 +26,9 @@
 //! `migrations/sqlite`, applied on open.
 
 mod hash;
-mod plays;
 mod held;
+mod plays;
+mod privacy;
 mod rejections;
 mod rollup;
 mod sqlite;
@@ -44,11 +45,12 @@ use keel_core::{
 use serde::Serialize;
 
 pub use hash::content_hash;
-pub use plays::{DecisionRow, DeliveryRow, OutboxRow, PlayRunRow, PlayState, TaskQuery, TaskRow};
 pub use held::{HeldMessage, MAX_HELD};
+pub use plays::{DecisionRow, DeliveryRow, OutboxRow, PlayRunRow, PlayState, TaskQuery, TaskRow};
+pub use privacy::{AuditEntry, FORGOTTEN, ForgetReport, PersonData};
 pub use rejections::{KEPT_REJECTIONS, RejectionRow};
 pub use rollup::{EventDay, UsageRollup, UserDay, day_from_number, day_number};
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore, restore_file};
 pub use users::{SessionRow, UserRow};
 
 /// A workspace's internal id. Every query is scoped to one.
@@ -715,6 +717,30 @@ pub trait Store: Send + Sync {
 
     /// How many messages the workspace holds for users not in an account yet.
     async fn held_count(&self, ws: WorkspaceId) -> Result<u64, StoreError>;
+
+    /// Writes a consistent copy of the whole database to `to` (a file that
+    /// must not exist) while other connections keep reading and writing.
+    async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError>;
+
+    /// Everything the workspace holds about one person, by contact id,
+    /// product user id or email (`None`: nobody by that name).
+    async fn person(&self, ws: WorkspaceId, who: &str) -> Result<Option<PersonData>, StoreError>;
+
+    /// Removes a person's personal data (by contact id, product user id or
+    /// email) from everywhere the workspace stored it, keeping anonymous
+    /// aggregates: contacts deleted; their events kept under a random
+    /// pseudonym without properties; survey comments, held messages and
+    /// sessions removed; their email and name replaced by [`FORGOTTEN`] in
+    /// tasks, sends, deliveries, play records, notes and states. The file is
+    /// rebuilt so no deleted bytes remain. `None`: nobody by that name.
+    async fn forget_person(&self, ws: WorkspaceId, who: &str) -> Result<Option<ForgetReport>, StoreError>;
+
+    /// Appends an admin action to the workspace's audit log (which nothing
+    /// can change or shorten).
+    async fn append_audit(&self, ws: WorkspaceId, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// The workspace's admin audit log, newest first, at most `limit`.
+    async fn audit_log(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Stores a new API key of a workspace (its prefix must be unique).
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;

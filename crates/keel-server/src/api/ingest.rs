@@ -1,4 +1,5 @@
-//! What ingest refused: `GET /api/v1/ingest/rejections`.
+//! What ingest refused (`GET /api/v1/ingest/rejections`) and what admins
+//! did (`GET /api/v1/audit`).
 
 use axum::Json;
 use axum::extract::State;
@@ -55,4 +56,38 @@ pub async fn rejections(
     let (rejections, counts) = state.store.rejections(principal.workspace, limit).await?;
     let held = state.store.held_count(principal.workspace).await?;
     Ok(Json(Rejections { rejections, counts: counts.into_iter().collect(), held }))
+}
+
+/// `limit` of the audit route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Entries to list, newest first (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+/// The workspace's admin audit log (append-only): keys created and revoked,
+/// dashboard users added and disabled, journey versions served, outbox
+/// approvals, people forgotten. Admin keys only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "keys",
+    params(AuditParams),
+    responses((status = 200, description = "Admin actions, newest first", body = Vec<keel_store::AuditEntry>))
+)]
+pub async fn audit(
+    State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Admin>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<Vec<keel_store::AuditEntry>>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!("limit: {limit} is not between 1 and 1000"),
+        ));
+    }
+    Ok(Json(state.store.audit_log(principal.workspace, limit).await?))
 }

@@ -132,6 +132,14 @@ pub async fn create(
         (state.clock)(),
     )
     .await?;
+    let entry = keel_store::AuditEntry {
+        at: (state.clock)(),
+        actor: format!("key:{}", principal.prefix),
+        action: "key.created".into(),
+        subject: created.stored.prefix.clone(),
+        detail: format!("{:?} with scopes {}", created.stored.name, created.stored.scopes.join(",")),
+    };
+    state.store.append_audit(principal.workspace, &entry).await?;
     let body = CreatedKey { secret: created.secret, key: created.stored.into() };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -155,6 +163,14 @@ pub async fn revoke(
     if state.store.revoke_api_key(principal.workspace, &prefix, (state.clock)()).await? {
         // This server forgets every checked key at once; others within the key cache's time.
         state.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        let entry = keel_store::AuditEntry {
+            at: (state.clock)(),
+            actor: format!("key:{}", principal.prefix),
+            action: "key.revoked".into(),
+            subject: prefix,
+            detail: String::new(),
+        };
+        state.store.append_audit(principal.workspace, &entry).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(Code::NotFound, format!("no live key {prefix:?} in this workspace")))

@@ -151,6 +151,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::batch))
         .routes(routes!(crate::import))
         .routes(routes!(ingest::rejections))
+        .routes(routes!(ingest::audit))
         .routes(routes!(accounts::list))
         .routes(routes!(accounts::get))
         .routes(routes!(accounts::state))

@@ -747,7 +747,24 @@ async fn keys_are_created_listed_and_revoked_by_admin_keys_only() {
     assert_eq!(revoke(read.clone(), prefix.clone()).await, 403);
     assert_eq!(revoke(admin.clone(), prefix.clone()).await, 204);
     assert_eq!(get(&s, "/api/v1/accounts", &secret).await.0, 401, "revoked at once on this server");
-    assert_eq!(revoke(admin.clone(), prefix).await, 404, "already revoked");
+    assert_eq!(revoke(admin.clone(), prefix.clone()).await, 404, "already revoked");
+
+    // Both are in the admin audit log, newest first, by the key that did it; admins only.
+    let (status, log) = get(&s, "/api/v1/audit", &admin).await;
+    assert_eq!(status, 200, "{log}");
+    let actions: Vec<(&str, &str)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["subject"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions, [("key.revoked", prefix.as_str()), ("key.created", prefix.as_str())], "{log}");
+    let by = log[0]["actor"].as_str().unwrap().strip_prefix("key:").unwrap();
+    assert!(
+        by.len() >= 8 && admin.starts_with(by) && !prefix.starts_with(by),
+        "the admin key's prefix: {log}"
+    );
+    assert_eq!(get(&s, "/api/v1/audit", &read).await.0, 403);
 }
 
 #[tokio::test]

@@ -144,7 +144,8 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
         Code::InvalidMessage,
         answer(&router, json_call("/v1/track", &ingest, &json!({"type": "track"}))).await,
     );
-    let unlinked = json!({"type": "alias", "messageId": "al-1", "userId": "nobody", "previousId": "nobody-either"});
+    let unlinked =
+        json!({"type": "alias", "messageId": "al-1", "userId": "nobody", "previousId": "nobody-either"});
     expect(Code::Rejected, answer(&router, json_call("/v1/alias", &ingest, &unlinked)).await);
     expect(Code::InvalidBatch, answer(&router, json_call("/v1/batch", &ingest, &json!({}))).await);
     expect(Code::InvalidGzip, answer(&router, gzip("not gzip")).await);

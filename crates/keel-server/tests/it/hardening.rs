@@ -461,9 +461,13 @@ async fn events_of_users_grouped_later_are_held_then_attributed_once() {
     assert_eq!(post(&s, "/v1/group", Some(&k), &join).await.0, 200);
     assert_eq!(events(&s, ws).await, 2);
     assert_eq!(s.store.held_count(ws).await.unwrap(), 0);
-    let contact = s.store.records(ws, keel_store::Accounts::All, keel_store::RecordKinds::ALL).await.unwrap().contacts;
+    let contact =
+        s.store.records(ws, keel_store::Accounts::All, keel_store::RecordKinds::ALL).await.unwrap().contacts;
     let late = contact.iter().find(|c| c.id.as_str() == "late").expect("the held identify made a contact");
-    assert_eq!((late.account.as_str(), late.email.as_str(), late.name.as_str()), ("acme", "late@acme.test", "Lee Late"));
+    assert_eq!(
+        (late.account.as_str(), late.email.as_str(), late.name.as_str()),
+        ("acme", "late@acme.test", "Lee Late")
+    );
     // Retried after the release, they are duplicates of what was stored.
     let (_, after) = post(&s, "/v1/batch", Some(&k), &early).await;
     assert_eq!((after["duplicate"].as_u64(), after["held"].as_u64()), (Some(3), Some(0)), "{after}");

@@ -164,15 +164,22 @@ async fn a_batch_answers_per_item_and_a_resend_is_all_duplicates() {
         ]
     );
     // Each rejection carries a code to match on, and a reason to read.
-    let codes: Vec<&str> = body["results"].as_array().unwrap()[4..]
-        .iter()
-        .filter_map(|r| r["code"].as_str())
-        .collect();
-    assert_eq!(codes, ["invalid_message", "message_too_large", "invalid_event_name", "unknown_type"], "{body}");
+    let codes: Vec<&str> =
+        body["results"].as_array().unwrap()[4..].iter().filter_map(|r| r["code"].as_str()).collect();
+    assert_eq!(
+        codes,
+        ["invalid_message", "message_too_large", "invalid_event_name", "unknown_type"],
+        "{body}"
+    );
     assert!(body["results"][4]["reason"].as_str().unwrap().contains("event is required"));
     assert!(body["results"][6]["reason"].as_str().unwrap().contains("the limit is"));
     assert_eq!(
-        (body["accepted"].as_u64(), body["duplicate"].as_u64(), body["held"].as_u64(), body["rejected"].as_u64()),
+        (
+            body["accepted"].as_u64(),
+            body["duplicate"].as_u64(),
+            body["held"].as_u64(),
+            body["rejected"].as_u64()
+        ),
         (Some(3), Some(1), Some(1), Some(4))
     );
     assert_eq!(events(&s, ws).await, 2);

@@ -4,6 +4,8 @@ mod accounts;
 mod dedup;
 mod intern;
 mod plays;
+mod privacy;
+pub use privacy::restore_file;
 mod raw;
 mod rows;
 mod tx;
@@ -629,6 +631,64 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let to = to.to_str().ok_or_else(|| StoreError::BadUrl {
+            url: to.display().to_string(),
+            reason: "a backup path must be UTF-8".into(),
+        })?;
+        // A consistent copy from one read snapshot; writers keep going.
+        sqlx::query("VACUUM INTO ?").bind(to).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn person(&self, ws: WorkspaceId, who: &str) -> Result<Option<crate::PersonData>, StoreError> {
+        self.person_data(ws, who).await
+    }
+
+    async fn forget_person(
+        &self,
+        ws: WorkspaceId,
+        who: &str,
+    ) -> Result<Option<crate::ForgetReport>, StoreError> {
+        self.forget(ws, who).await
+    }
+
+    async fn append_audit(&self, ws: WorkspaceId, e: &crate::AuditEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_audit (workspace_id, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(ws.0)
+        .bind(rows::micros(e.at))
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.subject)
+        .bind(&e.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<crate::AuditEntry>, StoreError> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT at, actor, action, subject, detail FROM admin_audit WHERE workspace_id = ? \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(ws.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(at, actor, action, subject, detail)| {
+                let at = from_micros(at).map_err(|reason| StoreError::Corrupt {
+                    table: "admin_audit",
+                    id: format!("{action} {subject}"),
+                    reason,
+                })?;
+                Ok(crate::AuditEntry { at, actor, action, subject, detail })
+            })
+            .collect()
     }
 
     async fn rejections(

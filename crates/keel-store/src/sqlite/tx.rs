@@ -551,10 +551,8 @@ impl WriteTx for SqliteTx {
             .fetch_all(&mut *self.tx)
             .await?;
             for (id, message_id, received_at, payload) in rows {
-                let received_at = super::rows::from_micros(received_at).map_err(|reason| StoreError::Corrupt {
-                    table: "held_messages",
-                    id: message_id.clone(),
-                    reason,
+                let received_at = super::rows::from_micros(received_at).map_err(|reason| {
+                    StoreError::Corrupt { table: "held_messages", id: message_id.clone(), reason }
                 })?;
                 sqlx::query("DELETE FROM held_messages WHERE id = ?").bind(id).execute(&mut *self.tx).await?;
                 out.push(crate::HeldMessage { message_id, user: user.clone(), received_at, payload });

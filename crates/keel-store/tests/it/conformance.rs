@@ -42,6 +42,7 @@ macro_rules! backend {
                 contacts_are_found_by_id_and_the_last_import_is_kept,
                 refused_messages_are_kept_newest_first_per_workspace,
                 messages_of_users_without_an_account_are_held_until_taken,
+                a_person_is_exported_then_forgotten_and_admin_actions_are_logged,
             );
         }
     };
@@ -938,13 +939,78 @@ pub async fn messages_of_users_without_an_account_are_held_until_taken(store: &d
 
     let mut tx = store.begin(a).await.unwrap();
     let ann = keel_core::UserId::parse("ann").unwrap();
-    assert_eq!(tx.take_held(std::slice::from_ref(&ann)).await.unwrap(), [held("m1", "ann"), held("m3", "ann")]);
+    assert_eq!(
+        tx.take_held(std::slice::from_ref(&ann)).await.unwrap(),
+        [held("m1", "ann"), held("m3", "ann")]
+    );
     tx.rollback().await.unwrap();
     assert_eq!(store.held_count(a).await.unwrap(), 3, "a rolled-back take keeps them");
 
     let mut tx = store.begin(a).await.unwrap();
-    assert_eq!(tx.take_held(&[ann.clone()]).await.unwrap().len(), 2);
+    assert_eq!(tx.take_held(std::slice::from_ref(&ann)).await.unwrap().len(), 2);
     assert_eq!(tx.take_held(&[ann]).await.unwrap(), [], "taken once");
     tx.commit().await.unwrap();
     assert_eq!(store.held_count(a).await.unwrap(), 1);
+}
+
+/// Covers `person`, `forget_person`, `append_audit`, `audit_log`, `backup`:
+/// a person is found by email or id with their contacts and events, and
+/// after the forget by neither, while their events still count; the audit
+/// log is newest first and per workspace; a backup holds what was written.
+pub async fn a_person_is_exported_then_forgotten_and_admin_actions_are_logged(store: &dyn Store) {
+    let (a, b) = (store.workspace("a").await.unwrap(), store.workspace("b").await.unwrap());
+    let mut tx = store.begin(a).await.unwrap();
+    tx.upsert_accounts(&[account("acme")]).await.unwrap();
+    tx.upsert_contacts(&[keel_core::Contact {
+        id: id("ann"),
+        account: id("acme"),
+        email: "ann@acme.example".into(),
+        name: "Ann Example".into(),
+        role: keel_core::Label::parse("champion").unwrap(),
+        active_from: keel_core::parse_date("2025-01-01").unwrap(),
+        active_to: None,
+    }])
+    .await
+    .unwrap();
+    let received = "2025-03-01T10:00:00Z";
+    tx.append_events(&[
+        event("acme", "m1", "ann", "2025-03-01T09:00:00Z", received),
+        event("acme", "m2", "bob", "2025-03-01T09:00:00Z", received),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let found = store.person(a, "ANN@acme.example").await.unwrap().expect("found by email, any case");
+    assert_eq!((found.contacts.len(), found.events.len()), (1, 1));
+    assert_eq!(found.user_ids, ["ann"]);
+    assert!(store.person(b, "ann@acme.example").await.unwrap().is_none(), "another workspace's");
+    assert!(store.forget_person(a, "nobody@x.example").await.unwrap().is_none());
+
+    let report = store.forget_person(a, "ann").await.unwrap().expect("found by id");
+    assert!(report.changed.iter().any(|(place, n)| place == "contacts" && *n == 1), "{report:?}");
+    assert!(store.person(a, "ann@acme.example").await.unwrap().is_none());
+    assert!(store.person(a, "ann").await.unwrap().is_none());
+    let status = store.status(a).await.unwrap();
+    assert_eq!((count(&status, EntityKind::Contacts), count(&status, EntityKind::Events)), (0, 2));
+
+    let entry = |action: &str| keel_store::AuditEntry {
+        at: ts("2026-02-01T00:00:00Z"),
+        actor: "cli:test".into(),
+        action: action.into(),
+        subject: "s".into(),
+        detail: String::new(),
+    };
+    store.append_audit(a, &entry("key.created")).await.unwrap();
+    store.append_audit(a, &entry("key.revoked")).await.unwrap();
+    let log = store.audit_log(a, 10).await.unwrap();
+    assert_eq!(log, [entry("key.revoked"), entry("key.created")]);
+    assert_eq!(store.audit_log(a, 1).await.unwrap().len(), 1);
+    assert_eq!(store.audit_log(b, 10).await.unwrap(), []);
+
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    store.backup(&copy).await.unwrap();
+    assert!(std::fs::metadata(&copy).unwrap().len() > 0);
+    assert!(store.backup(&copy).await.is_err(), "an existing file is not overwritten");
 }

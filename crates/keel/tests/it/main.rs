@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod privacy;
+
 fn keel(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keel"))
         .arg("--db")
@@ -342,7 +344,8 @@ fn the_official_rudderstack_client_delivers_every_event_exactly_once() {
     let journey = dir.path().join("journey.toml");
     std::fs::write(&journey, keel_journey::DEFAULT_JOURNEY).unwrap();
     let journey = journey.to_str().unwrap();
-    let out = keel(&db, &["--journey", journey, "metrics", "--metric", "active_users_28d", "--format", "json"]);
+    let out =
+        keel(&db, &["--journey", journey, "metrics", "--metric", "active_users_28d", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Vec<serde_json::Value> =
         stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
