@@ -6,20 +6,9 @@ use keel_core::{EntityKind, ExternalId};
 use keel_import::{Format, ImportOptions};
 use libfuzzer_sys::fuzz_target;
 
-const KINDS: [EntityKind; 8] = [
-    EntityKind::Accounts,
-    EntityKind::Contracts,
-    EntityKind::Contacts,
-    EntityKind::Events,
-    EntityKind::Tickets,
-    EntityKind::Surveys,
-    EntityKind::Touchpoints,
-    EntityKind::Opportunities,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, file)) = data.split_first() else { return };
-    let kind = KINDS[usize::from(pick) % KINDS.len()];
+    let kind = EntityKind::ALL[usize::from(pick) % EntityKind::ALL.len()];
     let format = if pick & 0x80 == 0 { Format::Csv } else { Format::Jsonl };
     let now = keel_core::parse_timestamp("2026-03-01T12:00:00Z").unwrap();
     let options = ImportOptions::new(kind, now);

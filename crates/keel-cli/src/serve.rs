@@ -80,7 +80,7 @@ pub struct ServeArgs {
     pub max_connections: usize,
     /// Reports and as-of evaluations computing at once (each spreads over
     /// every core); more wait for a turn. Default: half the cores, at least one.
-    #[arg(long, env = "KEEL_REPORT_CONCURRENCY", default_value_t = keel_server_default_concurrency())]
+    #[arg(long, env = "KEEL_REPORT_CONCURRENCY", default_value_t = keel_app::heavy_concurrency())]
     pub report_concurrency: usize,
     /// Reports that may wait for a turn; past it, 503 `busy` at once.
     #[arg(long, env = "KEEL_REPORT_QUEUE", default_value_t = 32)]
@@ -95,10 +95,6 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs, reason = "flattened: its own fields carry the help")]
     pub smtp: crate::plays::SmtpArgs,
-}
-
-fn keel_server_default_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 impl ServeArgs {

@@ -26,15 +26,8 @@ pub struct HeavyLimits {
 impl Default for HeavyLimits {
     /// Half the cores at once (at least one), 32 waiting, 30 s.
     fn default() -> Self {
-        Self { concurrent: default_concurrency(), waiting: 32, wait: Duration::from_secs(30) }
+        Self { concurrent: keel_app::heavy_concurrency(), waiting: 32, wait: Duration::from_secs(30) }
     }
-}
-
-/// Half the machine's cores, at least one: each heavy computation already
-/// spreads over every core, so more at once only makes ingest wait for CPU
-/// (on 2 cores, two at once tripled ingest's p99; one added a quarter).
-pub fn default_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// Seconds a client is told to wait after a `busy` answer.

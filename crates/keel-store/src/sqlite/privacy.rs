@@ -74,6 +74,16 @@ async fn find(conn: &mut SqliteConnection, ws: WorkspaceId, who: &str) -> Result
     Ok(Some(person))
 }
 
+/// The rows of `sql`, whose `?1` is the workspace and `?2` the person's ids (a JSON array).
+async fn of_person(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    ids: &str,
+    sql: &str,
+) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+    Ok(sqlx::query(sql).bind(ws.0).bind(ids).fetch_all(conn).await?)
+}
+
 fn push_new(into: &mut Vec<String>, s: String) {
     if !into.contains(&s) {
         into.push(s);
@@ -94,15 +104,15 @@ impl SqliteStore {
         let Some(person) = find(&mut conn, ws, who).await? else { return Ok(None) };
         let ids = serde_json::to_string(&person.ids).unwrap_or_default();
         let mut data = PersonData { user_ids: person.ids.clone(), ..PersonData::default() };
-        for r in sqlx::query(
+        for r in of_person(
+            &mut conn,
+            ws,
+            &ids,
             "SELECT c.external_id, a.external_id AS account, c.email, c.name, c.role, c.active_from, c.active_to \
              FROM contacts c JOIN accounts a ON a.id = c.account_id WHERE c.workspace_id = ?1 \
              AND (c.external_id IN (SELECT value FROM json_each(?2)) \
                   OR EXISTS (SELECT 1 FROM json_each(?2) j WHERE c.external_id LIKE j.value || '~%'))",
         )
-        .bind(ws.0)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
         .await?
         {
             data.contacts.push(serde_json::json!({
@@ -115,14 +125,14 @@ impl SqliteStore {
                 "active_to": r.try_get::<Option<String>, _>("active_to")?,
             }));
         }
-        for r in sqlx::query(
+        for r in of_person(
+            &mut conn,
+            ws,
+            &ids,
             "SELECT m.user_id, a.external_id AS account, m.since, m.until FROM memberships m \
              JOIN accounts a ON a.id = m.account_id \
              WHERE m.workspace_id = ? AND m.user_id IN (SELECT value FROM json_each(?)) ORDER BY m.since",
         )
-        .bind(ws.0)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
         .await?
         {
             data.memberships.push(serde_json::json!({
@@ -132,15 +142,15 @@ impl SqliteStore {
                 "until": r.try_get::<Option<i64>, _>("until")?.map(micros_text),
             }));
         }
-        for r in sqlx::query(
+        for r in of_person(
+            &mut conn,
+            ws,
+            &ids,
             "SELECT e.message_id, u.external_id AS user_id, a.external_id AS account, n.name, e.ts, e.received_at, \
              e.properties FROM events e JOIN users u ON u.id = e.user_id JOIN accounts a ON a.id = e.account_id \
              JOIN event_names n ON n.id = e.name_id \
              WHERE a.workspace_id = ? AND u.external_id IN (SELECT value FROM json_each(?)) ORDER BY e.ts, e.id",
         )
-        .bind(ws.0)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
         .await?
         {
             data.events.push(serde_json::json!({
@@ -153,14 +163,14 @@ impl SqliteStore {
                 "properties": json(r.try_get("properties")?),
             }));
         }
-        for r in sqlx::query(
+        for r in of_person(
+            &mut conn,
+            ws,
+            &ids,
             "SELECT s.external_id, a.external_id AS account, s.kind, s.score, s.comment, s.responded_at FROM surveys s \
              JOIN accounts a ON a.id = s.account_id \
              WHERE s.workspace_id = ? AND s.contact_external_id IN (SELECT value FROM json_each(?))",
         )
-        .bind(ws.0)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
         .await?
         {
             data.surveys.push(serde_json::json!({
@@ -172,13 +182,13 @@ impl SqliteStore {
                 "responded_at": micros_text(r.try_get("responded_at")?),
             }));
         }
-        for r in sqlx::query(
+        for r in of_person(
+            &mut conn,
+            ws,
+            &ids,
             "SELECT message_id, received_at, payload FROM held_messages \
              WHERE workspace_id = ? AND user_id IN (SELECT value FROM json_each(?)) ORDER BY id",
         )
-        .bind(ws.0)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
         .await?
         {
             data.held_messages.push(serde_json::json!({
