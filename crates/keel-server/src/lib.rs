@@ -324,7 +324,44 @@ pub fn router(state: AppState) -> axum::Router {
         .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(state.config.connections.body_read))
         .layer(axum::middleware::from_fn(api::contract::one_error_format))
+        .layer(catch_panics())
         .with_state(state)
+}
+
+/// A handler that panics (a bug) answers 500 `internal` in the one error
+/// format and is logged; the connection and the server carry on.
+fn catch_panics() -> tower_http::catch_panic::CatchPanicLayer<fn(Box<dyn std::any::Any + Send>) -> Response> {
+    fn answer(panic: Box<dyn std::any::Any + Send>) -> Response {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        tracing::error!(panic = what, "a request handler panicked");
+        ApiError::new(Code::Internal, "internal error; see the server log").into_response()
+    }
+    tower_http::catch_panic::CatchPanicLayer::custom(answer as fn(_) -> Response)
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_in_the_error_format() {
+        async fn boom() -> &'static str {
+            panic!("index out of bounds")
+        }
+        let router: axum::Router =
+            axum::Router::new().route("/boom", axum::routing::get(boom)).layer(super::catch_panics());
+        let answer = router.oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 500);
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "internal", "{body}");
+    }
 }
 
 /// Serves on `addr` until `shutdown` completes, then finishes the requests in flight.
