@@ -47,8 +47,9 @@ pub struct JourneyConfig {
 
 /// How many heavy computations (reports, as-of evaluations) `keel serve`
 /// runs at once by default: half the machine's cores, at least one. Each
-/// already spreads over every core, so more at once only makes ingest wait
-/// for CPU (on 2 cores, two at once tripled ingest's p99; one added a quarter).
+/// already spreads over every core (at the lowest CPU priority, so ingest
+/// goes first), so more at once only share the same cores and hold more
+/// histories in memory.
 pub fn heavy_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }

@@ -160,7 +160,9 @@ pub fn on_every_core_in_turn<T: Send>(
 }
 
 /// `f` over every history, split across the machine's cores, on the calling
-/// thread (for callers already off the async workers).
+/// thread (for callers already off the async workers). The threads it starts
+/// run at the lowest CPU priority ([`yield_the_cpu`]): they use every core
+/// nobody else needs, and give way to ingest and health checks at once.
 pub fn spread<T: Send>(histories: &[AccountHistory], f: impl Fn(&AccountHistory) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(histories.len().max(1));
     let per = histories.len().div_ceil(threads).max(1);
@@ -168,10 +170,36 @@ pub fn spread<T: Send>(histories: &[AccountHistory], f: impl Fn(&AccountHistory)
     std::thread::scope(|s| {
         let handles: Vec<_> = histories
             .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    yield_the_cpu();
+                    part.iter().map(f).collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     })
+}
+
+/// Puts the calling thread at the lowest CPU priority: on Linux the batch
+/// policy at niceness 19, so the scheduler gives it only the CPU time that
+/// threads at normal priority leave. Heavy work calls it on threads it
+/// started itself and that end with the work (never on a pooled thread).
+/// Where the platform refuses, the thread keeps its priority and the
+/// refusal is logged once per thread at debug level.
+pub fn yield_the_cpu() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id,
+    };
+    let policy = if cfg!(target_os = "linux") {
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch)
+    } else {
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
+    };
+    if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, policy) {
+        tracing::debug!(error = ?e, "heavy work keeps its CPU priority");
+    }
 }
 
 /// The metrics a metric table shows when none are asked for: usage, seats, revenue.
@@ -281,4 +309,42 @@ pub async fn metric_table(
     })
     .await?;
     Ok(())
+}
+
+/// The niceness of the calling thread, read from `/proc` (Linux; `None`
+/// where it cannot be read): what [`yield_the_cpu`] changed.
+#[cfg(target_os = "linux")]
+pub fn niceness() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) start at ") ".
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split(' ').nth(16)?.parse().ok()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use keel_core::{Account, parse_date};
+
+    fn account(id: &str) -> AccountHistory {
+        AccountHistory::new(Account {
+            id: ExternalId::parse(id).expect("a valid id"),
+            name: id.into(),
+            attributes: Default::default(),
+            owner: None,
+            parent: None,
+            created: parse_date("2025-01-01").expect("a date"),
+        })
+    }
+
+    #[test]
+    fn heavy_work_runs_at_the_lowest_priority_and_leaves_the_caller_alone() {
+        let before = niceness();
+        let histories: Vec<_> = (0..8).map(|i| account(&format!("a{i}"))).collect();
+        let seen = spread(&histories, |h| (h.account.id.to_string(), niceness()));
+        assert_eq!(seen.len(), 8);
+        assert_eq!(seen[3].0, "a3", "results keep the histories' order");
+        assert!(seen.iter().all(|(_, n)| *n == Some(19)), "{seen:?}");
+        assert_eq!(niceness(), before, "the calling thread keeps its priority");
+    }
 }

@@ -73,6 +73,8 @@ pub struct Cached<T> {
 pub struct ReportCache {
     ttl: Duration,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Where reports are computed; the caller's runtime when `None`.
+    on: Option<tokio::runtime::Handle>,
 }
 
 /// How long an entry nobody asks for is kept.
@@ -81,7 +83,23 @@ const UNUSED: Duration = Duration::from_secs(86_400);
 impl ReportCache {
     /// An empty cache whose entries are fresh for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, slots: Mutex::default() }
+        Self { ttl, slots: Mutex::default(), on: None }
+    }
+
+    /// The same cache, computing its reports on `threads` (the server's
+    /// low-priority heavy-work threads).
+    pub fn computing_on(self, threads: tokio::runtime::Handle) -> Self {
+        Self { on: Some(threads), ..self }
+    }
+
+    fn spawn<F: Future + Send + 'static>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F::Output: Send + 'static,
+    {
+        match &self.on {
+            Some(threads) => threads.spawn(work),
+            None => tokio::spawn(work),
+        }
     }
 
     fn slot(&self, key: &str) -> Arc<Slot> {
@@ -121,7 +139,7 @@ impl ReportCache {
                 && let Ok(guard) = slot.making.clone().try_lock_owned()
             {
                 let (slot, clock, key) = (slot.clone(), clock.clone(), key.to_owned());
-                tokio::spawn(async move {
+                self.spawn(async move {
                     let _making = guard;
                     match make().await {
                         Ok(v) => slot.put(Arc::new(v), clock()),
@@ -137,7 +155,7 @@ impl ReportCache {
             return Ok(answer);
         }
         let (into, clock) = (slot.clone(), clock.clone());
-        let task = tokio::spawn(async move {
+        let task = self.spawn(async move {
             let _making = guard;
             let value = Arc::new(make().await?);
             let computed_at = clock();

@@ -4,7 +4,13 @@
 //! answered 503 `busy` with `Retry-After`, so a burst of reports cannot
 //! queue without end. Health checks, ingest and pages that read stored
 //! state take no turn and never wait behind them.
+//!
+//! Heavy work also runs on threads of its own ([`Heavy::run`]): a runtime
+//! whose threads sit at the lowest CPU priority
+//! ([`keel_app::load::yield_the_cpu`]), so a report uses the cores nobody
+//! else needs and ingest, which runs at normal priority, goes first.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,12 +44,51 @@ pub(crate) struct Heavy {
     limits: HeavyLimits,
     turns: Arc<Semaphore>,
     waiting: watch::Sender<usize>,
+    /// The low-priority threads; `None` where they could not be started
+    /// (heavy work then runs where it is asked).
+    threads: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Heavy {
+    fn drop(&mut self) {
+        // Dropped from async code (a test's state going away): no blocking wait.
+        if let Some(threads) = self.threads.take() {
+            threads.shutdown_background();
+        }
+    }
 }
 
 impl Heavy {
     pub(crate) fn new(limits: HeavyLimits) -> Self {
         let turns = Arc::new(Semaphore::new(limits.concurrent.clamp(1, Semaphore::MAX_PERMITS)));
-        Self { limits, turns, waiting: watch::channel(0).0 }
+        let threads = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .thread_name("keel-heavy")
+            .on_thread_start(keel_app::load::yield_the_cpu)
+            .enable_all()
+            .build()
+            .inspect_err(|e| tracing::warn!(error = %e, "heavy work runs at normal priority"))
+            .ok();
+        Self { limits, turns, waiting: watch::channel(0).0, threads }
+    }
+
+    /// Where heavy work is spawned: the low-priority threads, or the
+    /// caller's runtime where they could not be started.
+    pub(crate) fn handle(&self) -> tokio::runtime::Handle {
+        self.threads.as_ref().map_or_else(tokio::runtime::Handle::current, |t| t.handle().clone())
+    }
+
+    /// Runs `work` on the low-priority threads and answers what it answers.
+    /// A panic in it carries on into the caller (answered 500 there).
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        match self.handle().spawn(work).await {
+            Ok(answer) => answer,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(busy("the server is shutting down".to_owned())),
+        }
     }
 
     /// Waits for a turn, within the bounds.
@@ -94,4 +139,24 @@ fn busy(message: String) -> ApiError {
     let mut e = ApiError::new(Code::Busy, message);
     e.retry_after = Some(RETRY_BUSY_SECS);
     e
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn heavy_work_runs_on_low_priority_threads_and_answers_the_caller() {
+        let heavy = Heavy::new(HeavyLimits::default());
+        let caller = (std::thread::current().id(), keel_app::load::niceness());
+        let seen = heavy
+            .run(async { Ok((std::thread::current().id(), keel_app::load::niceness())) })
+            .await
+            .expect("the work answers");
+        assert_ne!(seen.0, caller.0, "the work ran on a thread of its own");
+        assert_eq!(seen.1, Some(19));
+        assert_eq!(keel_app::load::niceness(), caller.1, "the caller keeps its priority");
+        let refused: Result<(), ApiError> = heavy.run(async { Err(ApiError::new(Code::Busy, "no")) }).await;
+        assert!(refused.is_err(), "an error comes back as it was");
+    }
 }

@@ -153,7 +153,7 @@ pub fn startup(store: Arc<dyn Store>, config: Config, clock: Clock) -> AppState 
     }
     let state = AppState::new(store, config, clock);
     if state.config.warm_reports {
-        tokio::spawn(web::figures::keep_warm(state.clone()));
+        state.heavy.handle().spawn(web::figures::keep_warm(state.clone()));
     }
     state
 }
@@ -171,6 +171,7 @@ impl AppState {
         let limiter = Arc::new(ratelimit::Limiter::new(config.rate_limit));
         let metrics = Arc::new(metrics::Metrics::default());
         let report_ttl = config.report_ttl;
+        let heavy = Arc::new(heavy::Heavy::new(heavy_limits));
         let evaluator = config.journey.clone().map(|journey| {
             evaluator::Evaluator::start(
                 store.clone(),
@@ -189,14 +190,14 @@ impl AppState {
             limiter,
             checked: Arc::default(),
             metrics,
-            reports: Arc::new(cache::ReportCache::new(report_ttl)),
+            reports: Arc::new(cache::ReportCache::new(report_ttl).computing_on(heavy.handle())),
             logins: Arc::default(),
             logins_by_peer: Arc::new(web::auth::Throttle::new(
                 web::auth::THROTTLE_FAILURES_PER_PEER,
                 web::auth::THROTTLE_WINDOW,
             )),
             bad_keys: Arc::new(web::auth::Throttle::new(unknown_keys, auth::BAD_KEYS_WINDOW)),
-            heavy: Arc::new(heavy::Heavy::new(heavy_limits)),
+            heavy,
         }
     }
 }

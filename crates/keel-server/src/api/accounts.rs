@@ -364,20 +364,26 @@ pub async fn state(
     let ws = principal.workspace;
     if let Some(as_of) = date_param(&state, "as_of", params.as_of)? {
         let _turn = state.heavy.turn().await?;
-        let Some(journey) = &state.config.journey else {
-            return Err(ApiError::new(Code::NoJourney, "the server runs without a journey"));
-        };
-        let history =
-            keel_app::load::history(state.store.as_ref(), ws, &id).await?.ok_or_else(|| no_account(&id))?;
-        let names = state.store.event_names(ws).await?;
-        let plan = keel_engine::Plan::new(journey.journey.clone(), &names);
-        let evaluated = keel_engine::evaluate(&plan, &history, as_of);
-        return Ok(Json(StateDoc {
-            evaluated_at: None,
-            as_of: as_of.to_string(),
-            journey_version: journey.version.clone(),
-            state: serde_json::to_value(&evaluated).map_err(ApiError::internal)?,
-        }));
+        let heavy = state.heavy.clone();
+        return heavy
+            .run(async move {
+                let Some(journey) = &state.config.journey else {
+                    return Err(ApiError::new(Code::NoJourney, "the server runs without a journey"));
+                };
+                let history = keel_app::load::history(state.store.as_ref(), ws, &id)
+                    .await?
+                    .ok_or_else(|| no_account(&id))?;
+                let names = state.store.event_names(ws).await?;
+                let plan = keel_engine::Plan::new(journey.journey.clone(), &names);
+                let evaluated = keel_engine::evaluate(&plan, &history, as_of);
+                Ok(Json(StateDoc {
+                    evaluated_at: None,
+                    as_of: as_of.to_string(),
+                    journey_version: journey.version.clone(),
+                    state: serde_json::to_value(&evaluated).map_err(ApiError::internal)?,
+                }))
+            })
+            .await;
     }
     stored_state(&state, &principal, &id).await?.map(Json).ok_or_else(|| {
         ApiError::new(

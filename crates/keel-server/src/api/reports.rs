@@ -101,45 +101,55 @@ pub async fn metrics(
     Query(params): Query<MetricsParams>,
 ) -> Result<Json<MetricsReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let names: Vec<String> = match params.metric {
-        Some(list) => list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect(),
-        None => keel_app::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
-    };
-    let plan = journey_plan(&state, principal.workspace).await?;
-    let mut rows = Vec::new();
-    let mut unencodable = None;
-    keel_app::load::metric_table(
-        state.store.as_ref(),
-        principal.workspace,
-        &plan,
-        as_of,
-        &names,
-        |hs, values| {
-            for (h, v) in hs.iter().zip(values) {
-                let values = names
-                    .iter()
-                    .zip(v)
-                    .map(|(n, v)| Ok((n.clone(), serde_json::to_value(v)?)))
-                    .collect::<Result<_, serde_json::Error>>();
-                match values {
-                    Ok(values) => rows.push(MetricRow { account: h.account.id.to_string(), values }),
-                    Err(e) => {
-                        unencodable.get_or_insert(e);
-                    }
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let names: Vec<String> = match params.metric {
+                Some(list) => {
+                    list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect()
                 }
+                None => keel_app::load::DEFAULT_METRICS.iter().map(|m| (*m).to_owned()).collect(),
+            };
+            let plan = journey_plan(&state, principal.workspace).await?;
+            let mut rows = Vec::new();
+            let mut unencodable = None;
+            keel_app::load::metric_table(
+                state.store.as_ref(),
+                principal.workspace,
+                &plan,
+                as_of,
+                &names,
+                |hs, values| {
+                    for (h, v) in hs.iter().zip(values) {
+                        let values = names
+                            .iter()
+                            .zip(v)
+                            .map(|(n, v)| Ok((n.clone(), serde_json::to_value(v)?)))
+                            .collect::<Result<_, serde_json::Error>>();
+                        match values {
+                            Ok(values) => rows.push(MetricRow { account: h.account.id.to_string(), values }),
+                            Err(e) => {
+                                unencodable.get_or_insert(e);
+                            }
+                        }
+                    }
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                MetricTableError::Metric { .. } => {
+                    ApiError::new(Code::InvalidParameter, format!("metric: {e}"))
+                }
+                MetricTableError::Store(e) => e.into(),
+            })?;
+            if let Some(e) = unencodable {
+                return Err(ApiError::internal(e));
             }
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        MetricTableError::Metric { .. } => ApiError::new(Code::InvalidParameter, format!("metric: {e}")),
-        MetricTableError::Store(e) => e.into(),
-    })?;
-    if let Some(e) = unencodable {
-        return Err(ApiError::internal(e));
-    }
-    Ok(Json(MetricsReport { as_of: as_of.to_string(), metrics: names, rows }))
+            Ok(Json(MetricsReport { as_of: as_of.to_string(), metrics: names, rows }))
+        })
+        .await
 }
 
 /// Which retention report.
@@ -186,40 +196,48 @@ pub async fn retention(
     Query(params): Query<RetentionParams>,
 ) -> Result<Json<keel_analytics::retention::RetentionReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    use keel_analytics::retention::By;
-    use keel_app::reports::{ReportError, RetentionQuery};
-    let by = match params.by.as_deref() {
-        None => None,
-        Some("month") => Some(By::Month),
-        Some("segment") => Some(By::Segment),
-        Some("product") => Some(By::Product),
-        Some("cohort") => Some(By::Cohort),
-        Some(other) => {
-            return Err(ApiError::new(
-                Code::InvalidParameter,
-                format!("by: {other:?} is not one of {}", RETENTION_BY.join(", ")),
-            ));
-        }
-    };
-    let query = RetentionQuery {
-        from: date_param(&state, "from", params.from)?,
-        to: date_param(&state, "to", params.to)?,
-        as_of: date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive()),
-        segment: params.segment,
-        product: params.product,
-        currency: currency(params.currency)?,
-        by,
-        explain: params.explain.unwrap_or(false),
-    };
-    let plan = match (&state.config.journey, query.segment.is_some() || by == Some(By::Segment)) {
-        (Some(journey), true) => {
-            let event_names = state.store.event_names(principal.workspace).await?;
-            Some(keel_engine::Plan::new(journey.journey.clone(), &event_names))
-        }
-        _ => None,
-    };
-    let report =
-        keel_app::reports::retention(state.store.as_ref(), principal.workspace, plan.as_ref(), &query)
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            use keel_analytics::retention::By;
+            use keel_app::reports::{ReportError, RetentionQuery};
+            let by = match params.by.as_deref() {
+                None => None,
+                Some("month") => Some(By::Month),
+                Some("segment") => Some(By::Segment),
+                Some("product") => Some(By::Product),
+                Some("cohort") => Some(By::Cohort),
+                Some(other) => {
+                    return Err(ApiError::new(
+                        Code::InvalidParameter,
+                        format!("by: {other:?} is not one of {}", RETENTION_BY.join(", ")),
+                    ));
+                }
+            };
+            let query = RetentionQuery {
+                from: date_param(&state, "from", params.from)?,
+                to: date_param(&state, "to", params.to)?,
+                as_of: date_param(&state, "as_of", params.as_of)?
+                    .unwrap_or_else(|| (state.clock)().date_naive()),
+                segment: params.segment,
+                product: params.product,
+                currency: currency(params.currency)?,
+                by,
+                explain: params.explain.unwrap_or(false),
+            };
+            let plan = match (&state.config.journey, query.segment.is_some() || by == Some(By::Segment)) {
+                (Some(journey), true) => {
+                    let event_names = state.store.event_names(principal.workspace).await?;
+                    Some(keel_engine::Plan::new(journey.journey.clone(), &event_names))
+                }
+                _ => None,
+            };
+            let report = keel_app::reports::retention(
+                state.store.as_ref(),
+                principal.workspace,
+                plan.as_ref(),
+                &query,
+            )
             .await
             .map_err(|e| match e {
                 ReportError::Analytics(keel_analytics::AnalyticsError::EmptyPeriod { from, to }) => {
@@ -227,7 +245,9 @@ pub async fn retention(
                 }
                 other => report_error(other),
             })?;
-    Ok(Json(report))
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Which accounts' first terms.
@@ -261,18 +281,24 @@ pub async fn patterns(
     Query(params): Query<PatternParams>,
 ) -> Result<Json<keel_analytics::patterns::PatternReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let plan = journey_plan(&state, principal.workspace).await?;
-    let report = keel_app::reports::patterns(
-        state.store.as_ref(),
-        principal.workspace,
-        &plan,
-        as_of,
-        params.segment.as_deref(),
-    )
-    .await
-    .map_err(report_error)?;
-    Ok(Json(report))
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let plan = journey_plan(&state, principal.workspace).await?;
+            let report = keel_app::reports::patterns(
+                state.store.as_ref(),
+                principal.workspace,
+                &plan,
+                as_of,
+                params.segment.as_deref(),
+            )
+            .await
+            .map_err(report_error)?;
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Which journey-map audit.
@@ -311,20 +337,26 @@ pub async fn audit(
     Query(params): Query<AuditParams>,
 ) -> Result<Json<keel_analytics::audit::AuditReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let (from, to) = (date_param(&state, "from", params.from)?, date_param(&state, "to", params.to)?);
-    let plan = journey_plan(&state, principal.workspace).await?;
-    let report = keel_app::reports::audit(
-        state.store.as_ref(),
-        principal.workspace,
-        &plan,
-        as_of,
-        (from, to),
-        params.segment.as_deref(),
-    )
-    .await
-    .map_err(report_error)?;
-    Ok(Json(report))
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let (from, to) = (date_param(&state, "from", params.from)?, date_param(&state, "to", params.to)?);
+            let plan = journey_plan(&state, principal.workspace).await?;
+            let report = keel_app::reports::audit(
+                state.store.as_ref(),
+                principal.workspace,
+                &plan,
+                as_of,
+                (from, to),
+                params.segment.as_deref(),
+            )
+            .await
+            .map_err(report_error)?;
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Which expansion report.
@@ -364,30 +396,36 @@ pub async fn expansion(
     Query(params): Query<ExpansionParams>,
 ) -> Result<Json<keel_analytics::expansion::ExpansionReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let query = keel_app::reports::RetentionQuery {
-        from: date_param(&state, "from", params.from)?,
-        to: date_param(&state, "to", params.to)?,
-        as_of,
-        ..Default::default()
-    };
-    let period =
-        query.period().map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
-    let plan = match state.config.journey {
-        Some(_) => Some(journey_plan(&state, principal.workspace).await?),
-        None => None,
-    };
-    let report = keel_app::reports::expansion(
-        state.store.as_ref(),
-        principal.workspace,
-        plan.as_ref(),
-        period,
-        currency(params.currency)?.as_deref(),
-        params.segment.as_deref(),
-    )
-    .await
-    .map_err(report_error)?;
-    Ok(Json(report))
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let query = keel_app::reports::RetentionQuery {
+                from: date_param(&state, "from", params.from)?,
+                to: date_param(&state, "to", params.to)?,
+                as_of,
+                ..Default::default()
+            };
+            let period =
+                query.period().map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
+            let plan = match state.config.journey {
+                Some(_) => Some(journey_plan(&state, principal.workspace).await?),
+                None => None,
+            };
+            let report = keel_app::reports::expansion(
+                state.store.as_ref(),
+                principal.workspace,
+                plan.as_ref(),
+                period,
+                currency(params.currency)?.as_deref(),
+                params.segment.as_deref(),
+            )
+            .await
+            .map_err(report_error)?;
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Which gate validation.
@@ -433,44 +471,51 @@ pub async fn gates(
     Query(params): Query<GateParams>,
 ) -> Result<Json<keel_analytics::gates::GateReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let lead_days = params.lead_days.unwrap_or(180);
-    if lead_days > 3650 {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            format!("lead_days: {lead_days} is more than 3650"),
-        ));
-    }
-    let period = keel_app::reports::gate_window(
-        date_param(&state, "from", params.from)?,
-        date_param(&state, "to", params.to)?,
-        as_of,
-    )
-    .map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
-    let plan = journey_plan(&state, principal.workspace).await?;
-    let extra = match &params.condition {
-        Some(source) => vec![
-            keel_journey::compile_condition(plan.journey(), source)
-                .map_err(|e| ApiError::new(Code::InvalidParameter, format!("condition {source:?}: {e}")))?,
-        ],
-        None => Vec::new(),
-    };
-    let mut report = keel_app::reports::gates(
-        state.store.as_ref(),
-        principal.workspace,
-        &plan,
-        period,
-        as_of,
-        lead_days,
-        &extra,
-        params.segment.as_deref(),
-    )
-    .await
-    .map_err(report_error)?;
-    if !params.explain.unwrap_or(false) {
-        report.observations = Vec::new();
-    }
-    Ok(Json(report))
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let lead_days = params.lead_days.unwrap_or(180);
+            if lead_days > 3650 {
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    format!("lead_days: {lead_days} is more than 3650"),
+                ));
+            }
+            let period = keel_app::reports::gate_window(
+                date_param(&state, "from", params.from)?,
+                date_param(&state, "to", params.to)?,
+                as_of,
+            )
+            .map_err(|e| ApiError::new(Code::InvalidParameter, format!("from/to: {e}")))?;
+            let plan = journey_plan(&state, principal.workspace).await?;
+            let extra = match &params.condition {
+                Some(source) => {
+                    vec![keel_journey::compile_condition(plan.journey(), source).map_err(|e| {
+                        ApiError::new(Code::InvalidParameter, format!("condition {source:?}: {e}"))
+                    })?]
+                }
+                None => Vec::new(),
+            };
+            let mut report = keel_app::reports::gates(
+                state.store.as_ref(),
+                principal.workspace,
+                &plan,
+                period,
+                as_of,
+                lead_days,
+                &extra,
+                params.segment.as_deref(),
+            )
+            .await
+            .map_err(report_error)?;
+            if !params.explain.unwrap_or(false) {
+                report.observations = Vec::new();
+            }
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Which backtest.
@@ -510,33 +555,44 @@ pub async fn health(
     Query(params): Query<HealthParams>,
 ) -> Result<Json<keel_analytics::backtest::HealthBacktest>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let (from, to) = keel_app::reports::health_window(
-        date_param(&state, "from", params.from)?,
-        date_param(&state, "to", params.to)?,
-        as_of,
-    );
-    if from >= to {
-        return Err(ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}")));
-    }
-    let dates = keel_app::reports::snapshot_dates(from, to, as_of);
-    if dates.is_empty() {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            format!("as_of: no month end in {from} .. {to} has its following 90 days known by {as_of}"),
-        ));
-    }
-    let plan = journey_plan(&state, principal.workspace).await?;
-    let report = keel_app::reports::health_backtest(
-        state.store.as_ref(),
-        principal.workspace,
-        &plan,
-        &dates,
-        params.segment.as_deref(),
-    )
-    .await
-    .map_err(report_error)?;
-    Ok(Json(report))
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let (from, to) = keel_app::reports::health_window(
+                date_param(&state, "from", params.from)?,
+                date_param(&state, "to", params.to)?,
+                as_of,
+            );
+            if from >= to {
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    format!("from {from} must come before to {to}"),
+                ));
+            }
+            let dates = keel_app::reports::snapshot_dates(from, to, as_of);
+            if dates.is_empty() {
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    format!(
+                        "as_of: no month end in {from} .. {to} has its following 90 days known by {as_of}"
+                    ),
+                ));
+            }
+            let plan = journey_plan(&state, principal.workspace).await?;
+            let report = keel_app::reports::health_backtest(
+                state.store.as_ref(),
+                principal.workspace,
+                &plan,
+                &dates,
+                params.segment.as_deref(),
+            )
+            .await
+            .map_err(report_error)?;
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Which funnel.
@@ -571,18 +627,24 @@ pub async fn funnel(
     Query(params): Query<FunnelParams>,
 ) -> Result<Json<keel_analytics::funnel::FunnelReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let plan = journey_plan(&state, principal.workspace).await?;
-    let report = keel_app::reports::funnel(
-        state.store.as_ref(),
-        principal.workspace,
-        &plan,
-        as_of,
-        params.segment.as_deref(),
-    )
-    .await
-    .map_err(report_error)?;
-    Ok(Json(report))
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let plan = journey_plan(&state, principal.workspace).await?;
+            let report = keel_app::reports::funnel(
+                state.store.as_ref(),
+                principal.workspace,
+                &plan,
+                as_of,
+                params.segment.as_deref(),
+            )
+            .await
+            .map_err(report_error)?;
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Which cohort report.
@@ -621,28 +683,37 @@ pub async fn cohorts(
     Query(params): Query<CohortParams>,
 ) -> Result<Json<keel_analytics::cohorts::CohortReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let months = params.months.unwrap_or(24);
-    if months > 240 {
-        return Err(ApiError::new(Code::InvalidParameter, format!("months: {months} is more than 240")));
-    }
-    let plan = match (&state.config.journey, &params.segment) {
-        (Some(_), Some(_)) => Some(journey_plan(&state, principal.workspace).await?),
-        _ => None,
-    };
-    let report = keel_app::reports::cohorts(
-        state.store.as_ref(),
-        principal.workspace,
-        plan.as_ref(),
-        as_of,
-        months,
-        params.product.as_deref(),
-        currency(params.currency)?.as_deref(),
-        params.segment.as_deref(),
-    )
-    .await
-    .map_err(report_error)?;
-    Ok(Json(report))
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let months = params.months.unwrap_or(24);
+            if months > 240 {
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    format!("months: {months} is more than 240"),
+                ));
+            }
+            let plan = match (&state.config.journey, &params.segment) {
+                (Some(_), Some(_)) => Some(journey_plan(&state, principal.workspace).await?),
+                _ => None,
+            };
+            let report = keel_app::reports::cohorts(
+                state.store.as_ref(),
+                principal.workspace,
+                plan.as_ref(),
+                as_of,
+                months,
+                params.product.as_deref(),
+                currency(params.currency)?.as_deref(),
+                params.segment.as_deref(),
+            )
+            .await
+            .map_err(report_error)?;
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Which time-to-value report.
@@ -682,28 +753,37 @@ pub async fn ttv(
     Query(params): Query<TtvParams>,
 ) -> Result<Json<keel_analytics::ttv::TtvReport>, ApiError> {
     let _turn = state.heavy.turn().await?;
-    let as_of = date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
-    let (from, to) = (date_param(&state, "from", params.from)?, date_param(&state, "to", params.to)?);
-    if let (Some(from), Some(to)) = (from, to)
-        && from >= to
-    {
-        return Err(ApiError::new(Code::InvalidParameter, format!("from {from} must come before to {to}")));
-    }
-    let plan = journey_plan(&state, principal.workspace).await?;
-    let mut report = keel_app::reports::ttv(
-        state.store.as_ref(),
-        principal.workspace,
-        &plan,
-        as_of,
-        (from, to),
-        params.segment.as_deref(),
-    )
-    .await
-    .map_err(report_error)?;
-    if !params.explain.unwrap_or(false) {
-        report.not_reached = Vec::new();
-    }
-    Ok(Json(report))
+    let heavy = state.heavy.clone();
+    heavy
+        .run(async move {
+            let as_of =
+                date_param(&state, "as_of", params.as_of)?.unwrap_or_else(|| (state.clock)().date_naive());
+            let (from, to) = (date_param(&state, "from", params.from)?, date_param(&state, "to", params.to)?);
+            if let (Some(from), Some(to)) = (from, to)
+                && from >= to
+            {
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    format!("from {from} must come before to {to}"),
+                ));
+            }
+            let plan = journey_plan(&state, principal.workspace).await?;
+            let mut report = keel_app::reports::ttv(
+                state.store.as_ref(),
+                principal.workspace,
+                &plan,
+                as_of,
+                (from, to),
+                params.segment.as_deref(),
+            )
+            .await
+            .map_err(report_error)?;
+            if !params.explain.unwrap_or(false) {
+                report.not_reached = Vec::new();
+            }
+            Ok(Json(report))
+        })
+        .await
 }
 
 /// Accounts and MRR by band, segment and stage, and renewals ahead: the

@@ -86,6 +86,13 @@ impl SqliteStore {
             .max_connections(options.max_connections.max(1))
             // An in-process connection does not go stale: no ping before each use.
             .test_before_acquire(false)
+            // Every connection opened here, now, and kept: each runs on a
+            // thread of its own that inherits the CPU priority of the thread
+            // that opened it, and one opened later from a low-priority
+            // heavy-work thread would make ingest's reads wait behind reports.
+            .min_connections(options.max_connections.max(1))
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
