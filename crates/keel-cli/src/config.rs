@@ -47,6 +47,7 @@ pub(crate) struct ServeFile {
     pub report_concurrency: Option<usize>,
     pub report_queue: Option<usize>,
     pub report_wait: Option<u64>,
+    pub report_deadline: Option<u64>,
     pub smtp: Option<String>,
     pub smtp_security: Option<String>,
     pub smtp_user: Option<String>,

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// Seconds a report may wait for its turn before it is answered 503 `busy`.
     #[arg(long, env = "KEEL_REPORT_WAIT", default_value_t = 30)]
     pub report_wait: u64,
+    /// Seconds a report may compute once it has its turn; then it is
+    /// stopped and answered 504 `deadline_exceeded`.
+    #[arg(long, env = "KEEL_REPORT_DEADLINE", default_value_t = 300)]
+    pub report_deadline: u64,
     /// Unknown API keys one address may present per minute before it is
     /// answered 429 without a lookup. 0: no limit.
     #[arg(long, env = "KEEL_UNKNOWN_KEYS_PER_MINUTE", default_value_t = 20)]
@@ -125,6 +129,7 @@ impl ServeArgs {
             pick(m, "report_concurrency", self.report_concurrency, f.report_concurrency);
         self.report_queue = pick(m, "report_queue", self.report_queue, f.report_queue);
         self.report_wait = pick(m, "report_wait", self.report_wait, f.report_wait);
+        self.report_deadline = pick(m, "report_deadline", self.report_deadline, f.report_deadline);
         self.unknown_keys_per_minute =
             pick(m, "unknown_keys_per_minute", self.unknown_keys_per_minute, f.unknown_keys_per_minute);
         let smtp = &mut self.smtp;

@@ -97,6 +97,8 @@ error_codes! {
     StoreUnavailable = ("store_unavailable", SERVICE_UNAVAILABLE);
     /// Too much heavy work (reports, as-of evaluations) is running or waiting; retry after `Retry-After` seconds.
     Busy = ("busy", SERVICE_UNAVAILABLE);
+    /// A report or as-of evaluation computed longer than `serve.report_deadline` and was stopped.
+    DeadlineExceeded = ("deadline_exceeded", GATEWAY_TIMEOUT);
     /// `/readyz`: the database does not answer or cannot write; `Retry-After` says when to ask again.
     NotReady = ("not_ready", SERVICE_UNAVAILABLE);
 }

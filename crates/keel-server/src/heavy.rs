@@ -27,12 +27,20 @@ pub struct HeavyLimits {
     pub waiting: usize,
     /// The longest a heavy request waits for its turn; then 503.
     pub wait: Duration,
+    /// The longest a heavy request computes once it has its turn; then it
+    /// is stopped and answered 504 `deadline_exceeded`.
+    pub deadline: Duration,
 }
 
 impl Default for HeavyLimits {
-    /// Half the cores at once (at least one), 32 waiting, 30 s.
+    /// Half the cores at once (at least one), 32 waiting, 30 s to wait, 300 s to compute.
     fn default() -> Self {
-        Self { concurrent: keel_app::heavy_concurrency(), waiting: 32, wait: Duration::from_secs(30) }
+        Self {
+            concurrent: keel_app::heavy_concurrency(),
+            waiting: 32,
+            wait: Duration::from_secs(30),
+            deadline: Duration::from_secs(300),
+        }
     }
 }
 
@@ -44,6 +52,9 @@ pub(crate) struct Heavy {
     limits: HeavyLimits,
     turns: Arc<Semaphore>,
     waiting: watch::Sender<usize>,
+    /// While true, heavy work waits before it starts (tests stall it to
+    /// see what its deadline does).
+    stalled: watch::Sender<bool>,
     /// The low-priority threads; `None` where they could not be started
     /// (heavy work then runs where it is asked).
     threads: Option<tokio::runtime::Runtime>,
@@ -69,7 +80,7 @@ impl Heavy {
             .build()
             .inspect_err(|e| tracing::warn!(error = %e, "heavy work runs at normal priority"))
             .ok();
-        Self { limits, turns, waiting: watch::channel(0).0, threads }
+        Self { limits, turns, waiting: watch::channel(0).0, stalled: watch::channel(false).0, threads }
     }
 
     /// Where heavy work is spawned: the low-priority threads, or the
@@ -78,16 +89,33 @@ impl Heavy {
         self.threads.as_ref().map_or_else(tokio::runtime::Handle::current, |t| t.handle().clone())
     }
 
-    /// Runs `work` on the low-priority threads and answers what it answers.
-    /// A panic in it carries on into the caller (answered 500 there).
+    /// Runs `work` on the low-priority threads and answers what it answers;
+    /// past the deadline it is stopped (at its next await: between chunks of
+    /// accounts) and answered 504. It is stopped too when the caller goes
+    /// away (the client disconnected). A panic in it carries on into the
+    /// caller (answered 500 there).
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, ApiError>> + Send + 'static,
     ) -> Result<T, ApiError> {
-        match self.handle().spawn(work).await {
-            Ok(answer) => answer,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(busy("the server is shutting down".to_owned())),
+        let mut stalled = self.stalled.subscribe();
+        let mut task = StopOnDrop(self.handle().spawn(async move {
+            // Never closed while `self` lives; a closed channel stalls nothing.
+            let _ = stalled.wait_for(|stalled| !stalled).await;
+            work.await
+        }));
+        match tokio::time::timeout(self.limits.deadline, &mut task.0).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Ok(Err(_)) => Err(busy("the server is shutting down".to_owned())),
+            Err(_) => Err(ApiError::new(
+                Code::DeadlineExceeded,
+                format!(
+                    "the computation took longer than its deadline of {} s (serve.report_deadline) and was stopped; \
+                     ask for less (fewer accounts or dates) or raise the deadline",
+                    self.limits.deadline.as_secs_f64()
+                ),
+            )),
         }
     }
 
@@ -129,9 +157,33 @@ impl Heavy {
         }
     }
 
+    /// Stalls heavy work before it starts until the guard is dropped.
+    pub(crate) fn stall(&self) -> Stalled {
+        self.stalled.send_replace(true);
+        Stalled(self.stalled.clone())
+    }
+
     /// How many requests wait for a turn, as it changes.
     pub(crate) fn waiting(&self) -> watch::Receiver<usize> {
         self.waiting.subscribe()
+    }
+}
+
+/// Heavy work is stalled while this lives ([`Heavy::stall`]).
+pub struct Stalled(watch::Sender<bool>);
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
+}
+
+/// A spawned computation stopped when whoever waits for it goes away.
+struct StopOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for StopOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -158,5 +210,24 @@ mod tests {
         assert_eq!(keel_app::load::niceness(), caller.1, "the caller keeps its priority");
         let refused: Result<(), ApiError> = heavy.run(async { Err(ApiError::new(Code::Busy, "no")) }).await;
         assert!(refused.is_err(), "an error comes back as it was");
+    }
+
+    #[tokio::test]
+    async fn work_past_its_deadline_is_stopped_and_answered_504() {
+        let limits = HeavyLimits { deadline: Duration::from_millis(20), ..HeavyLimits::default() };
+        let heavy = Heavy::new(limits);
+        let (dropped_tx, dropped) = tokio::sync::oneshot::channel::<()>();
+        let answer: Result<(), ApiError> = heavy
+            .run(async move {
+                let _signal_when_dropped = dropped_tx;
+                std::future::pending::<()>().await;
+                Ok(())
+            })
+            .await;
+        let e = answer.expect_err("never finishes");
+        assert_eq!(e.code, Code::DeadlineExceeded);
+        assert!(e.message.contains("deadline of 0.02 s"), "{}", e.message);
+        // The work was stopped: its future (and the sender it holds) is dropped.
+        assert!(dropped.await.is_err(), "the stopped work dropped its sender");
     }
 }

@@ -209,6 +209,12 @@ impl AppState {
         self.heavy.hold().await
     }
 
+    /// Stalls heavy work before it starts, until the guard is dropped
+    /// (tests stall it to see a deadline pass).
+    pub fn stall_heavy_work(&self) -> heavy::Stalled {
+        self.heavy.stall()
+    }
+
     /// How many requests wait for a turn at heavy work, as it changes.
     pub fn heavy_waiting(&self) -> tokio::sync::watch::Receiver<usize> {
         self.heavy.waiting()

@@ -55,6 +55,7 @@ pub(crate) async fn serve(call: keel_cli::ServeCall) -> anyhow::Result<ExitCode>
             concurrent: args.report_concurrency.max(1),
             waiting: args.report_queue,
             wait: std::time::Duration::from_secs(args.report_wait.max(1)),
+            deadline: std::time::Duration::from_secs(args.report_deadline.max(1)),
         },
     };
     let clock: keel_server::Clock = Arc::new(keel_cli::now);

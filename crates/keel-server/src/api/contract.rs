@@ -209,6 +209,12 @@ fn tighten_operation(path: &str, op: &mut Value) {
         "503",
         "store_unavailable: the store cannot write now, nothing was stored; busy: too many reports running or waiting",
     );
+    if path.starts_with("/api/v1/reports/") || path == "/api/v1/accounts/{id}/state" {
+        add(
+            "504",
+            "deadline_exceeded: the computation took longer than serve.report_deadline and was stopped",
+        );
+    }
     if has_body {
         add("408", "request_timeout: the body did not arrive within the server's body timeout");
         add("413", "body_too_large: the body is over the operation's limit");

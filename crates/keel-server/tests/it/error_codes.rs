@@ -251,6 +251,29 @@ async fn every_error_code_is_answered_with_its_status_in_the_one_format() {
         answer(&crowded, call("GET", "/api/v1/reports/funnel", Some(&read), "text/plain", "")).await,
     );
     drop(held);
+    // Heavy work that cannot finish within its deadline.
+    let slow_state = keel_server::AppState::new(
+        store.clone(),
+        keel_server::Config {
+            journey: Some(common::journey()),
+            heavy: keel_server::heavy::HeavyLimits {
+                deadline: std::time::Duration::from_millis(50),
+                ..keel_server::heavy::HeavyLimits::default()
+            },
+            ..keel_server::Config::default()
+        },
+        common::clock(),
+    );
+    let stalled = slow_state.stall_heavy_work();
+    expect(
+        Code::DeadlineExceeded,
+        answer(
+            &keel_server::router(slow_state),
+            call("GET", "/api/v1/reports/funnel", Some(&read), "text/plain", ""),
+        )
+        .await,
+    );
+    drop(stalled);
     // A body that never arrives, on a server with a short body timeout.
     let impatient = keel_server::router(keel_server::AppState::new(
         store.clone(),

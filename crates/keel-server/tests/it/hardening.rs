@@ -351,7 +351,12 @@ async fn reports_and_as_of_evaluations_refuse_dates_far_ahead() {
 
 #[tokio::test]
 async fn heavy_work_waits_its_turn_and_health_and_ingest_never_wait_behind_it() {
-    let heavy = keel_server::heavy::HeavyLimits { concurrent: 1, waiting: 2, wait: Duration::from_secs(600) };
+    let heavy = keel_server::heavy::HeavyLimits {
+        concurrent: 1,
+        waiting: 2,
+        wait: Duration::from_secs(600),
+        ..keel_server::heavy::HeavyLimits::default()
+    };
     let s = start_with(keel_server::Config {
         journey: Some(common::journey()),
         heavy,
