@@ -16,6 +16,7 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod checkpoint;
 mod ingest_load;
 
 use anyhow::{Context, bail};
@@ -82,6 +83,19 @@ enum Bench {
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
     },
+    /// Evaluating every account as of its last day: full replay against
+    /// continuing from the day before's checkpoints.
+    Checkpoint {
+        /// A Keel database (e.g. made by `keel demo`).
+        #[arg(long)]
+        db: PathBuf,
+        /// The journey (default: the default journey).
+        #[arg(long)]
+        journey: Option<PathBuf>,
+        /// Runs per side (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// One side of the import benchmark (run by `import` in a child process).
     #[command(hide = true)]
     ImportSide {
@@ -116,6 +130,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
+        Bench::Checkpoint { db, journey, runs } => checkpoint::run(&db, journey.as_deref(), runs),
         Bench::IngestPeer { db, batch, seconds } => {
             println!("{}", serde_json::to_string(&ingest_load::peer(&db, batch, seconds)?)?);
             Ok(())

@@ -11,6 +11,7 @@
 //! both their day and the day they were received are on or before `as_of`,
 //! and every other record is read through its own dates. No I/O, no clock.
 
+mod checkpoint;
 mod health;
 mod metrics;
 mod moments;
@@ -27,6 +28,7 @@ use keel_journey::{Detection, Entry, Expr, Journey, MetricDef, Touch};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
+pub use checkpoint::Checkpoint;
 use health::health;
 pub use keel_journey::catalog::History;
 use metrics::{Ctx, Metrics, dn};
@@ -85,6 +87,9 @@ pub struct Plan {
     count_metrics: Vec<(String, FxHashSet<u64>)>,
     /// User unique-users metrics → name ids.
     event_ids: FxHashMap<String, FxHashSet<u64>>,
+    /// The journey's version and the name ids it is bound to, as a digest:
+    /// a checkpoint holds only for the plan that made it.
+    identity: u64,
 }
 
 impl Plan {
@@ -105,7 +110,27 @@ impl Plan {
                 MetricDef::Expr(_) => {}
             }
         }
-        Self { journey, core, count_metrics, event_ids }
+        let identity = {
+            use std::hash::Hasher;
+            let mut d = rustc_hash::FxHasher::default();
+            d.write(journey.version.as_bytes());
+            let sorted = |ids: &FxHashSet<u64>| {
+                let mut v: Vec<u64> = ids.iter().copied().collect();
+                v.sort_unstable();
+                v
+            };
+            let mut bound: Vec<(&str, Vec<u64>)> = vec![("", sorted(&core))];
+            bound.extend(count_metrics.iter().map(|(n, ids)| (n.as_str(), sorted(ids))));
+            bound.extend(event_ids.iter().map(|(n, ids)| (n.as_str(), sorted(ids))));
+            bound.sort();
+            for (name, ids) in bound {
+                d.write(name.as_bytes());
+                d.write_u8(0xff);
+                ids.iter().for_each(|id| d.write_u64(*id));
+            }
+            d.finish()
+        };
+        Self { journey, core, count_metrics, event_ids, identity }
     }
 
     /// The journey.
@@ -373,6 +398,44 @@ pub fn health_as_of(plan: &Plan, history: &AccountHistory, as_of: Date) -> (Opti
 
 /// Evaluates one account as of a date.
 pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountState {
+    evaluate_with(plan, history, as_of, None).0
+}
+
+/// Evaluates one account as of a date, continuing from a checkpoint an
+/// earlier evaluation of it left when that gives exactly what [`evaluate`]
+/// gives (see [`Checkpoint`]; otherwise it replays in full), and answers
+/// the checkpoint this evaluation leaves. A checkpoint of another plan
+/// (another journey version, or event names bound differently) is not used.
+pub fn evaluate_from(
+    plan: &Plan,
+    history: &AccountHistory,
+    as_of: Date,
+    from: Option<&Checkpoint>,
+) -> (AccountState, Checkpoint) {
+    let from = from.filter(|c| c.holds(plan, history, as_of));
+    let (state, replays) = evaluate_with(plan, history, as_of, from);
+    (state, Checkpoint::of(plan, history, dn(as_of), replays))
+}
+
+/// [`evaluate_from`] without the check that the checkpoint still holds:
+/// for tests that show what a stale checkpoint would do.
+#[doc(hidden)]
+pub fn evaluate_from_unchecked(
+    plan: &Plan,
+    history: &AccountHistory,
+    as_of: Date,
+    from: &Checkpoint,
+) -> (AccountState, Checkpoint) {
+    let (state, replays) = evaluate_with(plan, history, as_of, Some(from));
+    (state, Checkpoint::of(plan, history, dn(as_of), replays))
+}
+
+fn evaluate_with(
+    plan: &Plan,
+    history: &AccountHistory,
+    as_of: Date,
+    from: Option<&Checkpoint>,
+) -> (AccountState, Vec<stages::LineReplay>) {
     let ctx = Ctx::new(plan, history, as_of);
     let j = &plan.journey;
     let t = ctx.as_of;
@@ -391,7 +454,10 @@ pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountSt
         .collect();
     lines.sort();
     lines.dedup();
-    let lines: Vec<LineState> = lines.iter().map(|l| replay(&ctx, l)).collect();
+    let (lines, replays): (Vec<LineState>, Vec<_>) = lines
+        .iter()
+        .map(|l| replay(&ctx, l, from.and_then(|c| c.lines.iter().find(|r| r.line == *l))))
+        .unzip();
 
     let health = health(plan, &account_metrics, segment.map(|s| s.id.as_str()));
     let moments = moments(&ctx, &account_metrics, segment.map(|s| s.touch), &setting, &health);
@@ -400,7 +466,7 @@ pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountSt
     for name in j.metric_types.keys() {
         metrics.insert(name.clone(), account_metrics.get(name));
     }
-    AccountState {
+    let state = AccountState {
         account: history.account.id.to_string(),
         as_of,
         segment: segment.map(|s| s.id.clone()),
@@ -408,7 +474,8 @@ pub fn evaluate(plan: &Plan, history: &AccountHistory, as_of: Date) -> AccountSt
         health,
         moments,
         metrics,
-    }
+    };
+    (state, replays)
 }
 
 #[cfg(test)]

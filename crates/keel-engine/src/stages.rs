@@ -1,35 +1,63 @@
 //! Stages: each product line's stage rules replayed weekly from its first
 //! contract to the as-of date (hysteresis, re-dated entries, the renewal
 //! window), with the transitions and the exit gate's progress.
+//!
+//! The replay is a fold over weekly steps (`start + 7k`, before the as-of
+//! date), then one last step on the as-of date itself. [`LineReplay`] is the
+//! fold's state after the weekly steps: a later evaluation continues from it
+//! instead of starting over (see [`crate::Checkpoint`] for when it may).
 
 use super::*;
 
-/// Runs the stage rules of one product line forward from its first contract,
-/// weekly, to as_of.
-pub(crate) fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
-    let j = &ctx.plan.journey;
-    let stages = &j.stages;
-    let start = ctx.line_start(Some(line)).unwrap_or(ctx.as_of);
-    let renewal = stages.iter().position(|s| matches!(s.entry, Entry::RenewalWindow));
-    let window = i64::from(j.renewal_window_days);
-    let mut idx: Option<usize> = Some(0);
-    let mut entered = start;
-    let mut before_renewal = 0usize;
-    let mut transitions = vec![Transition {
-        on: date(start),
-        from: None,
-        to: stages.first().map(|s| s.id.clone()),
-        rule: "contract started".into(),
-        inputs: BTreeMap::new(),
-    }];
-    let mut steps: Vec<i32> = (start..ctx.as_of).step_by(7).skip(1).collect();
-    steps.push(ctx.as_of);
-    let mut gate_passed = false;
-    for &t in &steps {
+/// Where the weekly stage replay of one product line stands after its
+/// weekly steps up to `step`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LineReplay {
+    pub line: String,
+    /// The line's first contract start: its first step.
+    pub start: i32,
+    /// The last weekly step taken (`start` when none was).
+    pub step: i32,
+    idx: Option<usize>,
+    entered: i32,
+    before_renewal: usize,
+    gate_passed: bool,
+    transitions: Vec<Transition>,
+}
+
+impl LineReplay {
+    fn new(ctx: &Ctx<'_>, line: &str, start: i32) -> Self {
+        let stages = &ctx.plan.journey.stages;
+        Self {
+            line: line.to_owned(),
+            start,
+            step: start,
+            idx: Some(0),
+            entered: start,
+            before_renewal: 0,
+            gate_passed: false,
+            transitions: vec![Transition {
+                on: date(start),
+                from: None,
+                to: stages.first().map(|s| s.id.clone()),
+                rule: "contract started".into(),
+                inputs: BTreeMap::new(),
+            }],
+        }
+    }
+
+    /// Applies the stage rules on day `t`.
+    fn advance(&mut self, ctx: &Ctx<'_>, t: i32) {
+        let j = &ctx.plan.journey;
+        let stages = &j.stages;
+        let line = self.line.as_str();
+        let renewal = stages.iter().position(|s| matches!(s.entry, Entry::RenewalWindow));
+        let window = i64::from(j.renewal_window_days);
         let mut m = Metrics::new(ctx, t, Some(line));
-        m.days_in_stage = Some(i64::from(t - entered));
-        let dwell = t - entered;
+        m.days_in_stage = Some(i64::from(t - self.entered));
+        let dwell = t - self.entered;
         let active = ctx.has_active(t, Some(line));
+        let (transitions, entered) = (&mut self.transitions, &mut self.entered);
         let mut go = |to: Option<usize>,
                       rule: String,
                       inputs: BTreeMap<String, Option<Val>>,
@@ -42,18 +70,19 @@ pub(crate) fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
                 inputs,
             });
             *idx = to;
-            entered = t;
+            *entered = t;
         };
-        let Some(cur) = idx else {
+        let idx = &mut self.idx;
+        let Some(cur) = *idx else {
             if active {
-                go(Some(0), "a new contract started".into(), BTreeMap::new(), &mut idx);
-                gate_passed = false;
+                go(Some(0), "a new contract started".into(), BTreeMap::new(), idx);
+                self.gate_passed = false;
             }
-            continue;
+            return;
         };
         if !active {
-            go(None, "no active contract on this product line".into(), BTreeMap::new(), &mut idx);
-            continue;
+            go(None, "no active contract on this product line".into(), BTreeMap::new(), idx);
+            return;
         }
         let to_renewal = ctx.days_to_renewal(t, Some(line));
         if let Some(r) = renewal {
@@ -61,31 +90,31 @@ pub(crate) fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
             if cur != r
                 && let Some(d) = to_renewal.filter(|d| *d <= window)
             {
-                before_renewal = cur;
+                self.before_renewal = cur;
                 let rule = format!("renewal window opened: {window} days before the contract end");
-                go(Some(r), rule, evidence(), &mut idx);
+                go(Some(r), rule, evidence(), idx);
                 // The window opened on a day between steps: date it exactly.
-                let opened = (t - (window - d) as i32).max(entered_before(&transitions, t));
-                if let Some(last) = transitions.last_mut() {
+                let opened = (t - (window - d) as i32).max(entered_before(&self.transitions, t));
+                if let Some(last) = self.transitions.last_mut() {
                     last.on = date(opened);
                 }
-                entered = opened;
-                gate_passed = false;
-                continue;
+                self.entered = opened;
+                self.gate_passed = false;
+                return;
             }
             if cur == r && to_renewal.is_none_or(|d| d > window) {
                 go(
-                    Some(before_renewal),
+                    Some(self.before_renewal),
                     "renewed: the contract now ends outside the renewal window".into(),
                     evidence(),
-                    &mut idx,
+                    idx,
                 );
-                gate_passed = false;
-                continue;
+                self.gate_passed = false;
+                return;
             }
         }
         if dwell < stages[cur].min_dwell_days as i32 {
-            continue;
+            return;
         }
         // A stage entered by its own condition, later in the journey — not
         // from inside the renewal window, which only the renewal ends.
@@ -102,14 +131,14 @@ pub(crate) fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
                 Some(i),
                 format!("entry condition of {} held: {}", stages[i].id, e.source),
                 inputs(e, &m),
-                &mut idx,
+                idx,
             );
-            gate_passed = false;
-            continue;
+            self.gate_passed = false;
+            return;
         }
         let exit = &stages[cur].exit;
         if truth(&exit.eval(&m)) == Some(true) {
-            gate_passed = true;
+            self.gate_passed = true;
             if let Some(next) = stages.get(cur + 1)
                 && matches!(next.entry, Entry::PreviousExit)
             {
@@ -117,40 +146,67 @@ pub(crate) fn replay(ctx: &Ctx<'_>, line: &str) -> LineState {
                     Some(cur + 1),
                     format!("exit gate of {} held: {}", stages[cur].id, exit.source),
                     inputs(exit, &m),
-                    &mut idx,
+                    idx,
                 );
-                gate_passed = false;
+                self.gate_passed = false;
             }
         }
     }
-    let t = ctx.as_of;
-    let mut m = Metrics::new(ctx, t, Some(line));
-    m.days_in_stage = Some(i64::from(t - entered));
-    let gate = match idx {
-        Some(i) => {
-            let exit = &stages[i].exit;
-            if exit.conjuncts.is_empty() {
-                vec![condition(exit, &m)]
-            } else {
-                exit.conjuncts.iter().map(|c| condition(c, &m)).collect()
+
+    /// The line's state on the as-of date, after its last step.
+    fn finish(self, ctx: &Ctx<'_>) -> LineState {
+        let stages = &ctx.plan.journey.stages;
+        let t = ctx.as_of;
+        let mut m = Metrics::new(ctx, t, Some(&self.line));
+        m.days_in_stage = Some(i64::from(t - self.entered));
+        let gate = match self.idx {
+            Some(i) => {
+                let exit = &stages[i].exit;
+                if exit.conjuncts.is_empty() {
+                    vec![condition(exit, &m)]
+                } else {
+                    exit.conjuncts.iter().map(|c| condition(c, &m)).collect()
+                }
             }
+            None => Vec::new(),
+        };
+        let ttv_days = match m.get("ttv_days") {
+            Some(Val::Int(d)) => Some(d),
+            _ => None,
+        };
+        LineState {
+            stage: self.idx.map(|i| stages[i].id.clone()),
+            entered: date(self.entered),
+            days_in_stage: i64::from(t - self.entered),
+            gate,
+            gate_passed: self.gate_passed,
+            ttv_days,
+            transitions: self.transitions,
+            product_line: self.line,
         }
-        None => Vec::new(),
-    };
-    let ttv_days = match m.get("ttv_days") {
-        Some(Val::Int(d)) => Some(d),
-        _ => None,
-    };
-    LineState {
-        product_line: line.to_owned(),
-        stage: idx.map(|i| stages[i].id.clone()),
-        entered: date(entered),
-        days_in_stage: i64::from(t - entered),
-        gate,
-        gate_passed,
-        ttv_days,
-        transitions,
     }
+}
+
+/// Runs the stage rules of one product line forward from its first contract,
+/// weekly, to as_of — from `from` when given (a replay of the same line from
+/// the same start, up to a weekly step before as_of), else from the start.
+/// Also answers the replay's state after its weekly steps, for the next
+/// evaluation to continue from.
+pub(crate) fn replay(ctx: &Ctx<'_>, line: &str, from: Option<&LineReplay>) -> (LineState, LineReplay) {
+    let start = ctx.line_start(Some(line)).unwrap_or(ctx.as_of);
+    let mut r = match from {
+        Some(r) if r.line == line && r.start == start && r.step < ctx.as_of => r.clone(),
+        _ => LineReplay::new(ctx, line, start),
+    };
+    let mut t = r.step + 7;
+    while t < ctx.as_of {
+        r.advance(ctx, t);
+        r.step = t;
+        t += 7;
+    }
+    let after_weeks = r.clone();
+    r.advance(ctx, ctx.as_of);
+    (r.finish(ctx), after_weeks)
 }
 
 /// The day after the previous transition (a re-dated transition may not

@@ -8,6 +8,7 @@
 mod common;
 
 mod as_of;
+mod incremental;
 mod metrics;
 mod needs;
 mod separation;
