@@ -29,6 +29,7 @@ pub mod keys;
 pub mod load;
 pub mod reports;
 pub mod runner;
+pub mod timeline;
 pub mod users;
 
 /// The journey a workspace runs: checked, with its version (a hash of the

@@ -35,6 +35,7 @@ mod privacy;
 mod report;
 mod serve;
 mod status;
+mod timeline;
 mod users;
 
 use std::future::Future;
@@ -151,6 +152,8 @@ enum Command {
     Export(privacy::ExportArgs),
     /// The admin audit log: keys, users, journey versions, approvals, forgets.
     Audit(privacy::AuditArgs),
+    /// The account timeline: what Keel concluded each day (rebuild, show).
+    Timeline(timeline::TimelineArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -293,6 +296,10 @@ pub fn main(serve: ServeFn) -> ExitCode {
             Command::Audit(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;
                 privacy::audit_log(&ws, args).await
+            }
+            Command::Timeline(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                timeline::run(&ws, &cli.journey, args).await
             }
             Command::Simulate(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;

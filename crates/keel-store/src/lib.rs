@@ -735,6 +735,29 @@ pub trait Store: Send + Sync {
     /// rebuilt so no deleted bytes remain. `None`: nobody by that name.
     async fn forget_person(&self, ws: WorkspaceId, who: &str) -> Result<Option<ForgetReport>, StoreError>;
 
+    /// Replaces an account's timeline under a journey version from `from`
+    /// on (all of it when `None`) with `rows` (in day order, all on or after
+    /// `from`), atomically.
+    async fn put_timeline(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+        journey_version: &str,
+        from: Option<keel_core::Date>,
+        rows: &[TimelineRow],
+    ) -> Result<(), StoreError>;
+
+    /// An account's timeline rows under a journey version needed to read
+    /// the facts on `day` (from the last checkpoint at or before it up to
+    /// it), or every row when `day` is `None`; in day order.
+    async fn timeline_rows(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+        journey_version: &str,
+        day: Option<keel_core::Date>,
+    ) -> Result<Vec<TimelineRow>, StoreError>;
+
     /// Appends an admin action to the workspace's audit log (which nothing
     /// can change or shorten).
     async fn append_audit(&self, ws: WorkspaceId, entry: &AuditEntry) -> Result<(), StoreError>;
@@ -928,4 +951,15 @@ pub trait WriteTx: Send {
 
     /// Discards everything written.
     async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// One row of an account's timeline as stored (see keel-timeline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineRow {
+    /// The day its facts hold from.
+    pub day: keel_core::Date,
+    /// Every fact (true) or what changed since the day before.
+    pub checkpoint: bool,
+    /// The facts, as a JSON object.
+    pub facts: String,
 }

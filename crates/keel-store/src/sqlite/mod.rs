@@ -8,6 +8,7 @@ mod privacy;
 pub use privacy::restore_file;
 mod raw;
 mod rows;
+mod timeline;
 mod tx;
 mod users;
 mod writer;
@@ -660,6 +661,27 @@ impl Store for SqliteStore {
         who: &str,
     ) -> Result<Option<crate::ForgetReport>, StoreError> {
         self.forget(ws, who).await
+    }
+
+    async fn put_timeline(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+        journey_version: &str,
+        from: Option<keel_core::Date>,
+        rows: &[crate::TimelineRow],
+    ) -> Result<(), StoreError> {
+        self.put_timeline_rows(ws, account, journey_version, from, rows).await
+    }
+
+    async fn timeline_rows(
+        &self,
+        ws: WorkspaceId,
+        account: &ExternalId,
+        journey_version: &str,
+        day: Option<keel_core::Date>,
+    ) -> Result<Vec<crate::TimelineRow>, StoreError> {
+        self.timeline_rows_of(ws, account, journey_version, day).await
     }
 
     async fn append_audit(&self, ws: WorkspaceId, e: &crate::AuditEntry) -> Result<(), StoreError> {

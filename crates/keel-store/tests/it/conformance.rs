@@ -43,6 +43,7 @@ macro_rules! backend {
                 refused_messages_are_kept_newest_first_per_workspace,
                 messages_of_users_without_an_account_are_held_until_taken,
                 a_person_is_exported_then_forgotten_and_admin_actions_are_logged,
+                an_accounts_timeline_is_replaced_from_a_day_and_read_from_its_last_checkpoint,
             );
         }
     };
@@ -1013,4 +1014,50 @@ pub async fn a_person_is_exported_then_forgotten_and_admin_actions_are_logged(st
     store.backup(&copy).await.unwrap();
     assert!(std::fs::metadata(&copy).unwrap().len() > 0);
     assert!(store.backup(&copy).await.is_err(), "an existing file is not overwritten");
+}
+
+/// `put_timeline`, `timeline_rows`.
+pub async fn an_accounts_timeline_is_replaced_from_a_day_and_read_from_its_last_checkpoint(
+    store: &dyn Store,
+) {
+    let ws = store.workspace("a").await.unwrap();
+    let other = store.workspace("b").await.unwrap();
+    let w = world(1);
+    store_world(store, ws, &w).await;
+    let acct = w[0].account.id.clone();
+    let day = |d: &str| keel_core::parse_date(d).unwrap();
+    let row = |d: &str, checkpoint: bool| keel_store::TimelineRow {
+        day: day(d),
+        checkpoint,
+        facts: format!("{{\"day\":\"{d}\"}}"),
+    };
+    let rows = [
+        row("2026-01-01", true),
+        row("2026-01-05", false),
+        row("2026-01-29", true),
+        row("2026-02-02", false),
+    ];
+    store.put_timeline(ws, &acct, "v1", None, &rows).await.unwrap();
+    store.put_timeline(ws, &acct, "v2", None, &rows[..1]).await.unwrap();
+    assert_eq!(store.timeline_rows(ws, &acct, "v1", None).await.unwrap(), rows, "every row, in day order");
+    assert_eq!(store.timeline_rows(ws, &acct, "v1", Some(day("2026-01-28"))).await.unwrap(), rows[..2]);
+    assert_eq!(store.timeline_rows(ws, &acct, "v1", Some(day("2026-01-29"))).await.unwrap(), rows[2..3]);
+    assert_eq!(store.timeline_rows(ws, &acct, "v1", Some(day("2026-03-01"))).await.unwrap(), rows[2..]);
+    assert!(
+        store.timeline_rows(ws, &acct, "v1", Some(day("2025-12-31"))).await.unwrap().is_empty(),
+        "before it starts"
+    );
+    assert_eq!(store.timeline_rows(ws, &acct, "v2", None).await.unwrap(), rows[..1], "each version its own");
+    // A restatement from a day replaces that day and the later ones only.
+    let restated = [row("2026-01-05", true), row("2026-01-06", false)];
+    store.put_timeline(ws, &acct, "v1", Some(day("2026-01-05")), &restated).await.unwrap();
+    assert_eq!(
+        store.timeline_rows(ws, &acct, "v1", None).await.unwrap(),
+        [rows[0].clone(), restated[0].clone(), restated[1].clone()]
+    );
+    assert!(store.timeline_rows(other, &acct, "v1", None).await.unwrap().is_empty(), "another workspace");
+    assert!(matches!(
+        store.put_timeline(other, &acct, "v1", None, &rows).await,
+        Err(keel_store::StoreError::UnknownAccount(_))
+    ));
 }
