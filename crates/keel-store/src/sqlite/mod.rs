@@ -87,16 +87,22 @@ impl SqliteStore {
             .max_connections(options.max_connections.max(1))
             // An in-process connection does not go stale: no ping before each use.
             .test_before_acquire(false)
-            // Every connection opened here, now, and kept: each runs on a
-            // thread of its own that inherits the CPU priority of the thread
-            // that opened it, and one opened later from a low-priority
-            // heavy-work thread would make ingest's reads wait behind reports.
-            .min_connections(options.max_connections.max(1))
+            // Connections are kept once open (see below).
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
+        // Every connection opened here, now, one after another (after the
+        // migrations, so none contends for the new file's first locks): each
+        // runs on a thread of its own that inherits the CPU priority of the
+        // thread that opened it, and one opened later from a low-priority
+        // heavy-work thread would make ingest's reads wait behind reports.
+        let mut opened = Vec::new();
+        for _ in 0..options.max_connections.max(1) {
+            opened.push(pool.acquire().await?);
+        }
+        drop(opened);
         Ok(Self { pool, ids: Arc::default(), health: Arc::default(), turn: writer::WriteTurn::default() })
     }
 
