@@ -5,7 +5,7 @@
 //! queue without end. Health checks, ingest and pages that read stored
 //! state take no turn and never wait behind them.
 //!
-//! Heavy work also runs on threads of its own ([`Heavy::run`]): a runtime
+//! Heavy work also runs on threads of its own (`Heavy::run`): a runtime
 //! whose threads sit at the lowest CPU priority
 //! ([`keel_app::load::yield_the_cpu`]), so a report uses the cores nobody
 //! else needs and ingest, which runs at normal priority, goes first.
@@ -169,7 +169,7 @@ impl Heavy {
     }
 }
 
-/// Heavy work is stalled while this lives ([`Heavy::stall`]).
+/// Heavy work is stalled while this lives (`AppState::stall_heavy_work`).
 pub struct Stalled(watch::Sender<bool>);
 
 impl Drop for Stalled {
