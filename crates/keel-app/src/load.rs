@@ -164,11 +164,16 @@ pub fn on_every_core_in_turn<T: Send>(
 /// run at the lowest CPU priority ([`yield_the_cpu`]): they use every core
 /// nobody else needs, and give way to ingest and health checks at once.
 pub fn spread<T: Send>(histories: &[AccountHistory], f: impl Fn(&AccountHistory) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(histories.len().max(1));
-    let per = histories.len().div_ceil(threads).max(1);
+    spread_items(histories, f)
+}
+
+/// [`spread`] over any items.
+pub fn spread_items<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len().max(1));
+    let per = items.len().div_ceil(threads).max(1);
     let f = &f;
     std::thread::scope(|s| {
-        let handles: Vec<_> = histories
+        let handles: Vec<_> = items
             .chunks(per)
             .map(|part| {
                 s.spawn(move || {

@@ -133,6 +133,7 @@ pub(crate) async fn run(
     if crate::journey::install_default(journey)? {
         say!("wrote the default journey to {} (`keel journey show` to read it)", journey.display());
     }
+    crate::timeline::keep_after_write(&ws, journey).await?;
     say!(
         "demo world: {} accounts, {} months from {} to {}, seed {}: {} new events ({} already there)",
         config.accounts,

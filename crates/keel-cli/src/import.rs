@@ -75,6 +75,7 @@ pub(crate) async fn run(
     db: &str,
     workspace: &str,
     window: keel_core::TimeWindow,
+    journey: &std::path::Path,
     args: ImportArgs,
 ) -> anyhow::Result<ExitCode> {
     let ws = crate::open_workspace(db, workspace).await?;
@@ -84,6 +85,7 @@ pub(crate) async fn run(
         None => None,
     };
     let mut worst = ExitCode::SUCCESS;
+    let mut wrote = false;
     for path in &args.files {
         let options = ImportOptions {
             kind: args.kind.into(),
@@ -144,6 +146,7 @@ pub(crate) async fn run(
             c.unchanged,
             report.rejected
         );
+        wrote |= report.outcome == Outcome::Committed && c.inserted + c.updated > 0;
         match report.outcome {
             Outcome::RolledBack => worst = ExitCode::FAILURE,
             Outcome::DryRun if report.rejected > 0 => worst = ExitCode::FAILURE,
@@ -152,6 +155,9 @@ pub(crate) async fn run(
             }
             _ => {}
         }
+    }
+    if wrote {
+        crate::timeline::keep_after_write(&ws, journey).await?;
     }
     Ok(worst)
 }

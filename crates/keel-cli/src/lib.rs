@@ -246,7 +246,7 @@ pub fn main(serve: ServeFn) -> ExitCode {
     let window = cli.window();
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Import(args) => import::run(&cli.db, &cli.workspace, window, args).await,
+            Command::Import(args) => import::run(&cli.db, &cli.workspace, window, &cli.journey, args).await,
             Command::Demo(args) => demo::run(&cli.db, &cli.workspace, &cli.journey, args).await,
             Command::Journey(args) => journey::run(&cli.journey, args),
             Command::Init(args) => journey::init(&cli.journey, args),

@@ -45,33 +45,11 @@ pub(crate) async fn run(
     let Some((plan, version)) = crate::evaluate::plan(ws, journey).await? else {
         return Ok(ExitCode::FAILURE);
     };
-    let today = crate::now().date_naive();
+    let today = keel_app::timeline::today(crate::now(), &plan.journey().governance.default_timezone);
     match args.command {
         TimelineCommand::Rebuild { through } => {
             let through = through.unwrap_or(today);
-            let accounts = keel_app::load::account_ids(ws.store.as_ref(), ws.id).await?.len();
-            let bar = ProgressBar::new(accounts as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "concluding [{bar:40}] {pos}/{len} accounts {per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            let started = std::time::Instant::now();
-            let done = keel_app::timeline::rebuild(ws.store.as_ref(), ws.id, &plan, &version, through, |n| {
-                bar.inc(n as u64);
-            })
-            .await
-            .context("rebuilding the timeline")?;
-            bar.finish_and_clear();
-            say!(
-                "concluded {} days of {} accounts through {through} in {:.1} s: {} rows (journey {version})",
-                done.days,
-                done.accounts,
-                started.elapsed().as_secs_f64(),
-                done.rows
-            );
+            keep(ws, &plan, &version, through, true).await?;
             Ok(ExitCode::SUCCESS)
         }
         TimelineCommand::Show { account, as_of, json } => {
@@ -96,4 +74,61 @@ pub(crate) async fn run(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Keeps every account's timeline under the journey through `through`
+/// (each appended, restated or rebuilt as its head says; every one rebuilt
+/// with `rebuild`), with a progress bar, and drops other journeys' rows.
+async fn keep(
+    ws: &crate::Workspace,
+    plan: &keel_engine::Plan,
+    version: &str,
+    through: Date,
+    rebuild: bool,
+) -> anyhow::Result<()> {
+    let accounts = keel_app::load::account_ids(ws.store.as_ref(), ws.id).await?.len();
+    let bar = ProgressBar::new(accounts as u64);
+    bar.set_style(
+        ProgressStyle::with_template("timeline [{bar:40}] {pos}/{len} accounts {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let under = keel_app::timeline::Under { plan, version, through };
+    let which = keel_app::timeline::Which::All;
+    let done = keel_app::timeline::keep(ws.store.as_ref(), ws.id, under, which, rebuild, |n| {
+        bar.inc(n as u64);
+    })
+    .await
+    .context("keeping the timeline")?;
+    bar.finish_and_clear();
+    let dropped = ws.store.drop_other_timelines(ws.id, version).await?;
+    say!(
+        "timeline: concluded {} days of {} accounts through {through} in {:.1} s: {} rows (journey {version}){}",
+        done.days,
+        done.accounts,
+        started.elapsed().as_secs_f64(),
+        done.rows,
+        if dropped > 0 { format!("; dropped {dropped} rows of earlier journeys") } else { String::new() }
+    );
+    Ok(())
+}
+
+/// After `keel import` or `keel demo` wrote: keeps the timeline under the
+/// journey file through today, when the file is there and checks (else
+/// says so: `keel serve` or `keel timeline rebuild` keep it later).
+pub(crate) async fn keep_after_write(ws: &crate::Workspace, journey: &Path) -> anyhow::Result<()> {
+    if !journey.exists() {
+        say!(
+            "timeline: not kept ({} not found); `keel serve` keeps it, or `keel timeline rebuild`",
+            journey.display()
+        );
+        return Ok(());
+    }
+    let Some((plan, version)) = crate::evaluate::plan(ws, journey).await? else {
+        say!("timeline: not kept (the journey does not check); `keel timeline rebuild` once it does");
+        return Ok(());
+    };
+    let today = keel_app::timeline::today(crate::now(), &plan.journey().governance.default_timezone);
+    keep(ws, &plan, &version, today, false).await
 }

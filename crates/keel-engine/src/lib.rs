@@ -28,7 +28,7 @@ use keel_journey::{Detection, Entry, Expr, Journey, MetricDef, Touch};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
-pub use checkpoint::Checkpoint;
+pub use checkpoint::{Checkpoint, Fingerprint, fingerprint};
 use health::health;
 pub use keel_journey::catalog::History;
 use metrics::{Ctx, Metrics, dn};

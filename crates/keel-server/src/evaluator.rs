@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::Clock;
 use crate::metrics::Metrics;
+use crate::timeline::Keeper;
 
 pub use keel_app::JourneyConfig;
 
@@ -157,18 +158,35 @@ pub struct Timing {
 
 impl Evaluator {
     /// Starts the evaluation task and the scheduled tick.
-    pub fn start(
+    pub(crate) fn start(
         store: Arc<dyn Store>,
         journey: Arc<JourneyConfig>,
         clock: Clock,
         metrics: Arc<Metrics>,
         timing: Timing,
+        keeper: Keeper,
     ) -> Self {
         let evaluator = Self { pending: Arc::new(Pending::new(timing.debounce)) };
-        let task = Task { store: store.clone(), journey, clock, metrics };
+        let timezone = journey.journey.governance.default_timezone.clone();
+        let task = Task { store: store.clone(), journey, clock: clock.clone(), metrics, keeper };
         // A thread of its own, as the ingest writer has: its reads would
         // otherwise queue behind request tasks, and states fall behind.
         crate::on_own_thread("keel-evaluator", run(task, evaluator.pending.clone()));
+        // The day rolls at midnight in the journey's timezone: every account
+        // then gets its new day (and time-based conditions move on).
+        let roller = evaluator.clone();
+        let roll_store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = clock();
+                let next = keel_app::timeline::next_midnight(now, &timezone);
+                let wait = (next - now).to_std().unwrap_or_default() + Duration::from_millis(10);
+                tokio::time::sleep(wait).await;
+                if let Err(e) = roller.everything(roll_store.as_ref()).await {
+                    tracing::error!(error = %e, "the day roll could not list the accounts");
+                }
+            }
+        });
         let ticker = evaluator.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(timing.tick);
@@ -232,6 +250,7 @@ struct Task {
     journey: Arc<JourneyConfig>,
     clock: Clock,
     metrics: Arc<Metrics>,
+    keeper: Keeper,
 }
 
 /// What the timeline compares between two evaluations of an account.
@@ -347,7 +366,7 @@ async fn round(
         }
     };
     let now = (task.clock)();
-    let as_of = now.date_naive();
+    let as_of = keel_app::timeline::today(now, &task.journey.journey.governance.default_timezone);
     // One read for the round's records, then the engine on every core, off
     // the async workers.
     let ids: Vec<ExternalId> = accounts.iter().map(|(a, _)| a.clone()).collect();
@@ -355,24 +374,27 @@ async fn round(
     let snapshot = store.records(ws, keel_store::Accounts::List(&ids), keel_store::RecordKinds::ALL).await?;
     let mut histories = keel_app::load::group(snapshot);
     keel_app::load::fill_usage(store, ws, &mut histories, None, true).await?;
+    let heads = Arc::new(store.timeline_heads(ws, &task.journey.version, &ids).await?);
     let read = started.elapsed();
     let histories = Arc::new(histories);
     let evaluated = {
-        let (plan, histories) = (plan.clone(), histories.clone());
+        let (plan, histories, heads) = (plan.clone(), histories.clone(), heads.clone());
         tokio::task::spawn_blocking(move || {
             keel_app::load::spread(&histories, |h| {
                 let state = keel_engine::evaluate(&plan, h, as_of);
                 let json = serde_json::to_string(&state);
-                (state, json)
+                let need = keel_app::timeline::need(heads.get(&h.account.id), h, as_of);
+                (state, json, need)
             })
         })
         .await?
     };
     let evaluated_in = started.elapsed() - read;
+    keep_timelines(task, &plan, ws, as_of, &histories, &evaluated).await;
     let mut writes = Vec::new();
     let mut digested = Vec::new();
     let mut for_plays = Vec::new();
-    for (history, (state, json)) in histories.iter().zip(evaluated) {
+    for (history, (state, json, _)) in histories.iter().zip(evaluated) {
         let account = &history.account.id;
         // A state that does not encode is not stored (an empty one would
         // read back as corrupt): the account keeps its previous state.
@@ -432,6 +454,65 @@ async fn round(
         "evaluation round"
     );
     Ok(writes.len())
+}
+
+/// Days a timeline may lag behind today and still be caught up in a round
+/// (a server down over a weekend); further back, the keeper catches it up.
+const CATCH_UP_DAYS: i64 = 7;
+
+/// Appends the round's day to the timelines of its accounts (restating
+/// the day, or catching up a few days, where their heads say so); what
+/// needs more goes to the keeper. Never fails the round: a timeline not
+/// written is queued for the keeper.
+async fn keep_timelines(
+    task: &Task,
+    plan: &Plan,
+    ws: WorkspaceId,
+    as_of: keel_core::Date,
+    histories: &[keel_engine::AccountHistory],
+    evaluated: &[(AccountState, serde_json::Result<String>, keel_app::timeline::Need)],
+) {
+    use keel_app::timeline::{self as timeline, Need};
+    let store = task.store.as_ref();
+    let version = &task.journey.version;
+    let mut writes = Vec::new();
+    let mut later = Vec::new();
+    for (h, (state, _, need)) in histories.iter().zip(evaluated) {
+        let id = &h.account.id;
+        let before = match need {
+            Need::Nothing => continue,
+            Need::From(day) if (as_of - *day).num_days() <= CATCH_UP_DAYS => {
+                match timeline::rows_before(store, ws, id, version, *day).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(account = %id, error = %e, "the timeline could not be read; re-deriving it");
+                        later.push(id.clone());
+                        continue;
+                    }
+                }
+            }
+            Need::From(_) | Need::Whole => {
+                later.push(id.clone());
+                continue;
+            }
+        };
+        let Some((from, rows)) = timeline::kept(plan, h, *need, &before, as_of, Some(state)) else {
+            continue;
+        };
+        match timeline::write(h, from, &rows, as_of) {
+            Ok(w) => writes.push(w),
+            Err(e) => {
+                tracing::error!(account = %id, error = %e, "a timeline row does not encode; not stored");
+            }
+        }
+    }
+    if !writes.is_empty()
+        && let Err(e) = store.put_timelines(ws, version, &writes).await
+    {
+        tracing::warn!(error = %e, accounts = writes.len(), "the timeline could not be written; re-deriving it");
+        later.extend(writes.into_iter().map(|w| w.account));
+    }
+    task.keeper.queue(ws, later);
 }
 
 /// What the account list filters and sorts on.

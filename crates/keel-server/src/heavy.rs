@@ -163,6 +163,12 @@ impl Heavy {
         Stalled(self.stalled.clone())
     }
 
+    /// Whether heavy work is stalled, as it changes (background work waits
+    /// on it between steps).
+    pub(crate) fn stalled(&self) -> watch::Receiver<bool> {
+        self.stalled.subscribe()
+    }
+
     /// How many requests wait for a turn, as it changes.
     pub(crate) fn waiting(&self) -> watch::Receiver<usize> {
         self.waiting.subscribe()

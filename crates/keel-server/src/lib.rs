@@ -16,6 +16,7 @@ pub mod listen;
 pub mod metrics;
 pub mod ratelimit;
 pub mod segment;
+pub mod timeline;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -136,6 +137,8 @@ pub struct AppState {
     bad_keys: Arc<web::auth::Throttle>,
     /// Turns at heavy work.
     heavy: Arc<heavy::Heavy>,
+    /// The background timeline task's handle, when the server runs a journey.
+    keeper: Option<timeline::Keeper>,
 }
 
 /// Starts the server's work over a store, in one place: the state every
@@ -152,6 +155,7 @@ pub fn startup(store: Arc<dyn Store>, config: Config, clock: Clock) -> AppState 
         tokio::spawn(forget_old_message_ids(store.clone(), clock.clone(), config.dedup_window_days));
     }
     let state = AppState::new(store, config, clock);
+    state.keep_timeline();
     if state.config.warm_reports {
         state.heavy.handle().spawn(web::figures::keep_warm(state.clone()));
     }
@@ -172,13 +176,15 @@ impl AppState {
         let metrics = Arc::new(metrics::Metrics::default());
         let report_ttl = config.report_ttl;
         let heavy = Arc::new(heavy::Heavy::new(heavy_limits));
-        let evaluator = config.journey.clone().map(|journey| {
+        let keeper = config.journey.as_ref().map(|j| timeline::Keeper::new(j.version.clone()));
+        let evaluator = config.journey.clone().zip(keeper.clone()).map(|(journey, keeper)| {
             evaluator::Evaluator::start(
                 store.clone(),
                 journey,
                 clock.clone(),
                 metrics.clone(),
                 evaluator::Timing { debounce: config.debounce, tick: config.tick },
+                keeper,
             )
         });
         Self {
@@ -198,6 +204,7 @@ impl AppState {
             )),
             bad_keys: Arc::new(web::auth::Throttle::new(unknown_keys, auth::BAD_KEYS_WINDOW)),
             heavy,
+            keeper,
         }
     }
 }
@@ -218,6 +225,31 @@ impl AppState {
     /// How many requests wait for a turn at heavy work, as it changes.
     pub fn heavy_waiting(&self) -> tokio::sync::watch::Receiver<usize> {
         self.heavy.waiting()
+    }
+
+    /// Starts keeping the account timeline in the background (at the
+    /// lowest CPU priority; [`startup`] calls it): first every account
+    /// without a timeline under the running journey, then what the
+    /// evaluator hands over. Waits while heavy work is stalled. Call once.
+    pub fn keep_timeline(&self) {
+        let (Some(keeper), Some(journey)) = (&self.keeper, &self.config.journey) else { return };
+        let task =
+            keeper.clone().run(self.store.clone(), journey.clone(), self.clock.clone(), self.heavy.stalled());
+        self.heavy.handle().spawn(task);
+    }
+
+    /// Returns once the background timeline task has done its first pass
+    /// and no account waits for it (at once without a journey; never
+    /// before [`AppState::keep_timeline`]).
+    pub async fn timeline_settled(&self) {
+        if let Some(keeper) = &self.keeper {
+            keeper.settled().await;
+        }
+    }
+
+    /// How a workspace's timeline stands (None: no journey).
+    pub fn timeline_status(&self, ws: keel_store::WorkspaceId) -> Option<timeline::TimelineStatus> {
+        self.keeper.as_ref().map(|k| k.status(ws))
     }
 
     /// Returns once everything the evaluator was asked to evaluate before

@@ -735,17 +735,29 @@ pub trait Store: Send + Sync {
     /// rebuilt so no deleted bytes remain. `None`: nobody by that name.
     async fn forget_person(&self, ws: WorkspaceId, who: &str) -> Result<Option<ForgetReport>, StoreError>;
 
-    /// Replaces an account's timeline under a journey version from `from`
-    /// on (all of it when `None`) with `rows` (in day order, all on or after
-    /// `from`), atomically.
-    async fn put_timeline(
+    /// Replaces accounts' timelines under a journey version, each from its
+    /// `from` on (all of it when `None`) with its rows (in day order, all
+    /// on or after `from`), and sets how far each is kept (its head), in
+    /// one transaction. Unknown accounts are refused and nothing is written.
+    async fn put_timelines(
         &self,
         ws: WorkspaceId,
-        account: &ExternalId,
         journey_version: &str,
-        from: Option<keel_core::Date>,
-        rows: &[TimelineRow],
+        writes: &[TimelineWrite],
     ) -> Result<(), StoreError>;
+
+    /// The heads of accounts' timelines under a journey version (accounts
+    /// without one are left out).
+    async fn timeline_heads(
+        &self,
+        ws: WorkspaceId,
+        journey_version: &str,
+        accounts: &[ExternalId],
+    ) -> Result<std::collections::HashMap<ExternalId, TimelineHead>, StoreError>;
+
+    /// Deletes every timeline row and head of the workspace kept under
+    /// another journey version than `keep`; answers how many rows went.
+    async fn drop_other_timelines(&self, ws: WorkspaceId, keep: &str) -> Result<u64, StoreError>;
 
     /// An account's timeline rows under a journey version needed to read
     /// the facts on `day` (from the last checkpoint at or before it up to
@@ -951,6 +963,33 @@ pub trait WriteTx: Send {
 
     /// Discards everything written.
     async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// How far an account's timeline is kept, and the fingerprint of what its
+/// last day was concluded from (see `keel_engine::Fingerprint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineHead {
+    /// The last day concluded.
+    pub through: keel_core::Date,
+    /// Digest of the account and its contracts.
+    pub records: u64,
+    /// Digest of what was known before `through` (usage, dated records).
+    pub known_before: u64,
+    /// Digest of what was known on `through`.
+    pub known_upto: u64,
+}
+
+/// One account's timeline written from a day on, with its new head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineWrite {
+    /// The account.
+    pub account: ExternalId,
+    /// The first day replaced (`None`: the whole timeline).
+    pub from: Option<keel_core::Date>,
+    /// The rows from `from` on, in day order.
+    pub rows: Vec<TimelineRow>,
+    /// How far it is kept now.
+    pub head: TimelineHead,
 }
 
 /// One row of an account's timeline as stored (see keel-timeline).

@@ -180,11 +180,20 @@ pub enum AppendError {
 impl Builder {
     /// A builder continuing after `rows` (an account's timeline so far).
     pub fn after(rows: &[Row]) -> Self {
-        let Some(last) = rows.last() else { return Self::default() };
-        let stored = stored_on(rows, last.day).unwrap_or_default();
-        let facts = stored.iter().map(|(k, v)| (k.clone(), v.on(last.day))).collect();
-        let checkpoint = rows.iter().rev().find(|r| r.checkpoint).map(|r| r.day);
-        Self { last: Some((last.day, facts, stored)), checkpoint }
+        match rows.last() {
+            Some(last) => Self::continuing(rows, last.day),
+            None => Self::default(),
+        }
+    }
+
+    /// A builder continuing after `day`, the last day concluded, given the
+    /// rows up to it (from a checkpoint on): the days after it then come
+    /// out exactly as if they had been appended right after it.
+    pub fn continuing(rows: &[Row], day: Date) -> Self {
+        let Some(stored) = stored_on(rows, day) else { return Self::default() };
+        let facts = stored.iter().map(|(k, v)| (k.clone(), v.on(day))).collect();
+        let checkpoint = rows.iter().rev().find(|r| r.checkpoint && r.day <= day).map(|r| r.day);
+        Self { last: Some((day, facts, stored)), checkpoint }
     }
 
     /// Appends a day's facts; answers the row to store (`None`: nothing changed).
@@ -268,17 +277,38 @@ pub fn walk(
     from: Date,
     to: Date,
 ) -> Vec<Row> {
-    let mut builder = Builder::default();
+    extend(plan, history, &[], from, to, None)
+}
+
+/// The rows that continue `before` (an account's rows before `from`, from
+/// a checkpoint on; empty: none) with the days `from` to `to`, each
+/// evaluated as of itself; `on_to` is the evaluation as of `to` when the
+/// caller has it already (it is then not evaluated again).
+pub fn extend(
+    plan: &keel_engine::Plan,
+    history: &keel_engine::AccountHistory,
+    before: &[Row],
+    from: Date,
+    to: Date,
+    on_to: Option<&AccountState>,
+) -> Vec<Row> {
+    let mut builder = from.pred_opt().map_or_else(Builder::default, |d| Builder::continuing(before, d));
     let mut rows = Vec::new();
     let mut checkpoint = None;
     let mut day = from;
     while day <= to {
-        let (state, next) = keel_engine::evaluate_from(plan, history, day, checkpoint.as_ref());
-        // Days come in order from a fresh builder: appending cannot fail.
-        if let Ok(Some(row)) = builder.push(day, facts(&state)) {
+        let facts = match on_to {
+            Some(state) if day == to => facts(state),
+            _ => {
+                let (state, next) = keel_engine::evaluate_from(plan, history, day, checkpoint.as_ref());
+                checkpoint = Some(next);
+                facts(&state)
+            }
+        };
+        // `before` ends before `from` and days come in order: appending cannot fail.
+        if let Ok(Some(row)) = builder.push(day, facts) {
             rows.push(row);
         }
-        checkpoint = Some(next);
         match day.succ_opt() {
             Some(next) => day = next,
             None => break,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 use keel_core::{Date, DayUsage, Event};
 use keel_engine::{AccountHistory, Plan, evaluate};
-use keel_timeline::{Builder, CHECKPOINT_EVERY, Fact, Facts, facts, facts_on, walk};
+use keel_timeline::{Builder, CHECKPOINT_EVERY, Fact, Facts, extend, facts, facts_on, walk};
 use proptest::prelude::*;
 
 fn config() -> keel_demo::DemoConfig {
@@ -86,6 +86,40 @@ proptest! {
             let d = from + Duration::days(offset);
             prop_assert_eq!(facts_on(&rows, d), Some(facts(&evaluate(&plan, &h, d))), "as of {}", d);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
+
+    /// What `keel serve` does as days pass — continue the stored rows from
+    /// the day after the last one concluded, reading back only those from
+    /// the last checkpoint on — stores exactly the rows one walk would, and
+    /// an evaluation handed in for the last day is used as it is.
+    #[test]
+    fn a_timeline_continued_day_after_day_stores_the_rows_of_one_walk(
+        account in 0usize..40,
+        cuts in prop::collection::btree_set(1i64..200, 1..6),
+    ) {
+        let config = config();
+        let a = keel_demo::simulate_account(&config, account);
+        let mut names = BTreeMap::new();
+        let h = history(&a, &mut names);
+        let plan = plan(&names);
+        let from = config.start() + Duration::days(200);
+        let to = from + Duration::days(200);
+        let whole = walk(&plan, &h, from, to);
+        let mut kept: Vec<keel_timeline::Row> = Vec::new();
+        let mut start = from;
+        for cut in cuts.into_iter().map(|c| from + Duration::days(c)).chain([to + Duration::days(1)]) {
+            let last = cut - Duration::days(1);
+            // Only the rows from the last checkpoint on are read back.
+            let at = kept.iter().rposition(|r| r.checkpoint).unwrap_or(0);
+            let on_last = evaluate(&plan, &h, last);
+            kept.extend(extend(&plan, &h, &kept[at..], start, last, Some(&on_last)));
+            start = cut;
+        }
+        prop_assert_eq!(kept, whole);
     }
 }
 

@@ -19,7 +19,7 @@ async fn reimporting_every_kind_is_a_no_op() {
         paths.push((kind, path));
     }
     let before = f.snapshot().await;
-    let usage_before = f.store.usage(f.ws, &world[0].account.id).await.unwrap();
+    let known_before = f.store.usage(f.ws, &world[0].account.id).await.unwrap();
     for (kind, path) in &paths {
         let again = f.import(*kind, path).await;
         assert_eq!(again.counts.inserted, 0, "{kind}");
@@ -29,7 +29,7 @@ async fn reimporting_every_kind_is_a_no_op() {
     assert_eq!(f.snapshot().await, before);
     assert_eq!(
         f.store.usage(f.ws, &world[0].account.id).await.unwrap(),
-        usage_before,
+        known_before,
         "rollups counted twice"
     );
 }

@@ -237,3 +237,25 @@ pub async fn validate(
         },
     }))
 }
+
+/// How the workspace's account timeline stands under the running journey:
+/// whether it is current, or being re-derived in the background (after a
+/// start with an edited journey, or records edited after the fact).
+#[utoipa::path(
+    get,
+    path = "/api/v1/timeline",
+    tag = "journey",
+    responses(
+        (status = 200, description = "The timeline's status", body = crate::timeline::TimelineStatus),
+        (status = 404, description = "The server runs without a journey", body = super::ErrorBody),
+    )
+)]
+pub async fn timeline(
+    State(state): State<AppState>,
+    Caller(principal, _): Caller<auth::Read>,
+) -> Result<Json<crate::timeline::TimelineStatus>, ApiError> {
+    state
+        .timeline_status(principal.workspace)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(Code::NoJourney, "the server runs without a journey"))
+}

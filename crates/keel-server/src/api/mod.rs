@@ -161,6 +161,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(records::write))
         .routes(routes!(journey::get))
         .routes(routes!(journey::validate))
+        .routes(routes!(journey::timeline))
         .routes(routes!(reports::metrics))
         .routes(routes!(reports::portfolio))
         .routes(routes!(reports::retention))

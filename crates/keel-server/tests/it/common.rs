@@ -40,6 +40,24 @@ pub async fn start_in(dir: tempfile::TempDir, config: keel_server::Config) -> Se
     Server { url, store, state, _dir: dir }
 }
 
+/// A server whose heavy work — and so its background timeline task — is
+/// stalled from the start until the guard is dropped.
+pub async fn start_stalled(
+    dir: tempfile::TempDir,
+    config: keel_server::Config,
+) -> (Server, keel_server::heavy::Stalled) {
+    let path = dir.path().join("k.db");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(path.to_str().unwrap(), SqliteOptions::default()).await.unwrap());
+    let state = keel_server::AppState::new(store.clone(), config, clock());
+    let stalled = state.stall_heavy_work();
+    state.keep_timeline();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(keel_server::serve_on(listener, state.clone(), std::future::pending()));
+    (Server { url, store, state, _dir: dir }, stalled)
+}
+
 /// The default journey, as the server runs it.
 pub fn journey() -> Arc<keel_app::JourneyConfig> {
     let journey = keel_journey::check("journey.toml", keel_journey::DEFAULT_JOURNEY).unwrap();

@@ -15,4 +15,5 @@ mod ingest;
 mod plays;
 mod plays_api;
 mod roles;
+mod timeline;
 mod web;

@@ -669,15 +669,26 @@ impl Store for SqliteStore {
         self.forget(ws, who).await
     }
 
-    async fn put_timeline(
+    async fn put_timelines(
         &self,
         ws: WorkspaceId,
-        account: &ExternalId,
         journey_version: &str,
-        from: Option<keel_core::Date>,
-        rows: &[crate::TimelineRow],
+        writes: &[crate::TimelineWrite],
     ) -> Result<(), StoreError> {
-        self.put_timeline_rows(ws, account, journey_version, from, rows).await
+        self.put_timeline_writes(ws, journey_version, writes).await
+    }
+
+    async fn timeline_heads(
+        &self,
+        ws: WorkspaceId,
+        journey_version: &str,
+        accounts: &[ExternalId],
+    ) -> Result<std::collections::HashMap<ExternalId, crate::TimelineHead>, StoreError> {
+        self.timeline_heads_of(ws, journey_version, accounts).await
+    }
+
+    async fn drop_other_timelines(&self, ws: WorkspaceId, keep: &str) -> Result<u64, StoreError> {
+        self.drop_timelines_but(ws, keep).await
     }
 
     async fn timeline_rows(

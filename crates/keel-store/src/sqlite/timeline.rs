@@ -1,49 +1,134 @@
 //! The account timeline's rows (`account_days`).
 
+use std::collections::HashMap;
+
 use keel_core::{Date, ExternalId};
 
 use super::SqliteStore;
-use crate::{StoreError, TimelineRow, WorkspaceId};
+use crate::{StoreError, TimelineHead, TimelineRow, TimelineWrite, WorkspaceId};
 
 impl SqliteStore {
-    pub(super) async fn put_timeline_rows(
+    pub(super) async fn put_timeline_writes(
         &self,
         ws: WorkspaceId,
-        account: &ExternalId,
         version: &str,
-        from: Option<Date>,
-        rows: &[TimelineRow],
+        writes: &[TimelineWrite],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM accounts WHERE workspace_id = ? AND external_id = ?")
-                .bind(ws.0)
-                .bind(account.as_str())
-                .fetch_optional(&mut *tx)
+        for w in writes {
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM accounts WHERE workspace_id = ? AND external_id = ?")
+                    .bind(ws.0)
+                    .bind(w.account.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(id) = id else { return Err(StoreError::UnknownAccount(w.account.to_string())) };
+            let from = w.from.map_or_else(String::new, |d| d.to_string());
+            sqlx::query("DELETE FROM account_days WHERE account_id = ? AND journey_version = ? AND day >= ?")
+                .bind(id)
+                .bind(version)
+                .bind(&from)
+                .execute(&mut *tx)
                 .await?;
-        let Some(id) = id else { return Err(StoreError::UnknownAccount(account.to_string())) };
-        let from = from.map_or_else(String::new, |d| d.to_string());
-        sqlx::query("DELETE FROM account_days WHERE account_id = ? AND journey_version = ? AND day >= ?")
-            .bind(id)
-            .bind(version)
-            .bind(&from)
-            .execute(&mut *tx)
-            .await?;
-        for row in rows {
+            for row in &w.rows {
+                sqlx::query(
+                    "INSERT INTO account_days (account_id, journey_version, day, checkpoint, facts) \
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(version)
+                .bind(row.day.to_string())
+                .bind(row.checkpoint)
+                .bind(&row.facts)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let h = &w.head;
+            // Digests are stored as the signed integers SQLite keeps (bit for bit).
             sqlx::query(
-                "INSERT INTO account_days (account_id, journey_version, day, checkpoint, facts) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO account_timelines \
+                 (account_id, journey_version, through, records, known_before, known_upto) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, journey_version) DO UPDATE SET \
+                 through = excluded.through, records = excluded.records, \
+                 known_before = excluded.known_before, known_upto = excluded.known_upto",
             )
             .bind(id)
             .bind(version)
-            .bind(row.day.to_string())
-            .bind(row.checkpoint)
-            .bind(&row.facts)
+            .bind(h.through.to_string())
+            .bind(h.records as i64)
+            .bind(h.known_before as i64)
+            .bind(h.known_upto as i64)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) async fn timeline_heads_of(
+        &self,
+        ws: WorkspaceId,
+        version: &str,
+        accounts: &[ExternalId],
+    ) -> Result<HashMap<ExternalId, TimelineHead>, StoreError> {
+        let ids = serde_json::to_string(&accounts.iter().map(ExternalId::as_str).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Unencodable {
+                table: "account_timelines",
+                id: String::new(),
+                reason: e.to_string(),
+            })?;
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT a.external_id, t.through, t.records, t.known_before, t.known_upto \
+             FROM accounts a JOIN account_timelines t ON t.account_id = a.id \
+             WHERE a.workspace_id = ?1 AND a.external_id IN (SELECT value FROM json_each(?2)) \
+             AND t.journey_version = ?3",
+        )
+        .bind(ws.0)
+        .bind(&ids)
+        .bind(version)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(account, through, records, before, upto)| {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    table: "account_timelines",
+                    id: account.clone(),
+                    reason,
+                };
+                let id = ExternalId::parse(&account).map_err(|e| corrupt(e.to_string()))?;
+                let through = keel_core::parse_date(&through).map_err(|e| corrupt(e.to_string()))?;
+                let head = TimelineHead {
+                    through,
+                    records: records as u64,
+                    known_before: before as u64,
+                    known_upto: upto as u64,
+                };
+                Ok((id, head))
+            })
+            .collect()
+    }
+
+    pub(super) async fn drop_timelines_but(&self, ws: WorkspaceId, keep: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let days = sqlx::query(
+            "DELETE FROM account_days WHERE journey_version <> ?2 \
+             AND account_id IN (SELECT id FROM accounts WHERE workspace_id = ?1)",
+        )
+        .bind(ws.0)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "DELETE FROM account_timelines WHERE journey_version <> ?2 \
+             AND account_id IN (SELECT id FROM accounts WHERE workspace_id = ?1)",
+        )
+        .bind(ws.0)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(days)
     }
 
     pub(super) async fn timeline_rows_of(

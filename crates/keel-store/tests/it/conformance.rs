@@ -1016,20 +1016,35 @@ pub async fn a_person_is_exported_then_forgotten_and_admin_actions_are_logged(st
     assert!(store.backup(&copy).await.is_err(), "an existing file is not overwritten");
 }
 
-/// `put_timeline`, `timeline_rows`.
+/// `put_timelines`, `timeline_rows`, `timeline_heads`, `drop_other_timelines`.
 pub async fn an_accounts_timeline_is_replaced_from_a_day_and_read_from_its_last_checkpoint(
     store: &dyn Store,
 ) {
     let ws = store.workspace("a").await.unwrap();
     let other = store.workspace("b").await.unwrap();
-    let w = world(1);
+    let w = world(2);
     store_world(store, ws, &w).await;
     let acct = w[0].account.id.clone();
+    let second = w[1].account.id.clone();
     let day = |d: &str| keel_core::parse_date(d).unwrap();
     let row = |d: &str, checkpoint: bool| keel_store::TimelineRow {
         day: day(d),
         checkpoint,
         facts: format!("{{\"day\":\"{d}\"}}"),
+    };
+    let head = |d: &str, n: u64| keel_store::TimelineHead {
+        through: day(d),
+        records: n,
+        known_before: u64::MAX - n,
+        known_upto: 1 << 63,
+    };
+    let write = |account: &ExternalId, from: Option<&str>, rows: &[keel_store::TimelineRow], h| {
+        keel_store::TimelineWrite {
+            account: account.clone(),
+            from: from.map(day),
+            rows: rows.to_vec(),
+            head: h,
+        }
     };
     let rows = [
         row("2026-01-01", true),
@@ -1037,8 +1052,8 @@ pub async fn an_accounts_timeline_is_replaced_from_a_day_and_read_from_its_last_
         row("2026-01-29", true),
         row("2026-02-02", false),
     ];
-    store.put_timeline(ws, &acct, "v1", None, &rows).await.unwrap();
-    store.put_timeline(ws, &acct, "v2", None, &rows[..1]).await.unwrap();
+    store.put_timelines(ws, "v1", &[write(&acct, None, &rows, head("2026-02-03", 1))]).await.unwrap();
+    store.put_timelines(ws, "v2", &[write(&acct, None, &rows[..1], head("2026-01-01", 2))]).await.unwrap();
     assert_eq!(store.timeline_rows(ws, &acct, "v1", None).await.unwrap(), rows, "every row, in day order");
     assert_eq!(store.timeline_rows(ws, &acct, "v1", Some(day("2026-01-28"))).await.unwrap(), rows[..2]);
     assert_eq!(store.timeline_rows(ws, &acct, "v1", Some(day("2026-01-29"))).await.unwrap(), rows[2..3]);
@@ -1048,16 +1063,47 @@ pub async fn an_accounts_timeline_is_replaced_from_a_day_and_read_from_its_last_
         "before it starts"
     );
     assert_eq!(store.timeline_rows(ws, &acct, "v2", None).await.unwrap(), rows[..1], "each version its own");
-    // A restatement from a day replaces that day and the later ones only.
+    let heads = store.timeline_heads(ws, "v1", &[acct.clone(), second.clone()]).await.unwrap();
+    assert_eq!(heads.len(), 1, "only kept timelines have a head: {heads:?}");
+    assert_eq!(heads[&acct], head("2026-02-03", 1), "digests come back bit for bit");
+    // A restatement from a day replaces that day and the later ones only,
+    // and moves the head; several accounts are written together.
     let restated = [row("2026-01-05", true), row("2026-01-06", false)];
-    store.put_timeline(ws, &acct, "v1", Some(day("2026-01-05")), &restated).await.unwrap();
+    store
+        .put_timelines(
+            ws,
+            "v1",
+            &[
+                write(&acct, Some("2026-01-05"), &restated, head("2026-01-06", 3)),
+                write(&second, None, &rows[..1], head("2026-01-01", 4)),
+            ],
+        )
+        .await
+        .unwrap();
     assert_eq!(
         store.timeline_rows(ws, &acct, "v1", None).await.unwrap(),
         [rows[0].clone(), restated[0].clone(), restated[1].clone()]
     );
+    let heads = store.timeline_heads(ws, "v1", &[acct.clone(), second.clone()]).await.unwrap();
+    assert_eq!((heads[&acct], heads[&second]), (head("2026-01-06", 3), head("2026-01-01", 4)));
     assert!(store.timeline_rows(other, &acct, "v1", None).await.unwrap().is_empty(), "another workspace");
-    assert!(matches!(
-        store.put_timeline(other, &acct, "v1", None, &rows).await,
-        Err(keel_store::StoreError::UnknownAccount(_))
-    ));
+    assert!(store.timeline_heads(other, "v1", std::slice::from_ref(&acct)).await.unwrap().is_empty());
+    // Refused as a whole: the known account's rows are not written either.
+    let refused = store
+        .put_timelines(
+            ws,
+            "v1",
+            &[
+                write(&second, None, &[], head("2026-01-01", 5)),
+                write(&ExternalId::parse("nobody").unwrap(), None, &rows, head("2026-01-01", 5)),
+            ],
+        )
+        .await;
+    assert!(matches!(refused, Err(keel_store::StoreError::UnknownAccount(_))), "{refused:?}");
+    assert_eq!(store.timeline_rows(ws, &second, "v1", None).await.unwrap(), rows[..1]);
+    // Another version's rows and heads go; the kept version's stay.
+    assert_eq!(store.drop_other_timelines(ws, "v1").await.unwrap(), 1);
+    assert!(store.timeline_rows(ws, &acct, "v2", None).await.unwrap().is_empty());
+    assert!(store.timeline_heads(ws, "v2", std::slice::from_ref(&acct)).await.unwrap().is_empty());
+    assert_eq!(store.timeline_rows(ws, &acct, "v1", None).await.unwrap().len(), 3);
 }

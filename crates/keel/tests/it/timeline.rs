@@ -9,9 +9,13 @@ use crate::{keel, stdout};
 fn a_rebuilt_timeline_reads_back_what_an_evaluation_as_of_each_day_concludes() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");
-    assert!(keel(&db, &["demo", "--accounts", "12", "--end", "2026-06-01"]).status.success());
-    let out = keel(&db, &["timeline", "show", "acct-000003", "--as-of", "2026-03-01"]);
-    assert_eq!(out.status.code(), Some(1), "not built yet");
+    let demo = keel(&db, &["demo", "--accounts", "12", "--end", "2026-06-01"]);
+    assert!(demo.status.success());
+    assert!(stdout(&demo).contains("timeline: concluded"), "the demo keeps the timeline: {}", stdout(&demo));
+    let out = keel(&db, &["timeline", "show", "acct-000003", "--as-of", "2026-03-01", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = keel(&db, &["timeline", "show", "acct-999999", "--as-of", "2026-03-01"]);
+    assert_eq!(out.status.code(), Some(1), "no such account");
     assert!(String::from_utf8_lossy(&out.stderr).contains("keel timeline rebuild"));
 
     let out = keel(&db, &["timeline", "rebuild", "--through", "2026-06-01"]);
