@@ -212,9 +212,9 @@ pub enum Which<'a> {
     Some(&'a [ExternalId]),
 }
 
-/// Accounts kept per chunk: few enough that heavy work waiting behind the
-/// timeline waits for one chunk only.
-const KEEP_CHUNK: usize = 100;
+/// Accounts read and kept per chunk (the server's keeper asks for fewer
+/// at a time, so heavy work waiting behind it waits for one batch only).
+const KEEP_CHUNK: usize = crate::load::CHUNK;
 
 /// Rows written per transaction: the store's writer (and so ingest) waits
 /// at most one such transaction.
