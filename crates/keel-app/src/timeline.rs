@@ -244,6 +244,8 @@ pub async fn keep(
         Which::Some(ids) => ids,
     };
     let mut done = Kept::default();
+    // Each chunk's rows are written while the next chunk is evaluated.
+    let mut unwritten: Vec<TimelineWrite> = Vec::new();
     for chunk in ids.chunks(KEEP_CHUNK) {
         let histories = load_chunk(store, ws, chunk, RecordKinds::ALL, Usage::Since(None, true)).await?;
         let heads = store.timeline_heads(ws, version, chunk).await?;
@@ -258,44 +260,67 @@ pub async fn keep(
                 work.push((h, need, before));
             }
         }
-        let computed =
-            spread_blocking(&work, |(h, need, before)| kept(plan, h, *need, before, through, None)).await;
-        let mut writes = Vec::new();
-        let mut pending_rows = 0;
-        for ((h, need, _), out) in work.iter().zip(computed) {
-            let Some((from, rows)) = out else { continue };
-            done.accounts += 1;
-            done.days += match (need, first_day(h)) {
+        let compute = |(h, need, before): &(AccountHistory, Need, Vec<Row>)| {
+            let (from, rows) = kept(plan, h, *need, before, through, None)?;
+            let days = match (need, first_day(h)) {
                 (Need::From(day), _) => (through - *day).num_days() as u64 + 1,
                 (_, Some(first)) if first <= through => (through - first).num_days() as u64 + 1,
                 _ => 0,
             };
-            done.rows += rows.len() as u64;
-            pending_rows += rows.len();
-            writes.push(write(h, from, &rows, through)?);
-            if pending_rows >= ROWS_PER_WRITE {
-                store.put_timelines(ws, version, &std::mem::take(&mut writes)).await?;
-                pending_rows = 0;
+            Some((days, rows.len() as u64, write(h, from, &rows, through)))
+        };
+        let previous = std::mem::take(&mut unwritten);
+        let computed = match tokio::runtime::Handle::try_current() {
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                let write = || rt.block_on(put_all(store, ws, version, previous));
+                let (computed, written) = tokio::task::block_in_place(|| {
+                    std::thread::scope(|s| {
+                        let writer = s.spawn(write);
+                        let computed = crate::load::spread_items(&work, compute);
+                        (computed, writer.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    })
+                });
+                written?;
+                computed
             }
-        }
-        if !writes.is_empty() {
-            store.put_timelines(ws, version, &writes).await?;
+            _ => {
+                put_all(store, ws, version, previous).await?;
+                crate::load::spread_items(&work, compute)
+            }
+        };
+        for (days, rows, write) in computed.into_iter().flatten() {
+            done.accounts += 1;
+            done.days += days;
+            done.rows += rows;
+            unwritten.push(write?);
         }
         progress(chunk.len());
     }
+    put_all(store, ws, version, unwritten).await?;
     Ok(done)
 }
 
-/// `f` over `items` on every core at the lowest CPU priority, off the
-/// async workers where blocking is allowed.
-async fn spread_blocking<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync) -> Vec<T> {
-    let multi_threaded = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi_threaded {
-        tokio::task::block_in_place(|| crate::load::spread_items(items, f))
-    } else {
-        crate::load::spread_items(items, f)
+/// Writes `writes`, a transaction per [`ROWS_PER_WRITE`] rows or so.
+async fn put_all(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    version: &str,
+    writes: Vec<TimelineWrite>,
+) -> Result<(), TimelineError> {
+    let mut batch = Vec::new();
+    let mut rows = 0;
+    for w in writes {
+        rows += w.rows.len();
+        batch.push(w);
+        if rows >= ROWS_PER_WRITE {
+            store.put_timelines(ws, version, &std::mem::take(&mut batch)).await?;
+            rows = 0;
+        }
     }
+    if !batch.is_empty() {
+        store.put_timelines(ws, version, &batch).await?;
+    }
+    Ok(())
 }
 
 /// Rebuilds every account's timeline under `version` from its first day to

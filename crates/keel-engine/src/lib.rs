@@ -437,9 +437,72 @@ fn evaluate_with(
     from: Option<&Checkpoint>,
 ) -> (AccountState, Vec<stages::LineReplay>) {
     let ctx = Ctx::new(plan, history, as_of);
+    evaluate_in(&ctx, from.map(|c| c.lines.as_slice()))
+}
+
+/// An account evaluated day after day, each evaluation continuing from the
+/// one before: what [`evaluate`] answers, at the cost of what changed when
+/// the days come one after the other — the day's usage is added to what
+/// the day before held, the stage replays take at most one more weekly
+/// step, and the search for first value goes on from where it stopped.
+/// Data received on a day but dated earlier (a late arrival) rebuilds
+/// what it changes. The history must not change during the walk.
+pub struct Walk<'a> {
+    plan: &'a Plan,
+    history: &'a AccountHistory,
+    ctx: Option<Ctx<'a>>,
+    /// The stage replays after the weekly steps of the last evaluation.
+    lines: Vec<stages::LineReplay>,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk over `history` under `plan`, nothing evaluated yet.
+    pub fn new(plan: &'a Plan, history: &'a AccountHistory) -> Self {
+        Self { plan, history, ctx: None, lines: Vec::new() }
+    }
+
+    /// The account as of `as_of`: exactly `evaluate(plan, history, as_of)`.
+    pub fn evaluate(&mut self, as_of: Date) -> AccountState {
+        let day = dn(as_of);
+        let mut ctx = self.ctx.take();
+        let moved = ctx.as_mut().is_some_and(|c| c.as_of + 1 == day && c.advance());
+        let ctx = match ctx {
+            Some(ctx) if moved => ctx,
+            before => {
+                let before = before.map(|c| c.as_of);
+                let last = self.lines.iter().map(|l| l.step).max();
+                // The replays hold on when no usage received since the last
+                // evaluation is dated on or before a step they took.
+                let hold = match (before, last) {
+                    (Some(b), Some(last)) if b <= day => !self.history.usage.iter().any(|u| {
+                        let (d, k) = (dn(u.day), dn(u.known));
+                        k > b && k <= day && d <= last
+                    }),
+                    (Some(b), None) => b <= day,
+                    _ => false,
+                };
+                if !hold {
+                    self.lines.clear();
+                }
+                Ctx::new(self.plan, self.history, as_of)
+            }
+        };
+        let (state, lines) = evaluate_in(&ctx, Some(&self.lines));
+        self.lines = lines;
+        self.ctx = Some(ctx);
+        state
+    }
+}
+
+fn evaluate_in(
+    ctx: &Ctx<'_>,
+    from: Option<&[stages::LineReplay]>,
+) -> (AccountState, Vec<stages::LineReplay>) {
+    let (plan, history) = (ctx.plan, ctx.h);
+    let as_of = date(ctx.as_of);
     let j = &plan.journey;
     let t = ctx.as_of;
-    let account_metrics = Metrics::new(&ctx, t, None);
+    let account_metrics = Metrics::new(ctx, t, None);
 
     let segment = j.segments.iter().find(|s| truth(&s.when.eval(&account_metrics)) == Some(true));
     let setting = |key: &str| -> f64 {
@@ -454,13 +517,11 @@ fn evaluate_with(
         .collect();
     lines.sort();
     lines.dedup();
-    let (lines, replays): (Vec<LineState>, Vec<_>) = lines
-        .iter()
-        .map(|l| replay(&ctx, l, from.and_then(|c| c.lines.iter().find(|r| r.line == *l))))
-        .unzip();
+    let (lines, replays): (Vec<LineState>, Vec<_>) =
+        lines.iter().map(|l| replay(ctx, l, from.and_then(|c| c.iter().find(|r| r.line == *l)))).unzip();
 
     let health = health(plan, &account_metrics, segment.map(|s| s.id.as_str()));
-    let moments = moments(&ctx, &account_metrics, segment.map(|s| s.touch), &setting, &health);
+    let moments = moments(ctx, &account_metrics, segment.map(|s| s.touch), &setting, &health);
 
     let mut metrics = BTreeMap::new();
     for name in j.metric_types.keys() {

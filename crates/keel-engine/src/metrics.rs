@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cel_core::{Activation, MapKey, Value, ValueMap};
-use keel_core::{Date, SurveyKind};
+use keel_core::{Date, DayUsage, SurveyKind};
 use keel_journey::{MetricDef, Window};
 use rust_decimal::prelude::ToPrimitive;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -108,86 +108,128 @@ pub(crate) struct Ctx<'a> {
     pub account: Value,
     /// First day of the first contract (None: no contract started yet).
     pub first_start: Option<i32>,
-    /// Per product line (None = the account): day of first value, if reached.
-    pub first_value: Mutex<FxHashMap<Option<String>, Option<i32>>>,
+    /// The days data dated earlier was received on (sorted, distinct).
+    late: Vec<i32>,
+    /// Per product line (None = the account): the search for its first value.
+    first_value: Mutex<FxHashMap<Option<String>, FirstValue>>,
+}
+
+/// Where the weekly search for a line's first value stands: every weekly
+/// step before `resume` was judged on a day before `at` (so on data a
+/// later context holds the same) and did not hold.
+#[derive(Debug, Clone, Copy)]
+struct FirstValue {
+    /// The line's first contract start.
+    start: i32,
+    /// The as-of day of the search.
+    at: i32,
+    /// The step the search stopped at.
+    resume: i32,
+    /// The day of first value, as of `at`.
+    result: Option<i32>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(plan: &'a Plan, h: &'a AccountHistory, as_of: Date) -> Self {
         let as_of = dn(as_of);
-        let mut days: Vec<Day> = Vec::new();
-        let mut user_ids: Vec<u64> = Vec::new();
-        let mut name_counts: Vec<(u64, u64)> = Vec::new();
-        // Rows come sorted by (day, known day); a day known in several rows
-        // (late data) is merged.
-        let mut rows = h.usage.iter().filter(|u| dn(u.day) <= as_of && dn(u.known) <= as_of);
-        let mut next = rows.next();
-        while let Some(first) = next {
-            let day = dn(first.day);
-            let (u0, n0) = (user_ids.len(), name_counts.len());
-            let mut events = 0;
-            let mut merged = 0;
-            while let Some(u) = next.filter(|u| dn(u.day) == day) {
-                events += u.events;
-                user_ids.extend(u.users.iter().map(|(id, _)| *id));
-                name_counts.extend_from_slice(&u.names);
-                merged += 1;
-                next = rows.next();
-            }
-            if merged > 1 {
-                let mut users = user_ids.split_off(u0);
-                users.sort_unstable();
-                users.dedup();
-                user_ids.extend(users);
-                let mut names = name_counts.split_off(n0);
-                names.sort_unstable_by_key(|(id, _)| *id);
-                for (id, n) in names {
-                    let fresh = name_counts.len() == n0;
-                    match name_counts.last_mut() {
-                        Some((last, m)) if !fresh && *last == id => *m += n,
-                        _ => name_counts.push((id, n)),
-                    }
-                }
-            }
-            let range = |a: usize, b: usize| (a as u32)..(b as u32);
-            days.push(Day {
-                day,
-                events,
-                users: range(u0, user_ids.len()),
-                names: range(n0, name_counts.len()),
-            });
-        }
-        let mut cum_events = Vec::with_capacity(days.len() + 1);
-        cum_events.push(0);
-        for d in &days {
-            cum_events.push(cum_events.last().copied().unwrap_or(0) + d.events);
-        }
-        let mut cum_counts = FxHashMap::default();
-        for (name, ids) in &plan.count_metrics {
-            let mut cum = Vec::with_capacity(days.len() + 1);
-            cum.push(0);
-            for d in &days {
-                let names = &name_counts[d.names.start as usize..d.names.end as usize];
-                let n: u64 = names.iter().filter(|(id, _)| ids.contains(id)).map(|(_, n)| n).sum();
-                cum.push(cum.last().copied().unwrap_or(0) + n);
-            }
-            cum_counts.insert(name.clone(), cum);
-        }
-        let account = account_value(&h.account);
-        let first_start = h.contracts.iter().map(|c| dn(c.start)).filter(|s| *s <= as_of).min();
-        Self {
+        let mut ctx = Self {
             plan,
             h,
             as_of,
-            days,
-            user_ids,
-            name_counts,
-            cum_events,
-            cum_counts,
-            account,
-            first_start,
+            days: Vec::new(),
+            user_ids: Vec::new(),
+            name_counts: Vec::new(),
+            cum_events: vec![0],
+            cum_counts: plan.count_metrics.iter().map(|(name, _)| (name.clone(), vec![0])).collect(),
+            account: account_value(&h.account),
+            first_start: None,
+            late: Vec::new(),
             first_value: Mutex::default(),
+        };
+        ctx.late = h.usage.iter().filter(|u| u.known > u.day).map(|u| dn(u.known)).collect();
+        ctx.late.sort_unstable();
+        ctx.late.dedup();
+        // Rows come sorted by (day, known day); a day known in several rows
+        // (late data) is merged.
+        let mut rows = h.usage.iter().filter(|u| dn(u.day) <= as_of && dn(u.known) <= as_of).peekable();
+        while let Some(first) = rows.peek() {
+            let day = dn(first.day);
+            let mut same = Vec::new();
+            while let Some(u) = rows.next_if(|u| dn(u.day) == day) {
+                same.push(u);
+            }
+            ctx.push_day(day, &same);
         }
+        ctx.first_start = ctx.first_start_by(as_of);
+        ctx
+    }
+
+    /// Moves the context on to the next day when that only adds the day's
+    /// own usage (what was known of earlier days is unchanged): the same
+    /// context [`Ctx::new`] would build as of that day. Answers false, and
+    /// leaves the context as it was, when data received that day is dated
+    /// earlier (the caller builds a new context).
+    pub fn advance(&mut self) -> bool {
+        let next = self.as_of + 1;
+        if self.late.binary_search(&next).is_ok() {
+            return false;
+        }
+        let h = self.h;
+        let lo = h.usage.partition_point(|u| dn(u.day) < next);
+        let hi = h.usage.partition_point(|u| dn(u.day) <= next);
+        let same: Vec<&DayUsage> = h.usage[lo..hi].iter().filter(|u| dn(u.known) <= next).collect();
+        if !same.is_empty() {
+            self.push_day(next, &same);
+        }
+        self.as_of = next;
+        self.first_start = self.first_start_by(next);
+        true
+    }
+
+    fn first_start_by(&self, as_of: i32) -> Option<i32> {
+        self.h.contracts.iter().map(|c| dn(c.start)).filter(|s| *s <= as_of).min()
+    }
+
+    /// Appends day `day`'s usage from its rows (the day after every day held).
+    fn push_day(&mut self, day: i32, rows: &[&DayUsage]) {
+        let (u0, n0) = (self.user_ids.len(), self.name_counts.len());
+        let mut events = 0;
+        for u in rows {
+            events += u.events;
+            self.user_ids.extend(u.users.iter().map(|(id, _)| *id));
+            self.name_counts.extend_from_slice(&u.names);
+        }
+        if rows.len() > 1 {
+            let mut users = self.user_ids.split_off(u0);
+            users.sort_unstable();
+            users.dedup();
+            self.user_ids.extend(users);
+            let mut names = self.name_counts.split_off(n0);
+            names.sort_unstable_by_key(|(id, _)| *id);
+            for (id, n) in names {
+                let fresh = self.name_counts.len() == n0;
+                match self.name_counts.last_mut() {
+                    Some((last, m)) if !fresh && *last == id => *m += n,
+                    _ => self.name_counts.push((id, n)),
+                }
+            }
+        }
+        let range = |a: usize, b: usize| (a as u32)..(b as u32);
+        let d = Day {
+            day,
+            events,
+            users: range(u0, self.user_ids.len()),
+            names: range(n0, self.name_counts.len()),
+        };
+        self.cum_events.push(self.cum_events.last().copied().unwrap_or(0) + d.events);
+        for (name, ids) in &self.plan.count_metrics {
+            let names = &self.name_counts[d.names.start as usize..d.names.end as usize];
+            let n: u64 = names.iter().filter(|(id, _)| ids.contains(id)).map(|(_, n)| n).sum();
+            if let Some(cum) = self.cum_counts.get_mut(name) {
+                cum.push(cum.last().copied().unwrap_or(0) + n);
+            }
+        }
+        self.days.push(d);
     }
 
     fn users(&self, d: &Day) -> &[u64] {
@@ -339,30 +381,39 @@ impl<'a> Ctx<'a> {
 
     /// The first day `line`'s first-value milestone held (None: not by as_of).
     pub fn first_value_day(&self, line: Option<&str>) -> Option<i32> {
+        let start = self.line_start(line)?;
         let key = line.map(str::to_owned);
-        if let Some(v) = self.first_value.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
-            return *v;
-        }
-        let found = self.search_first_value(line);
-        self.first_value.lock().unwrap_or_else(PoisonError::into_inner).insert(key, found);
-        found
+        let known = self.first_value.lock().unwrap_or_else(PoisonError::into_inner).get(&key).copied();
+        let resume = match known {
+            Some(s) if s.start == start && s.at == self.as_of => return s.result,
+            // Found on a step before the day it was searched on: a context
+            // moved on (see [`Ctx::advance`]) finds it there again.
+            Some(s) if s.start == start && s.result.is_some() && s.resume <= s.at => return s.result,
+            Some(s) if s.start == start => s.resume,
+            _ => start,
+        };
+        let (result, resume) = self.search_first_value(line, start, resume);
+        let search = FirstValue { start, at: self.as_of, resume, result };
+        self.first_value.lock().unwrap_or_else(PoisonError::into_inner).insert(key, search);
+        result
     }
 
-    fn search_first_value(&self, line: Option<&str>) -> Option<i32> {
-        let start = self.line_start(line)?;
+    /// The weekly search from step `from` (every step before it did not
+    /// hold): the first value's day and the step the search stopped at.
+    fn search_first_value(&self, line: Option<&str>, start: i32, from: i32) -> (Option<i32>, i32) {
         let holds = |t: i32| {
             let m = Metrics::new(self, t, line);
             matches!(self.plan.journey.first_value.eval(&m), Value::Bool(true))
         };
         // Weekly, then the exact day inside the first week it holds.
-        let mut t = start;
+        let mut t = from;
         loop {
             let end = t.min(self.as_of);
             if holds(end) {
-                return (end.saturating_sub(6).max(start)..=end).find(|d| holds(*d));
+                return ((end.saturating_sub(6).max(start)..=end).find(|d| holds(*d)), t);
             }
             if end == self.as_of {
-                return None;
+                return (None, t);
             }
             t += 7;
         }

@@ -159,9 +159,17 @@ pub struct Row {
 /// Appends days to an account's timeline, in order.
 #[derive(Debug, Default)]
 pub struct Builder {
-    /// The last day appended, its facts, and how each is stored.
-    last: Option<(Date, Facts, Facts)>,
+    /// The last day appended, and its facts by path (in path order) with
+    /// how each is stored.
+    last: Option<(Date, Vec<(String, Stored)>)>,
     checkpoint: Option<Date>,
+}
+
+/// A fact's value on the last day appended, and how it is stored.
+#[derive(Debug)]
+struct Stored {
+    value: Fact,
+    stored: Fact,
 }
 
 /// Why a day could not be appended.
@@ -191,52 +199,58 @@ impl Builder {
     /// out exactly as if they had been appended right after it.
     pub fn continuing(rows: &[Row], day: Date) -> Self {
         let Some(stored) = stored_on(rows, day) else { return Self::default() };
-        let facts = stored.iter().map(|(k, v)| (k.clone(), v.on(day))).collect();
+        let facts = stored.into_iter().map(|(k, v)| (k, Stored { value: v.on(day), stored: v })).collect();
         let checkpoint = rows.iter().rev().find(|r| r.checkpoint && r.day <= day).map(|r| r.day);
-        Self { last: Some((day, facts, stored)), checkpoint }
+        Self { last: Some((day, facts)), checkpoint }
     }
 
     /// Appends a day's facts; answers the row to store (`None`: nothing changed).
     pub fn push(&mut self, day: Date, facts: Facts) -> Result<Option<Row>, AppendError> {
-        if let Some((last, ..)) = &self.last
+        if let Some((last, _)) = &self.last
             && day <= *last
         {
             return Err(AppendError::OutOfOrder { day, last: *last });
         }
-        let (values, stored_before) = match &self.last {
+        let (before, yesterday) = match self.last.take() {
             // Anchored counts carry over only from the day before.
-            Some((last, values, stored)) if (day - *last).num_days() == 1 => (Some(values), Some(stored)),
-            Some((_, _, stored)) => (None, Some(stored)),
-            None => (None, None),
+            Some((last, before)) => (Some(before), (day - last).num_days() == 1),
+            None => (None, false),
         };
-        let stored: Facts = facts
-            .iter()
-            .map(|(k, v)| {
-                let before = stored_before.and_then(|s| s.get(k));
-                (k.clone(), Fact::stored(v, day, before, values.and_then(|y| y.get(k))))
+        let due =
+            self.checkpoint.is_none_or(|c| (day - c).num_days() >= CHECKPOINT_EVERY) || before.is_none();
+        // Both sides are in path order: walk them together.
+        let mut previous = before.iter().flatten().peekable();
+        let mut changed: Vec<(String, Option<Fact>)> = Vec::new();
+        let mut now = Vec::with_capacity(facts.len());
+        for (path, value) in facts {
+            while let Some((gone, _)) = previous.next_if(|(p, _)| p.as_str() < path.as_str()) {
+                changed.push((gone.clone(), None));
+            }
+            let old = previous.next_if(|(p, _)| *p == path).map(|(_, s)| s);
+            let stored = Fact::stored(
+                &value,
+                day,
+                old.map(|s| &s.stored),
+                old.filter(|_| yesterday).map(|s| &s.value),
+            );
+            if !due && old.map(|s| &s.stored) != Some(&stored) {
+                changed.push((path.clone(), Some(stored.clone())));
+            }
+            now.push((path, Stored { value, stored }));
+        }
+        changed.extend(previous.map(|(gone, _)| (gone.clone(), None)));
+        let row = if due {
+            self.checkpoint = Some(day);
+            let all = now.iter().map(|(k, s)| (k.clone(), Some(s.stored.clone()))).collect();
+            Some(Row { day, checkpoint: true, facts: all })
+        } else {
+            (!changed.is_empty()).then(|| Row {
+                day,
+                checkpoint: false,
+                facts: changed.into_iter().collect(),
             })
-            .collect();
-        let due = self.checkpoint.is_none_or(|c| (day - c).num_days() >= CHECKPOINT_EVERY);
-        let row = match (stored_before, due) {
-            (Some(before), false) => {
-                let mut changed: BTreeMap<String, Option<Fact>> = BTreeMap::new();
-                for (k, v) in &stored {
-                    if before.get(k) != Some(v) {
-                        changed.insert(k.clone(), Some(v.clone()));
-                    }
-                }
-                for k in before.keys().filter(|k| !stored.contains_key(*k)) {
-                    changed.insert(k.clone(), None);
-                }
-                (!changed.is_empty()).then_some(Row { day, checkpoint: false, facts: changed })
-            }
-            _ => {
-                self.checkpoint = Some(day);
-                let all = stored.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
-                Some(Row { day, checkpoint: true, facts: all })
-            }
         };
-        self.last = Some((day, facts, stored));
+        self.last = Some((day, now));
         Ok(row)
     }
 }
@@ -294,16 +308,12 @@ pub fn extend(
 ) -> Vec<Row> {
     let mut builder = from.pred_opt().map_or_else(Builder::default, |d| Builder::continuing(before, d));
     let mut rows = Vec::new();
-    let mut checkpoint = None;
+    let mut walk = keel_engine::Walk::new(plan, history);
     let mut day = from;
     while day <= to {
         let facts = match on_to {
             Some(state) if day == to => facts(state),
-            _ => {
-                let (state, next) = keel_engine::evaluate_from(plan, history, day, checkpoint.as_ref());
-                checkpoint = Some(next);
-                facts(&state)
-            }
+            _ => facts(&walk.evaluate(day)),
         };
         // `before` ends before `from` and days come in order: appending cannot fail.
         if let Ok(Some(row)) = builder.push(day, facts) {

@@ -7,7 +7,7 @@ use crate::common;
 
 use chrono::Duration;
 use keel_core::{Date, Money};
-use keel_engine::{Plan, evaluate, evaluate_from, evaluate_from_unchecked};
+use keel_engine::{Plan, Walk, evaluate, evaluate_from, evaluate_from_unchecked};
 use proptest::prelude::*;
 
 fn config() -> keel_demo::DemoConfig {
@@ -89,6 +89,99 @@ proptest! {
         let (continued, _) = evaluate_from(&plan, &after, a2, Some(&checkpoint));
         prop_assert_eq!(continued, evaluate(&plan, &after, a2));
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    /// A walk (day after day mostly, with jumps forward and back) answers
+    /// each day exactly what a full evaluation answers, late arrivals
+    /// included.
+    #[test]
+    fn a_walk_answers_each_day_what_a_full_evaluation_answers(
+        account in 0usize..40,
+        first in 0i64..600,
+        steps in proptest::collection::vec(prop_oneof![12 => Just(1i64), 1 => 2i64..40, 1 => -30i64..1], 20..90),
+        late in 0i64..3,
+    ) {
+        let config = config();
+        let mut a = keel_demo::simulate_account(&config, account);
+        let start = config.start() + Duration::days(first);
+        for week in 0..late * 4 {
+            let day = start + Duration::days(week * 9);
+            late_events(&mut a, day, day + Duration::days(2 + week % 5), 40);
+        }
+        let mut names = common::Names::default();
+        let h = common::history(&a, &mut names);
+        let plan = common::plan(&names);
+        let mut walk = Walk::new(&plan, &h);
+        let mut d = start;
+        for step in steps {
+            d += Duration::days(step);
+            prop_assert_eq!(walk.evaluate(d), evaluate(&plan, &h, d), "as of {}", d);
+        }
+    }
+}
+
+/// Every day of a dozen accounts' whole histories, walked in order: each
+/// equal to a full evaluation (first values found mid-week and on the walk's
+/// own day, renewals, stage changes).
+#[test]
+fn a_walk_through_whole_histories_matches_full_evaluation_every_day() {
+    let config = config();
+    let mut first_values = 0;
+    for account in 0..12 {
+        let a = keel_demo::simulate_account(&config, account);
+        let mut names = common::Names::default();
+        let h = common::history(&a, &mut names);
+        let plan = common::plan(&names);
+        let mut walk = Walk::new(&plan, &h);
+        let mut d = config.start();
+        let mut reached = false;
+        while d <= config.end {
+            let full = evaluate(&plan, &h, d);
+            reached |= full.lines.iter().any(|l| l.ttv_days.is_some());
+            assert_eq!(walk.evaluate(d), full, "account {account} as of {d}");
+            d += Duration::days(1);
+        }
+        first_values += usize::from(reached);
+    }
+    assert!(first_values >= 6, "only {first_values} of 12 accounts reached first value");
+}
+
+/// First value is searched weekly, then day by day inside the first week
+/// it holds; a walk picks the search up where it stopped. With a condition
+/// that holds only on days with usage, and usage on two days of the second
+/// week, the search as of the second usage day finds the first one (inside
+/// the week being searched), and the day after finds none: the walk must
+/// not keep the first answer.
+#[test]
+fn a_walk_searches_first_value_again_when_the_week_it_was_found_in_moves() {
+    let text = keel_journey::DEFAULT_JOURNEY
+        .replace("when = \"workflows_published >= 1\"", "when = \"days_since_last_event == 0\"");
+    assert_ne!(text, keel_journey::DEFAULT_JOURNEY);
+    let plan = Plan::new(keel_journey::check("journey.toml", &text).expect("checks"), &[]);
+    let config = config();
+    let mut h = common::history(&keel_demo::simulate_account(&config, 0), &mut common::Names::default());
+    let start = h.contracts.iter().map(|c| c.start).min().expect("a contract");
+    let used = |day: Date| keel_core::DayUsage {
+        day,
+        known: day,
+        events: 1,
+        users: vec![(1, 1)],
+        names: vec![(1, 1)],
+    };
+    h.usage = vec![used(start + Duration::days(3)), used(start + Duration::days(9))];
+    let mut walk = Walk::new(&plan, &h);
+    let mut answers = Vec::new();
+    for day in 0..30 {
+        let d = start + Duration::days(day);
+        let full = evaluate(&plan, &h, d);
+        answers.push(full.metrics.get("ttv_days").copied().flatten());
+        assert_eq!(walk.evaluate(d), full, "as of {d}");
+    }
+    assert_eq!(answers[9], Some(keel_engine::Val::Int(3)), "as of the second usage day: {answers:?}");
+    assert_eq!(answers[10], None, "the day after: {answers:?}");
 }
 
 /// The history as known on `d`: usage received later left out.

@@ -7,6 +7,10 @@ use keel_core::{Date, ExternalId};
 use super::SqliteStore;
 use crate::{StoreError, TimelineHead, TimelineRow, TimelineWrite, WorkspaceId};
 
+/// Timeline rows inserted by one statement (5 values each, well under
+/// SQLite's limit on bound values).
+const ROWS_PER_INSERT: usize = 256;
+
 impl SqliteStore {
     pub(super) async fn put_timeline_writes(
         &self,
@@ -30,18 +34,19 @@ impl SqliteStore {
                 .bind(&from)
                 .execute(&mut *tx)
                 .await?;
-            for row in &w.rows {
-                sqlx::query(
-                    "INSERT INTO account_days (account_id, journey_version, day, checkpoint, facts) \
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(id)
-                .bind(version)
-                .bind(row.day.to_string())
-                .bind(row.checkpoint)
-                .bind(&row.facts)
-                .execute(&mut *tx)
-                .await?;
+            // Many rows a statement: one round trip to SQLite's thread each.
+            for rows in w.rows.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO account_days (account_id, journey_version, day, checkpoint, facts) ",
+                );
+                insert.push_values(rows, |mut b, row| {
+                    b.push_bind(id)
+                        .push_bind(version)
+                        .push_bind(row.day.to_string())
+                        .push_bind(row.checkpoint)
+                        .push_bind(&row.facts);
+                });
+                insert.build().execute(&mut *tx).await?;
             }
             let h = &w.head;
             // Digests are stored as the signed integers SQLite keeps (bit for bit).
