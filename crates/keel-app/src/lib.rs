@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod features;
 pub mod format;
 pub mod keys;
 pub mod load;

@@ -66,6 +66,9 @@ pub enum ReportError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The timeline could not be read.
+    #[error(transparent)]
+    Timeline(#[from] crate::timeline::TimelineError),
     /// The computation itself stopped (a panic in a report task).
     #[error("{0}")]
     Failed(String),
@@ -334,49 +337,106 @@ pub fn snapshot_dates(from: Date, to: Date, as_of: Date) -> Vec<Date> {
 /// The health backtest: every account active on each month end in
 /// `[from, to)`, evaluated as of that day, against churn within the next 90
 /// days (docs/metrics.md); with `segment`, only the snapshots where the
-/// account was in it.
+/// account was in it. The health and segment concluded on each day are
+/// read from the timeline kept under `version` (when given); accounts it
+/// does not cover are evaluated.
 pub async fn health_backtest(
     store: &dyn Store,
     ws: WorkspaceId,
     plan: &keel_engine::Plan,
+    version: Option<&str>,
     dates: &[Date],
     segment: Option<&str>,
 ) -> Result<keel_analytics::backtest::HealthBacktest, ReportError> {
     segment_filter(Some(plan), segment)?;
-    use keel_analytics::backtest::{HORIZON_DAYS, Snapshot};
-    let mut snapshots = Vec::new();
-    let mut chunks = FullChunks::new(store, ws).await?;
-    while let Some(histories) = chunks.next().await? {
-        let found = crate::load::on_every_core(&histories, |h| {
-            let mut out = Vec::new();
-            let active = |d: Date| retention::active_on(&h.contracts, d);
-            for &on in dates {
-                if !active(on) {
-                    continue;
-                }
-                let horizon = on + chrono::Days::new(HORIZON_DAYS);
-                let mut ends: Vec<Date> =
-                    h.contracts.iter().filter_map(|c| c.end).filter(|e| *e > on && *e <= horizon).collect();
-                ends.sort();
-                let churned_on = ends.into_iter().find(|e| !active(*e));
-                let state = keel_engine::evaluate(plan, h, on);
-                if !in_segment(state.segment.as_deref(), segment) {
-                    continue;
-                }
-                out.push(Snapshot {
-                    account: h.account.id.clone(),
-                    on,
-                    score: state.health.score,
-                    band: state.health.band,
-                    churned_on,
-                });
-            }
-            out
-        })
-        .await;
-        snapshots.extend(found.into_iter().flatten());
+    let mut all = Vec::new();
+    let ids = crate::load::account_ids(store, ws).await?;
+    for chunk in ids.chunks(crate::load::CHUNK) {
+        let read = match version {
+            Some(version) => crate::timeline::read_days(store, ws, version, chunk, dates).await?,
+            None => crate::timeline::Read { missing: chunk.to_vec(), ..Default::default() },
+        };
+        // Read from the timeline: only the contracts are needed besides.
+        let covered: Vec<keel_core::ExternalId> =
+            chunk.iter().filter(|id| read.facts.contains_key(*id)).cloned().collect();
+        let contracts = RecordKinds { contracts: true, ..RecordKinds::default() };
+        for h in crate::load::load_list(store, ws, &covered, contracts, crate::load::Usage::None).await? {
+            let Some(facts) = read.facts.get(&h.account.id) else { continue };
+            all.extend(backtest_snapshots(&h, dates, segment, |i, _| timeline_health(facts[i].as_ref())));
+        }
+        // Not covered: evaluated on each date.
+        let mut missing = FullChunks::of(store, ws, read.missing);
+        while let Some(histories) = missing.next().await? {
+            let found = crate::load::on_every_core(&histories, |h| {
+                backtest_snapshots(h, dates, segment, |_, on| {
+                    let state = keel_engine::evaluate(plan, h, on);
+                    (state.segment, state.health.score, state.health.band)
+                })
+            })
+            .await;
+            all.extend(found.into_iter().flatten());
+        }
     }
-    Ok(keel_analytics::backtest::report(&snapshots))
+    // In account order, each account's in date order, wherever they were read.
+    all.sort_by(|a, b| (&a.account, a.on).cmp(&(&b.account, b.on)));
+    Ok(keel_analytics::backtest::report(&all))
+}
+
+/// An account's backtest snapshots on `dates` where it was active, given
+/// its segment, score and band on each (by index and day).
+fn backtest_snapshots(
+    h: &keel_engine::AccountHistory,
+    dates: &[Date],
+    segment: Option<&str>,
+    on: impl Fn(usize, Date) -> (Option<String>, Option<f64>, Option<keel_core::Band>),
+) -> Vec<keel_analytics::backtest::Snapshot> {
+    use keel_analytics::backtest::HORIZON_DAYS;
+    let mut out = Vec::new();
+    let active = |d: Date| retention::active_on(&h.contracts, d);
+    for (i, &day) in dates.iter().enumerate() {
+        if !active(day) {
+            continue;
+        }
+        let horizon = day + chrono::Days::new(HORIZON_DAYS);
+        let mut ends: Vec<Date> =
+            h.contracts.iter().filter_map(|c| c.end).filter(|e| *e > day && *e <= horizon).collect();
+        ends.sort();
+        let churned_on = ends.into_iter().find(|e| !active(*e));
+        let (in_seg, score, band) = on(i, day);
+        if !in_segment(in_seg.as_deref(), segment) {
+            continue;
+        }
+        out.push(keel_analytics::backtest::Snapshot {
+            account: h.account.id.clone(),
+            on: day,
+            score,
+            band,
+            churned_on,
+        });
+    }
+    out
+}
+
+/// The segment, health score and band a day's facts hold.
+fn timeline_health(
+    facts: Option<&keel_timeline::Facts>,
+) -> (Option<String>, Option<f64>, Option<keel_core::Band>) {
+    use keel_timeline::Fact;
+    let get = |path: &str| facts.and_then(|f| f.get(path));
+    let segment = match get("segment") {
+        Some(Fact::Text(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let score = match get("health/score") {
+        Some(Fact::Num(x)) => Some(*x),
+        Some(Fact::Int(n)) => Some(*n as f64),
+        _ => None,
+    };
+    let band = match get("health/band") {
+        Some(Fact::Text(b)) => keel_core::Band::ALL.into_iter().find(|band| band.as_str() == b),
+        _ => None,
+    };
+    (segment, score, band)
 }
 
 /// Every account's whole history — all records, all usage with users, as

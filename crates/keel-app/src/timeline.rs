@@ -1,5 +1,7 @@
 //! The account timeline in the store: rebuilt from history, read as of a day.
 
+use std::collections::HashMap;
+
 use chrono::TimeZone as _;
 use keel_core::{Date, ExternalId, Timestamp};
 use keel_engine::{AccountHistory, Plan};
@@ -349,6 +351,55 @@ pub async fn facts_on(
     let stored = store.timeline_rows(ws, account, version, Some(day)).await?;
     let rows = stored.iter().map(|r| from_store(account, r)).collect::<Result<Vec<_>, _>>()?;
     Ok(keel_timeline::facts_on(&rows, day))
+}
+
+/// What the timeline holds of a set of accounts on some days.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// The accounts whose timeline is concluded through the last day asked
+    /// (their head says so), with their facts on each day asked (`None`:
+    /// before the account's first day).
+    pub facts: HashMap<ExternalId, Vec<Option<Facts>>>,
+    /// The accounts the timeline does not cover (no head under the
+    /// version, or one kept to an earlier day): a reader evaluates them.
+    pub missing: Vec<ExternalId>,
+}
+
+/// The facts of `ids` on each of `days` (ascending) as the timeline under
+/// `version` holds them. A head certifies its account's rows through its
+/// day (a restatement withdraws it until the rows are rewritten), so an
+/// account with a head at or after the last day is read; the rest are
+/// [`Read::missing`].
+pub async fn read_days(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    version: &str,
+    ids: &[ExternalId],
+    days: &[Date],
+) -> Result<Read, TimelineError> {
+    let Some(&last) = days.last() else {
+        return Ok(Read { facts: HashMap::new(), missing: Vec::new() });
+    };
+    let heads = store.timeline_heads(ws, version, ids).await?;
+    let (covered, missing): (Vec<ExternalId>, Vec<ExternalId>) =
+        ids.iter().cloned().partition(|id| heads.get(id).is_some_and(|h| h.through >= last));
+    let mut stored = store.timelines_upto(ws, version, &covered, last).await?;
+    let rows: Vec<(ExternalId, Vec<TimelineRow>)> = covered
+        .into_iter()
+        .map(|id| {
+            let rows = stored.remove(&id).unwrap_or_default();
+            (id, rows)
+        })
+        .collect();
+    let decoded = crate::load::spread_items(&rows, |(id, rows)| {
+        let rows = rows.iter().map(|r| from_store(id, r)).collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, TimelineError>(keel_timeline::facts_at(&rows, days))
+    });
+    let mut facts = HashMap::with_capacity(rows.len());
+    for ((id, _), on) in rows.into_iter().zip(decoded) {
+        facts.insert(id, on?);
+    }
+    Ok(Read { facts, missing })
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ macro_rules! say {
 mod config;
 mod demo;
 mod evaluate;
+mod features;
 mod import;
 mod journey;
 mod metrics;
@@ -154,6 +155,9 @@ enum Command {
     Audit(privacy::AuditArgs),
     /// The account timeline: what Keel concluded each day (rebuild, show).
     Timeline(timeline::TimelineArgs),
+    /// The feature table for learning: every metric of each account on each
+    /// date, with churn, contraction and expansion within 30/90/180 days (CSV).
+    Features(features::FeaturesArgs),
 }
 
 /// An open store and the workspace commands work in.
@@ -300,6 +304,10 @@ pub fn main(serve: ServeFn) -> ExitCode {
             Command::Timeline(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;
                 timeline::run(&ws, &cli.journey, args).await
+            }
+            Command::Features(args) => {
+                let ws = open_workspace(&cli.db, &cli.workspace).await?;
+                features::run(&ws, &cli.journey, args).await
             }
             Command::Simulate(args) => {
                 let ws = open_workspace(&cli.db, &cli.workspace).await?;

@@ -477,6 +477,19 @@ async fn keep_timelines(
     let version = &task.journey.version;
     let mut writes = Vec::new();
     let mut later = Vec::new();
+    // Restated from the start: their rows no longer hold; readers evaluate
+    // them until the keeper has written them again.
+    let restated: Vec<_> = histories
+        .iter()
+        .zip(evaluated)
+        .filter(|(_, (_, _, need))| *need == Need::Whole)
+        .map(|(h, _)| h.account.id.clone())
+        .collect();
+    if !restated.is_empty()
+        && let Err(e) = store.withdraw_timelines(ws, version, &restated).await
+    {
+        tracing::warn!(error = %e, accounts = restated.len(), "restated timelines could not be withdrawn");
+    }
     for (h, (state, _, need)) in histories.iter().zip(evaluated) {
         let id = &h.account.id;
         let before = match need {

@@ -770,6 +770,27 @@ pub trait Store: Send + Sync {
         day: Option<keel_core::Date>,
     ) -> Result<Vec<TimelineRow>, StoreError>;
 
+    /// Accounts' timeline rows under a journey version up to `upto` (every
+    /// row on or before it), each account's in day order; accounts without
+    /// rows are left out.
+    async fn timelines_upto(
+        &self,
+        ws: WorkspaceId,
+        journey_version: &str,
+        accounts: &[ExternalId],
+        upto: keel_core::Date,
+    ) -> Result<std::collections::HashMap<ExternalId, Vec<TimelineRow>>, StoreError>;
+
+    /// Withdraws accounts' heads under a journey version: their rows no
+    /// longer count as concluded (a restatement is being re-derived), and
+    /// readers evaluate them instead until they are written again.
+    async fn withdraw_timelines(
+        &self,
+        ws: WorkspaceId,
+        journey_version: &str,
+        accounts: &[ExternalId],
+    ) -> Result<(), StoreError>;
+
     /// Appends an admin action to the workspace's audit log (which nothing
     /// can change or shorten).
     async fn append_audit(&self, ws: WorkspaceId, entry: &AuditEntry) -> Result<(), StoreError>;

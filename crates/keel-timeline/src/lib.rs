@@ -263,6 +263,32 @@ pub fn facts_on(rows: &[Row], day: Date) -> Option<Facts> {
     Some(stored.into_iter().map(|(k, v)| (k, v.on(day))).collect())
 }
 
+/// The facts on each of `days` (in ascending order), in one pass over
+/// `rows` (one account's, in day order): what [`facts_on`] answers for
+/// each day.
+pub fn facts_at(rows: &[Row], days: &[Date]) -> Vec<Option<Facts>> {
+    let mut stored: Option<Facts> = None;
+    let mut next = rows.iter().peekable();
+    days.iter()
+        .map(|&day| {
+            while let Some(row) = next.next_if(|r| r.day <= day) {
+                if row.checkpoint {
+                    stored = Some(Facts::new());
+                }
+                if let Some(facts) = stored.as_mut() {
+                    for (k, v) in &row.facts {
+                        match v {
+                            Some(v) => facts.insert(k.clone(), v.clone()),
+                            None => facts.remove(k),
+                        };
+                    }
+                }
+            }
+            stored.as_ref().map(|s| s.iter().map(|(k, v)| (k.clone(), v.on(day))).collect())
+        })
+        .collect()
+}
+
 /// The facts on `day` as stored (counts still anchored to their days).
 fn stored_on(rows: &[Row], day: Date) -> Option<Facts> {
     let upto = rows.partition_point(|r| r.day <= day);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 use keel_core::{Date, DayUsage, Event};
 use keel_engine::{AccountHistory, Plan, evaluate};
-use keel_timeline::{Builder, CHECKPOINT_EVERY, Fact, Facts, extend, facts, facts_on, walk};
+use keel_timeline::{Builder, CHECKPOINT_EVERY, Fact, Facts, extend, facts, facts_at, facts_on, walk};
 use proptest::prelude::*;
 
 fn config() -> keel_demo::DemoConfig {
@@ -82,10 +82,17 @@ proptest! {
         let rows = walk(&plan, &h, from, to);
         prop_assert!(rows.first().is_some_and(|r| r.checkpoint && r.day == from));
         prop_assert_eq!(facts_on(&rows, from - Duration::days(1)), None);
-        for offset in days {
+        for &offset in &days {
             let d = from + Duration::days(offset);
             prop_assert_eq!(facts_on(&rows, d), Some(facts(&evaluate(&plan, &h, d))), "as of {}", d);
         }
+        // Many days read in one pass answer the same, a day before the
+        // timeline included.
+        let mut sorted: Vec<Date> = days.iter().map(|o| from + Duration::days(*o)).collect();
+        sorted.push(from - Duration::days(3));
+        sorted.sort();
+        let each: Vec<Option<Facts>> = sorted.iter().map(|d| facts_on(&rows, *d)).collect();
+        prop_assert_eq!(facts_at(&rows, &sorted), each);
     }
 }
 

@@ -7,7 +7,9 @@ pub(super) async fn health_report(
     journey: &Path,
     args: HealthArgs,
 ) -> anyhow::Result<ExitCode> {
-    let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else { return Ok(ExitCode::FAILURE) };
+    let Some((plan, _)) = crate::evaluate::plan(ws, journey).await? else {
+        return Ok(ExitCode::FAILURE);
+    };
     let as_of = args.as_of.unwrap_or_else(|| crate::now().date_naive());
     let (from, to) = keel_app::reports::health_window(args.from, args.to, as_of);
     anyhow::ensure!(from < to, "--from {from} must come before --to {to}");
@@ -16,9 +18,18 @@ pub(super) async fn health_report(
         !dates.is_empty(),
         "no month end in {from} .. {to} has its following 90 days known by --as-of {as_of}"
     );
-    let mut report =
-        keel_app::reports::health_backtest(ws.store.as_ref(), ws.id, &plan, &dates, args.segment.as_deref())
-            .await?;
+    let mut report = keel_app::reports::health_backtest(
+        ws.store.as_ref(),
+        ws.id,
+        &plan,
+        // The timeline's JSON rows cost more to read than evaluating a
+        // dozen month ends (docs/ARCHITECTURE.md, "Reading the timeline"):
+        // evaluated until the columnar layout lands.
+        None,
+        &dates,
+        args.segment.as_deref(),
+    )
+    .await?;
     if !args.explain && args.format != Format::Json {
         report.green_but_churned.truncate(10);
     }

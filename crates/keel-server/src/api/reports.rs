@@ -75,6 +75,7 @@ fn report_error(e: keel_app::reports::ReportError) -> ApiError {
         keel_app::reports::ReportError::Store(e) => e.into(),
         keel_app::reports::ReportError::NoJourney => no_journey(),
         keel_app::reports::ReportError::Failed(why) => ApiError::internal(why),
+        keel_app::reports::ReportError::Timeline(e) => ApiError::internal(e.to_string()),
         other => ApiError::new(Code::InvalidParameter, other.to_string()),
     }
 }
@@ -581,10 +582,12 @@ pub async fn health(
                 ));
             }
             let plan = journey_plan(&state, principal.workspace).await?;
+            // Evaluated, not read from the timeline, for now: see keel report health.
             let report = keel_app::reports::health_backtest(
                 state.store.as_ref(),
                 principal.workspace,
                 &plan,
+                None,
                 &dates,
                 params.segment.as_deref(),
             )

@@ -174,7 +174,8 @@ pub(super) async fn health(
         let plan = with(plan)?;
         let (from, to) = reports::health_window(None, None, today);
         let dates = reports::snapshot_dates(from, to, today);
-        reports::health_backtest(s.store.as_ref(), ws, &plan, &dates, segment.as_deref()).await
+        // Evaluated, not read from the timeline, for now: see keel report health.
+        reports::health_backtest(s.store.as_ref(), ws, &plan, None, &dates, segment.as_deref()).await
     })
     .await
 }

@@ -307,6 +307,7 @@ fn shown<T>(r: Result<crate::cache::Cached<T>, keel_app::reports::ReportError>) 
         Ok(c) => Ok(Ok(c)),
         Err(ReportError::Store(e)) => Err(Failure(e.to_string())),
         Err(ReportError::Failed(e)) => Err(Failure(e)),
+        Err(ReportError::Timeline(e)) => Err(Failure(e.to_string())),
         Err(other) => Ok(Err(other.to_string())),
     }
 }

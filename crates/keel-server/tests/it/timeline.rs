@@ -69,6 +69,16 @@ async fn assert_kept_as_evaluated(
             "{id} today"
         );
     }
+    // The health backtest read from the timeline (every account covered)
+    // equals the one evaluated account by account as of each month end.
+    let (from, to) = keel_app::reports::health_window(None, None, today());
+    let dates = keel_app::reports::snapshot_dates(from, to, today());
+    let read = keel_app::timeline::read_days(store, ws, version, &ids, &dates).await.unwrap();
+    assert!(read.missing.is_empty(), "{:?}", read.missing);
+    let backtest = |version| keel_app::reports::health_backtest(store, ws, &plan, version, &dates, None);
+    let (from_timeline, evaluated) = (backtest(Some(version)).await.unwrap(), backtest(None).await.unwrap());
+    assert!(evaluated.snapshots > 100, "{evaluated:?}");
+    assert_eq!(serde_json::to_value(from_timeline).unwrap(), serde_json::to_value(evaluated).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

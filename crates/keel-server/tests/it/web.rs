@@ -482,7 +482,7 @@ async fn the_analytics_page_shows_every_report_as_the_reports_compute_it() {
     // The health backtest: AUC with its interval, every band's churn.
     let (from, to) = keel_app::reports::health_window(None, None, today);
     let dates = keel_app::reports::snapshot_dates(from, to, today);
-    let health = keel_app::reports::health_backtest(store, ws, &plan, &dates, None).await.unwrap();
+    let health = keel_app::reports::health_backtest(store, ws, &plan, None, &dates, None).await.unwrap();
     let auc = format!(
         "{:.3} ({:.3}–{:.3})",
         health.auc.unwrap(),

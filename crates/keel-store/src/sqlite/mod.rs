@@ -701,6 +701,25 @@ impl Store for SqliteStore {
         self.timeline_rows_of(ws, account, journey_version, day).await
     }
 
+    async fn timelines_upto(
+        &self,
+        ws: WorkspaceId,
+        journey_version: &str,
+        accounts: &[ExternalId],
+        upto: keel_core::Date,
+    ) -> Result<std::collections::HashMap<ExternalId, Vec<crate::TimelineRow>>, StoreError> {
+        self.timelines_upto_of(ws, journey_version, accounts, upto).await
+    }
+
+    async fn withdraw_timelines(
+        &self,
+        ws: WorkspaceId,
+        journey_version: &str,
+        accounts: &[ExternalId],
+    ) -> Result<(), StoreError> {
+        self.withdraw_timelines_of(ws, journey_version, accounts).await
+    }
+
     async fn append_audit(&self, ws: WorkspaceId, e: &crate::AuditEntry) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO admin_audit (workspace_id, at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",

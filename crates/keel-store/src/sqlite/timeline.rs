@@ -7,6 +7,12 @@ use keel_core::{Date, ExternalId};
 use super::SqliteStore;
 use crate::{StoreError, TimelineHead, TimelineRow, TimelineWrite, WorkspaceId};
 
+/// Account ids as a JSON array, for `json_each`.
+fn id_list(accounts: &[ExternalId], table: &'static str) -> Result<String, StoreError> {
+    serde_json::to_string(&accounts.iter().map(ExternalId::as_str).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Unencodable { table, id: String::new(), reason: e.to_string() })
+}
+
 /// Timeline rows inserted by one statement (5 values each, well under
 /// SQLite's limit on bound values).
 const ROWS_PER_INSERT: usize = 256;
@@ -76,12 +82,7 @@ impl SqliteStore {
         version: &str,
         accounts: &[ExternalId],
     ) -> Result<HashMap<ExternalId, TimelineHead>, StoreError> {
-        let ids = serde_json::to_string(&accounts.iter().map(ExternalId::as_str).collect::<Vec<_>>())
-            .map_err(|e| StoreError::Unencodable {
-                table: "account_timelines",
-                id: String::new(),
-                reason: e.to_string(),
-            })?;
+        let ids = id_list(accounts, "account_timelines")?;
         let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT a.external_id, t.through, t.records, t.known_before, t.known_upto \
              FROM accounts a JOIN account_timelines t ON t.account_id = a.id \
@@ -170,5 +171,59 @@ impl SqliteStore {
                 Ok(TimelineRow { day, checkpoint, facts })
             })
             .collect()
+    }
+
+    pub(super) async fn timelines_upto_of(
+        &self,
+        ws: WorkspaceId,
+        version: &str,
+        accounts: &[ExternalId],
+        upto: Date,
+    ) -> Result<HashMap<ExternalId, Vec<TimelineRow>>, StoreError> {
+        let ids = id_list(accounts, "account_days")?;
+        let rows: Vec<(String, String, bool, String)> = sqlx::query_as(
+            "SELECT a.external_id, d.day, d.checkpoint, d.facts \
+             FROM accounts a JOIN account_days d ON d.account_id = a.id \
+             WHERE a.workspace_id = ?1 AND a.external_id IN (SELECT value FROM json_each(?2)) \
+             AND d.journey_version = ?3 AND d.day <= ?4 ORDER BY d.account_id, d.day",
+        )
+        .bind(ws.0)
+        .bind(&ids)
+        .bind(version)
+        .bind(upto.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: HashMap<ExternalId, Vec<TimelineRow>> = HashMap::new();
+        for (account, d, checkpoint, facts) in rows {
+            let corrupt = |reason: String| StoreError::Corrupt {
+                table: "account_days",
+                id: format!("{account} {d}"),
+                reason,
+            };
+            let id = ExternalId::parse(&account).map_err(|e| corrupt(e.to_string()))?;
+            let day = keel_core::parse_date(&d).map_err(|e| corrupt(e.to_string()))?;
+            out.entry(id).or_default().push(TimelineRow { day, checkpoint, facts });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn withdraw_timelines_of(
+        &self,
+        ws: WorkspaceId,
+        version: &str,
+        accounts: &[ExternalId],
+    ) -> Result<(), StoreError> {
+        let ids = id_list(accounts, "account_timelines")?;
+        sqlx::query(
+            "DELETE FROM account_timelines WHERE journey_version = ?3 AND account_id IN \
+             (SELECT id FROM accounts WHERE workspace_id = ?1 \
+              AND external_id IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(ws.0)
+        .bind(&ids)
+        .bind(version)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 }

@@ -1016,7 +1016,8 @@ pub async fn a_person_is_exported_then_forgotten_and_admin_actions_are_logged(st
     assert!(store.backup(&copy).await.is_err(), "an existing file is not overwritten");
 }
 
-/// `put_timelines`, `timeline_rows`, `timeline_heads`, `drop_other_timelines`.
+/// `put_timelines`, `timeline_rows`, `timeline_heads`, `drop_other_timelines`,
+/// `timelines_upto`, `withdraw_timelines`.
 pub async fn an_accounts_timeline_is_replaced_from_a_day_and_read_from_its_last_checkpoint(
     store: &dyn Store,
 ) {
@@ -1105,5 +1106,25 @@ pub async fn an_accounts_timeline_is_replaced_from_a_day_and_read_from_its_last_
     assert_eq!(store.drop_other_timelines(ws, "v1").await.unwrap(), 1);
     assert!(store.timeline_rows(ws, &acct, "v2", None).await.unwrap().is_empty());
     assert!(store.timeline_heads(ws, "v2", std::slice::from_ref(&acct)).await.unwrap().is_empty());
+    assert_eq!(store.timeline_rows(ws, &acct, "v1", None).await.unwrap().len(), 3);
+    // Many accounts' rows up to a day, in one read.
+    let many = store
+        .timelines_upto(ws, "v1", &[acct.clone(), second.clone(), id("nobody")], day("2026-01-05"))
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 2, "accounts without rows are left out: {many:?}");
+    assert_eq!(many[&acct], [rows[0].clone(), restated[0].clone()], "up to the day, in day order");
+    assert_eq!(many[&second], rows[..1]);
+    assert!(
+        store
+            .timelines_upto(other, "v1", std::slice::from_ref(&acct), day("2027-01-01"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A withdrawn head: the rows stay, the head goes (only that account's).
+    store.withdraw_timelines(ws, "v1", std::slice::from_ref(&acct)).await.unwrap();
+    let heads = store.timeline_heads(ws, "v1", &[acct.clone(), second.clone()]).await.unwrap();
+    assert_eq!(heads.keys().collect::<Vec<_>>(), [&second]);
     assert_eq!(store.timeline_rows(ws, &acct, "v1", None).await.unwrap().len(), 3);
 }

@@ -52,3 +52,53 @@ fn a_rebuilt_timeline_reads_back_what_an_evaluation_as_of_each_day_concludes() {
     }
     assert!(compared >= 7, "{compared} account-days compared");
 }
+
+/// `keel features`: read from the timeline, the table equals the one
+/// evaluated account by account (a journey with the same rules but other
+/// bytes is another version, without a timeline); outcomes are left empty
+/// where their horizon runs past `--as-of`.
+#[test]
+fn the_feature_table_read_from_the_timeline_equals_the_evaluated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let demo = keel(&db, &["demo", "--accounts", "40", "--months", "18", "--end", "2026-06-01"]);
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let journey = std::fs::read_to_string(dir.path().join("journey.toml")).unwrap();
+    std::fs::write(dir.path().join("same-rules.toml"), format!("{journey}\n# the same rules\n")).unwrap();
+    let table = |journey: &str| {
+        let args = [
+            "--journey",
+            journey,
+            "features",
+            "--from",
+            "2025-06-01",
+            "--to",
+            "2026-06-01",
+            "--as-of",
+            "2026-06-01",
+            "--out",
+            "-",
+        ];
+        let out = keel(&db, &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        stdout(&out)
+    };
+    let read = table("journey.toml");
+    assert_eq!(read, table("same-rules.toml"));
+    let mut lines = read.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for column in ["account", "date", "health_score", "active_users_28d", "churned_30d", "expanded_180d"] {
+        assert!(header.contains(&column), "{column} in {header:?}");
+    }
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.len() > 300, "{} rows", rows.len());
+    // 2026-05-31 + 30 days is after --as-of: unknown; 2025-06-30 + 180 days is known.
+    for r in &rows {
+        let known_30 = r[col("date")] <= "2026-05-02";
+        assert_eq!(r[col("churned_30d")].is_empty(), !known_30, "{r:?}");
+    }
+    let churned = rows.iter().filter(|r| r[col("churned_90d")] == "1").count();
+    let scored = rows.iter().filter(|r| !r[col("health_score")].is_empty()).count();
+    assert!(churned > 0 && scored > rows.len() / 2, "{churned} churned, {scored} scored of {}", rows.len());
+}
