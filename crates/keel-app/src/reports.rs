@@ -322,16 +322,19 @@ pub async fn funnel(
 /// The month ends in `[from, to)` whose following 90 days end by `as_of`.
 pub fn snapshot_dates(from: Date, to: Date, as_of: Date) -> Vec<Date> {
     let horizon = chrono::Days::new(keel_analytics::backtest::HORIZON_DAYS);
-    let mut out = Vec::new();
+    month_ends(from, to).into_iter().filter(|end| *end + horizon <= as_of).collect()
+}
+
+/// The last days of the months in `[from, to)` (each on or after `from`
+/// and before `to`).
+pub fn month_ends(from: Date, to: Date) -> Vec<Date> {
     let mut month = keel_analytics::Period { from, to }.months();
     month.retain(|m| m.to == keel_analytics::first_of_next_month(m.from));
-    for m in month {
-        let end = m.to.pred_opt().unwrap_or(m.to);
-        if end >= from && end < to && end + horizon <= as_of {
-            out.push(end);
-        }
-    }
-    out
+    month
+        .into_iter()
+        .map(|m| m.to.pred_opt().unwrap_or(m.to))
+        .filter(|end| *end >= from && *end < to)
+        .collect()
 }
 
 /// The health backtest: every account active on each month end in

@@ -28,17 +28,6 @@ pub(crate) struct FeaturesArgs {
     out: PathBuf,
 }
 
-/// The month ends in `[from, to)`.
-fn month_ends(from: Date, to: Date) -> Vec<Date> {
-    keel_analytics::Period { from, to }
-        .months()
-        .into_iter()
-        .filter(|m| m.to == keel_analytics::first_of_next_month(m.from))
-        .filter_map(|m| m.to.pred_opt())
-        .filter(|end| *end >= from && *end < to)
-        .collect()
-}
-
 pub(crate) async fn run(
     ws: &crate::Workspace,
     journey: &Path,
@@ -50,7 +39,7 @@ pub(crate) async fn run(
     let mut dates = match (args.from, args.to) {
         (Some(from), Some(to)) => {
             anyhow::ensure!(from < to, "--from {from} must come before --to {to}");
-            month_ends(from, to)
+            keel_app::reports::month_ends(from, to)
         }
         _ => args.dates,
     };
